@@ -1,0 +1,113 @@
+"""Tagging quality and speed on the labelled development set (and the five seeds).
+
+    python benchmarks/tagging_quality.py [--data tests/data/tagging] [--errors]
+
+Prints precision, recall and F1 of `us_china_trade`, per-language figures, per-topic
+accuracy (on true positives), and articles per second of tagging alone on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from workers.document import read_document  # noqa: E402
+from workers.tagging import TOPICS, load_taxonomy, tag_article  # noqa: E402
+
+SEEDS = ROOT.parent / "shared" / "seeds"
+
+
+def load_cases(data_dir: Path) -> list[dict[str, object]]:
+    cases: list[dict[str, object]] = []
+    for path in sorted(data_dir.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                cases.append(json.loads(line))
+    for seed in sorted(SEEDS.glob("*.txt")):
+        title, paragraphs = read_document(seed.read_text(encoding="utf-8"))
+        cases.append({"id": f"seed-{seed.name[:3]}", "title": title, "text": "\n\n".join(paragraphs),
+                      "language": "en", "label": True, "topics": None, "case": "seed"})  # fmt: skip
+    return cases
+
+
+def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / (tp + fn) if tp + fn else 1.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return p, r, f
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, default=ROOT / "tests" / "data" / "tagging")
+    parser.add_argument("--taxonomy", type=Path, default=ROOT / "config" / "taxonomy.yaml")
+    parser.add_argument("--errors", action="store_true", help="list misclassified articles")
+    args = parser.parse_args()
+    taxonomy = load_taxonomy(args.taxonomy)
+    cases = load_cases(args.data)
+    prepared = [
+        (c, str(c["title"]), read_document(str(c["text"]))[1] or [str(c["text"])]) for c in cases
+    ]
+
+    counts: Counter[str] = Counter()
+    by_lang: dict[str, Counter[str]] = {}
+    topic_hits: Counter[str] = Counter()
+    topic_total: Counter[str] = Counter()
+    errors = []
+    for case, title, paragraphs in prepared:
+        result = tag_article(taxonomy, title, paragraphs)
+        label = bool(case["label"])
+        kind = ("tp" if label else "fp") if result.us_china_trade else ("fn" if label else "tn")
+        counts[kind] += 1
+        by_lang.setdefault(str(case.get("language", "?")), Counter())[kind] += 1
+        if kind in ("fp", "fn"):
+            errors.append((kind, case["id"], case.get("case"), result.score, title[:70]))
+        if kind == "tp" and case.get("topics") is not None:
+            expected = set(case["topics"])  # type: ignore[arg-type]
+            for topic in TOPICS:
+                topic_total[topic] += 1
+                topic_hits[topic] += (topic in expected) == (topic in result.topics)
+
+    # Speed: tagging alone, one core, several passes over the set.
+    passes = max(1, 2000 // len(prepared))
+    start = time.perf_counter()
+    for _ in range(passes):
+        for _case, title, paragraphs in prepared:
+            tag_article(taxonomy, title, paragraphs)
+    rate = passes * len(prepared) / (time.perf_counter() - start)
+
+    p, r, f = prf(counts["tp"], counts["fp"], counts["fn"])
+    print(
+        f"tagging quality on {len(cases)} articles ({counts['tp'] + counts['fn']} positive), taxonomy {taxonomy.version}"
+    )
+    print()
+    print("| set | n | precision | recall | F1 |")
+    print("| --- | --- | --- | --- | --- |")
+    print(f"| all | {len(cases)} | {p:.3f} | {r:.3f} | {f:.3f} |")
+    for lang, c in sorted(by_lang.items()):
+        lp, lr, lf = prf(c["tp"], c["fp"], c["fn"])
+        print(f"| {lang} | {sum(c.values())} | {lp:.3f} | {lr:.3f} | {lf:.3f} |")
+    print()
+    print("| topic | accuracy on true positives |")
+    print("| --- | --- |")
+    for topic in TOPICS:
+        if topic_total[topic]:
+            print(f"| {topic} | {topic_hits[topic] / topic_total[topic]:.3f} |")
+    print()
+    print(f"speed: {rate:,.0f} articles/s tagging alone (one core, {passes} passes)")
+    if args.errors:
+        print()
+        for row in sorted(errors):
+            print("  ", *row)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,177 @@
+"""Composition of the long-running processes: ``run``, ``poll`` and ``worker``.
+
+Settings are loaded by the CLI and passed in; this module builds the clients, the health
+server and the supervisor, installs signal handlers, and tears everything down in order:
+readiness goes 503 first, the poller stops scheduling, workers finish the job in hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+import structlog
+from rq import Queue, Worker
+
+from service import keys
+from service.corpus import check_corpus_dir
+from service.embedded_redis import EmbeddedRedis
+from service.errors import ConfigError
+from service.feedlist import load_feeds
+from service.fetch import Fetcher
+from service.health import HealthServer, HealthState
+from service.metrics import REGISTRY, RedisStateCollector
+from service.poller import Poller
+from service.redis_conn import connect
+from service.settings import Settings, redact_url
+from service.supervisor import Supervisor
+from workers.tagging import load_taxonomy
+
+log = structlog.get_logger("tradewire.app")
+
+# How long SIGTERM waits for workers to finish the job in hand before killing them.
+SHUTDOWN_GRACE_S = 30.0
+
+
+def validate_for_start(settings: Settings, *, feeds: bool, workers: bool) -> None:
+    """Fail at start, with the problem named, rather than at the first job."""
+    if feeds:
+        load_feeds(settings.feeds_file)
+    if workers:
+        load_taxonomy(settings.taxonomy_file)
+        check_corpus_dir(settings.corpus_dir)
+
+
+@contextlib.contextmanager
+def redis_for(settings: Settings, *, embedded_allowed: bool) -> Iterator[Settings]:
+    """Settings whose redis_url points at a live server: the configured one, or (for
+    ``run`` and ``demo``) a private embedded one that is stopped on exit."""
+    if settings.redis_url is None:
+        if not embedded_allowed:
+            raise ConfigError("TRADEWIRE_REDIS_URL is required for this command")
+        with EmbeddedRedis(settings.redis_embedded_dir) as server:
+            log.info("redis.embedded_started", url=server.url, dir=str(server.directory))
+            yield settings.with_overrides(redis_url=server.url)
+        return
+    client = connect(settings)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise ConfigError(
+            f"Redis at {redact_url(settings.redis_url)} is not reachable: {exc}"
+        ) from exc
+    finally:
+        client.close()
+    yield settings
+
+
+def redis_check(client: redis.Redis) -> Any:
+    def check() -> str | None:
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            return f"redis: {exc}"
+        return None
+
+    return check
+
+
+def poller_heartbeat_check(client: redis.Redis, max_age_s: float) -> Any:
+    def check() -> str | None:
+        raw = client.get(keys.POLLER_HEARTBEAT)
+        if raw is None:
+            return "no poller has completed a cycle yet"
+        age = time.time() - float(raw)
+        if age > max_age_s:
+            return f"last poller cycle {age:.0f}s ago (limit {max_age_s:.0f}s)"
+        return None
+
+    return check
+
+
+def workers_check(rq_redis: redis.Redis) -> Any:
+    def check() -> str | None:
+        missing = [
+            name for name in keys.QUEUES if not Worker.all(queue=Queue(name, connection=rq_redis))
+        ]
+        return f"no live worker on queue(s) {', '.join(missing)}" if missing else None
+
+    return check
+
+
+def worker_argv(queue_name: str) -> list[str]:
+    return [sys.executable, "-m", "service", "work-one", "--queue", queue_name]
+
+
+def serve(settings: Settings, *, poll: bool, extract_workers: int, tag_workers: int) -> int:
+    """Run a poller and/or supervised workers with a health server until SIGTERM/SIGINT."""
+    return asyncio.run(_serve(settings, poll, extract_workers, tag_workers))
+
+
+async def _serve(settings: Settings, poll: bool, extract_workers: int, tag_workers: int) -> int:
+    assert settings.redis_url is not None
+    text_redis = connect(settings, decode=True)
+    rq_redis = connect(settings, decode=False)
+    state = HealthState()
+    loop_tick = [time.monotonic()]
+    state.liveness["loop"] = lambda: (
+        None if time.monotonic() - loop_tick[0] < 60 else "main loop has not turned for 60s"
+    )
+    state.readiness["redis"] = redis_check(text_redis)
+    collector = RedisStateCollector(rq_redis, settings.stream_name)
+    REGISTRY.register(collector)
+
+    supervisor = Supervisor()
+    supervisor.env["TRADEWIRE_REDIS_URL"] = settings.redis_url
+    for i in range(extract_workers):
+        supervisor.add(f"extract-{i}", worker_argv(keys.EXTRACT_QUEUE))
+    for i in range(tag_workers):
+        supervisor.add(f"tag-{i}", worker_argv(keys.TAG_QUEUE))
+    if extract_workers or tag_workers:
+        state.readiness["workers"] = workers_check(rq_redis)
+
+    poller: Poller | None = None
+    fetcher: Fetcher | None = None
+    if poll:
+        fetcher = Fetcher(settings)
+        poller = Poller(settings, text_redis, rq_redis, fetcher)
+        poller.register(load_feeds(settings.feeds_file))
+        state.readiness["poller"] = poller_heartbeat_check(text_redis, 2 * poller.cycle_s + 5)
+
+    health = HealthServer(settings.health_host, settings.health_port, state, REGISTRY).start()
+    log.info("service.started", health_port=health.port, poll=poll, extract_workers=extract_workers,
+             tag_workers=tag_workers, settings=settings.redacted())  # fmt: skip
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def tick() -> None:
+        while not stop.is_set():
+            loop_tick[0] = time.monotonic()
+            supervisor.check()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+    tasks = [asyncio.create_task(tick())]
+    if poller is not None:
+        tasks.append(asyncio.create_task(poller.run(stop)))
+    await stop.wait()
+
+    log.info("service.stopping")
+    state.shutting_down = True  # readiness 503 before anything stops
+    await asyncio.gather(*tasks, return_exceptions=True)
+    supervisor.stop(SHUTDOWN_GRACE_S)
+    if fetcher is not None:
+        await fetcher.aclose()
+    health.stop()
+    REGISTRY.unregister(collector)
+    log.info("service.stopped")
+    return 0

@@ -1,0 +1,223 @@
+"""The ``tradewire`` command: the edge where settings are loaded and logging configured."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import redis
+import structlog
+
+from service import keys
+from service.errors import ConfigError, RefusedArticleError
+from service.logs import configure_logging
+from service.settings import Settings, settings_from_environment
+
+log = structlog.get_logger("tradewire.cli")
+
+EXIT_CONFIG = 2
+EXIT_NOT_ARTICLE = 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tradewire", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="poller, workers and health server in one process tree")
+    run.add_argument("--workers", type=int, default=None, help="extract worker processes")
+
+    sub.add_parser("poll", help="run the poller only (needs TRADEWIRE_REDIS_URL)")
+
+    worker = sub.add_parser("worker", help="run supervised workers (needs TRADEWIRE_REDIS_URL)")
+    worker.add_argument("--queue", choices=keys.QUEUES, action="append", help="default: both")
+    worker.add_argument("--processes", type=int, default=None, help="processes per queue")
+
+    one = sub.add_parser("work-one", help=argparse.SUPPRESS)
+    one.add_argument("--queue", choices=keys.QUEUES, required=True)
+    one.add_argument("--burst", action="store_true")
+
+    extract = sub.add_parser("extract", help="print a saved page's article in the seed format")
+    extract.add_argument("page", type=Path)
+    extract.add_argument("--url", default="https://example.invalid/article")
+
+    sub.add_parser("tag", help='JSON lines {"id","title","text"} on stdin → verdicts on stdout')
+
+    tail = sub.add_parser("tail", help="read the event stream through a consumer group")
+    tail.add_argument("--group", default="tradewire-tail")
+    tail.add_argument("--consumer", default="tail-1")
+    tail.add_argument(
+        "--from-start", action="store_true", help="a new group starts at the beginning"
+    )
+    tail.add_argument("--count", type=int, default=0, help="stop after N events (0: run forever)")
+
+    sub.add_parser("demo", help="the whole pipeline offline against a bundled local news site")
+
+    feeds = sub.add_parser("feeds", help="feed list tools")
+    feeds_sub = feeds.add_subparsers(dest="feeds_command", required=True)
+    feeds_sub.add_parser("status", help="each feed's polling state")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = settings_from_environment()
+    except ConfigError as exc:
+        print(f"tradewire: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        return _dispatch(args, settings)
+    except ConfigError as exc:
+        log.error("startup.failed", error=str(exc))
+        print(f"tradewire: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from service import app
+
+    command = args.command
+    if command == "run":
+        settings = settings.with_overrides(workers=args.workers or settings.workers)
+        app.validate_for_start(settings, feeds=True, workers=True)
+        with app.redis_for(settings, embedded_allowed=True) as live:
+            return app.serve(live, poll=True, extract_workers=live.workers, tag_workers=1)
+    if command == "poll":
+        app.validate_for_start(settings, feeds=True, workers=False)
+        with app.redis_for(settings, embedded_allowed=False) as live:
+            return app.serve(live, poll=True, extract_workers=0, tag_workers=0)
+    if command == "worker":
+        app.validate_for_start(settings, feeds=False, workers=True)
+        queues = args.queue or list(keys.QUEUES)
+        count = args.processes or settings.workers
+        with app.redis_for(settings, embedded_allowed=False) as live:
+            return app.serve(
+                live,
+                poll=False,
+                extract_workers=count if keys.EXTRACT_QUEUE in queues else 0,
+                tag_workers=count if keys.TAG_QUEUE in queues else 0,
+            )
+    if command == "work-one":
+        from workers.runner import run_worker
+
+        app.validate_for_start(settings, feeds=False, workers=True)
+        with app.redis_for(settings, embedded_allowed=False) as live:
+            run_worker(live, args.queue, burst=args.burst)
+        return 0
+    if command == "extract":
+        return _extract(args, settings)
+    if command == "tag":
+        return _tag(settings)
+    if command == "tail":
+        with app.redis_for(settings, embedded_allowed=False) as live:
+            return _tail(args, live)
+    if command == "demo":
+        return _demo(settings)
+    if command == "feeds":
+        with app.redis_for(settings, embedded_allowed=False) as live:
+            return _feeds_status(live)
+    raise AssertionError(command)  # pragma: no cover - argparse restricts the choices
+
+
+def _extract(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.pipeline import page_to_extraction
+
+    try:
+        body = args.page.read_bytes()
+    except OSError as exc:
+        print(f"tradewire: cannot read {args.page}: {exc.strerror}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        extraction = page_to_extraction(body, "", args.url, settings.min_article_words, "")
+    except RefusedArticleError as exc:
+        print(f"not an article: {exc}", file=sys.stderr)
+        return EXIT_NOT_ARTICLE
+    sys.stdout.write(extraction.text)
+    return 0
+
+
+def _tag(settings: Settings) -> int:
+    from workers.document import read_document
+    from workers.tagging import load_taxonomy, tag_article
+
+    taxonomy = load_taxonomy(settings.taxonomy_file)
+    status = 0
+    for number, line in enumerate(sys.stdin, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            title = str(item.get("title", ""))
+            doc_title, paragraphs = read_document(str(item["text"]))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            print(f"tradewire tag: line {number}: {exc!r}", file=sys.stderr)
+            status = 1
+            continue
+        result = tag_article(taxonomy, title or doc_title, paragraphs)
+        out: dict[str, Any] = {"id": item.get("id"), **result.to_dict()}
+        out.pop("taxonomy_version")
+        out["taxonomy_version"] = result.taxonomy_version
+        sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+    return status
+
+
+def _tail(args: argparse.Namespace, settings: Settings) -> int:
+    from service.redis_conn import MAX_BLOCK_S, connect
+
+    client = connect(settings, decode=True)
+    stream = settings.stream_name
+    try:
+        client.xgroup_create(stream, args.group, id="0" if args.from_start else "$", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+    printed = 0
+    while args.count == 0 or printed < args.count:
+        batch = cast(
+            list[tuple[str, list[tuple[str, dict[str, str]]]]],
+            client.xreadgroup(
+                args.group, args.consumer, {stream: ">"}, count=100, block=MAX_BLOCK_S * 1000
+            ),
+        )
+        for _stream, entries in batch or []:
+            for entry_id, fields in entries:
+                sys.stdout.write(fields["data"] + "\n")
+                sys.stdout.flush()
+                client.xack(stream, args.group, entry_id)
+                printed += 1
+                if args.count and printed >= args.count:
+                    return 0
+    return 0
+
+
+def _demo(settings: Settings) -> int:
+    from service import app
+    from service.demo import run_demo
+
+    with tempfile.TemporaryDirectory(prefix="tradewire-demo-") as tmp:
+        private = settings.with_overrides(redis_url=None, redis_embedded_dir=Path(tmp) / "redis")
+        with app.redis_for(private, embedded_allowed=True) as live:
+            return run_demo(live, sys.stdout, Path(tmp))
+
+
+def _feeds_status(settings: Settings) -> int:
+    from service.redis_conn import connect
+    from service.state import FeedStore
+
+    now = time.time()
+    rows = FeedStore(connect(settings, decode=True)).all_states()
+    print(f"{'status':<14}{'errors':>7}  {'next poll':>10}  url")
+    for feed, state in rows:
+        due = f"{state.next_poll_at - now:+.0f}s" if state.next_poll_at else "now"
+        status = state.last_status or "never"
+        print(f"{status:<14}{state.consecutive_errors:>7}  {due:>10}  {feed.url}")
+    return 0

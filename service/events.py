@@ -1,0 +1,51 @@
+"""The event consumers read (pure): schema version 1, see ``schemas/event-v1.json``."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+from typing import Any
+
+from service.feeds import rfc3339
+from service.models import Article, TagResult
+from service.urls import domain_of
+from workers.document import word_count
+
+SCHEMA_VERSION = 1
+ARTICLE_CREATED = "article.created"
+ARTICLE_UPDATED = "article.updated"
+
+
+def build_event(
+    article: Article,
+    tags: TagResult,
+    *,
+    now: datetime,
+    event_type: str = ARTICLE_CREATED,
+    duplicate_of: str | None = None,
+) -> dict[str, Any]:
+    """The JSON document of one event. Times are RFC 3339 UTC strings."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "event_type": event_type,
+        "event_id": uuid.uuid4().hex,
+        "emitted_at": rfc3339(now),
+        "article_id": article.article_id,
+        "url": article.url,
+        "canonical_url": article.canonical_url,
+        "feed": {"url": article.feed_url, "title": article.feed_title},
+        "source_domain": domain_of(article.canonical_url),
+        "site_name": article.site_name,
+        "title": article.title,
+        "authors": list(article.authors),
+        "published_at": article.published_at,
+        "discovered_at": article.discovered_at,
+        "fetched_at": article.fetched_at,
+        "language": article.language,
+        "text": article.text,
+        "text_sha256": hashlib.sha256(article.text.encode("utf-8")).hexdigest(),
+        "word_count": word_count(article.text),
+        "duplicate_of": duplicate_of,
+        "tags": tags.to_dict(),
+    }

@@ -1,0 +1,107 @@
+"""Feed parsing (pure): bytes and headers in, our records out. The only feedparser importer.
+
+feedparser is given bytes, never a string, because a string is also read as a local path
+or a file:// URL. HTML sanitising is off: we use only titles, links, guids and dates, and
+it costs 1.7x the parse time.
+"""
+
+from __future__ import annotations
+
+import calendar
+import dataclasses
+import io
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import feedparser
+
+from service.models import FeedItem
+from service.urls import article_id_for, canonicalize_url, is_web_url, resolve_link
+
+MAX_TITLE_CHARS = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class ParsedFeed:
+    """What a feed said: its title, its entries and how it wants to be polled."""
+
+    title: str
+    items: tuple[FeedItem, ...]
+    problem: str | None  # feedparser's bozo message when the feed was malformed
+    ttl_s: float | None
+    skipped_links: int
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC, second precision, with a Z: the one time format of events and logs."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _struct_to_rfc3339(value: time.struct_time | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return rfc3339(datetime.fromtimestamp(calendar.timegm(value), UTC))
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _ttl_seconds(feed: Any) -> float | None:
+    ttl = feed.get("ttl")
+    try:
+        return float(ttl) * 60 if ttl else None
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_feed(
+    body: bytes, headers: Mapping[str, str], feed_url: str, max_items: int
+) -> ParsedFeed:
+    """Parse RSS 2.0, Atom 1.0 or RDF bytes. Raises ValueError when nothing usable is there."""
+    parsed = feedparser.parse(
+        io.BytesIO(body),
+        response_headers={**headers, "content-location": feed_url},
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
+    problem = str(parsed.get("bozo_exception")) if parsed.get("bozo") else None
+    if not parsed.entries and (problem or not parsed.get("version")):
+        raise ValueError(f"not a feed: {problem or 'no entries and no feed version'}")
+
+    items: list[FeedItem] = []
+    seen: set[str] = set()
+    skipped = 0
+    for entry in parsed.entries[:max_items]:
+        link = entry.get("link") or ""
+        if not link and entry.get("guidislink"):
+            link = entry.get("id", "")
+        absolute = resolve_link(feed_url, link) if link else ""
+        if not is_web_url(absolute):
+            skipped += 1
+            continue
+        canonical = canonicalize_url(absolute)
+        if canonical in seen:
+            continue
+        seen.add(canonical)
+        items.append(
+            FeedItem(
+                url=absolute,
+                canonical_url=canonical,
+                article_id=article_id_for(canonical),
+                guid=str(entry.get("id", ""))[:2000],
+                title=" ".join(str(entry.get("title", "")).split())[:MAX_TITLE_CHARS],
+                published_at=_struct_to_rfc3339(
+                    entry.get("published_parsed") or entry.get("updated_parsed")
+                ),
+            )
+        )
+    title = " ".join(str(parsed.feed.get("title", "")).split())[:MAX_TITLE_CHARS]
+    return ParsedFeed(
+        title=title,
+        items=tuple(items),
+        problem=problem,
+        ttl_s=_ttl_seconds(parsed.feed),
+        skipped_links=skipped,
+    )

@@ -1,0 +1,50 @@
+"""Every Redis key, queue and stream name the service uses. No other module spells a key."""
+
+from __future__ import annotations
+
+PREFIX = "tradewire"
+
+# RQ queues: one queue per worker process, because RQ's dequeue is crash-safe only then.
+EXTRACT_QUEUE = "extract"
+TAG_QUEUE = "tag"
+QUEUES = (EXTRACT_QUEUE, TAG_QUEUE)
+
+# Poller: a sorted set of feed ids scored by the next due time (a lease pushes it forward),
+# a hash of each feed's definition and one of its polling state.
+FEEDS_DUE = f"{PREFIX}:feeds:due"
+FEEDS_DEFS = f"{PREFIX}:feeds:defs"
+POLLER_HEARTBEAT = f"{PREFIX}:poller:heartbeat"
+
+
+def feed_state(feed_id: str) -> str:
+    return f"{PREFIX}:feed:{feed_id}"
+
+
+def seen_url(article_id: str) -> str:
+    """Set once an article has been queued; its value says how far it got."""
+    return f"{PREFIX}:seen:{article_id}"
+
+
+def seen_guid(feed_id: str, guid_hash: str) -> str:
+    return f"{PREFIX}:guid:{feed_id}:{guid_hash}"
+
+
+# Corpus: the sequence counter behind NNN and the number given to each article.
+CORPUS_SEQ = f"{PREFIX}:corpus:seq"
+
+
+def corpus_number(article_id: str) -> str:
+    return f"{PREFIX}:corpus:num:{article_id}"
+
+
+# Emitter: the entry id an article's created event got, the proof it was emitted.
+def emitted(article_id: str) -> str:
+    return f"{PREFIX}:emitted:{article_id}"
+
+
+def extract_job_id(article_id: str) -> str:
+    return f"extract-{article_id}"
+
+
+def tag_job_id(article_id: str) -> str:
+    return f"tag-{article_id}"

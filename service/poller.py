@@ -1,0 +1,264 @@
+"""The poller: claim due feeds, fetch them concurrently, queue every new article.
+
+Orchestration only: fetching is ``fetch``, parsing ``feeds``, timing ``schedule``, Redis
+``state`` and ``enqueue``. The clock and the random source are passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import random
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import redis
+import structlog
+
+from service import keys
+from service.enqueue import enqueue_extracts
+from service.errors import FetchError
+from service.feeds import ParsedFeed, parse_feed, rfc3339
+from service.fetch import Fetcher, FetchResult
+from service.models import ArticleJob, Feed
+from service.schedule import SchedulePolicy, error_delay, success_delay
+from service.settings import Settings
+from service.state import ArticleClaims, FeedState, FeedStore
+
+log = structlog.get_logger("tradewire.poller")
+
+Clock = Callable[[], float]
+FEED_TYPES = ("application/", "text/xml", "text/html", "text/plain", "text/rss", "text/atom")
+# How long a claim on an article lasts before it is made durable by a successful enqueue.
+CLAIM_TTL_S = 600
+
+
+@dataclasses.dataclass
+class CycleReport:
+    """What one pass over the due feeds did."""
+
+    polled: int = 0
+    not_modified: int = 0
+    failed: int = 0
+    new_items: int = 0
+
+
+class Poller:
+    """Polls the feeds due now; several Pollers on one Redis share the feeds via leases."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        text_redis: redis.Redis,
+        rq_redis: redis.Redis,
+        fetcher: Fetcher,
+        clock: Clock = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = FeedStore(text_redis)
+        self.claims = ArticleClaims(text_redis, CLAIM_TTL_S, settings.seen_ttl_s)
+        self.text_redis = text_redis
+        self.rq_redis = rq_redis
+        self.fetcher = fetcher
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.policy = SchedulePolicy.from_settings(settings)
+        self.cycle_s = max(1.0, min(10.0, settings.poll_min_interval_s / 2))
+
+    def register(self, feeds: Sequence[Feed]) -> None:
+        added = self.store.register(feeds, self.clock())
+        log.info("poller.feeds_registered", feeds=len(feeds), new=added)
+
+    async def poll_once(self) -> CycleReport:
+        """Claim every feed due now (in batches) and poll them concurrently."""
+        report = CycleReport()
+        semaphore = asyncio.Semaphore(self.settings.poll_concurrency)
+        while True:
+            now = self.clock()
+            due = self.store.claim_due(now, self.settings.poll_lease_s, limit=1000)
+            if not due:
+                break
+            feeds = self.store.feeds(due)
+            tasks = [
+                self._poll_guarded(semaphore, feed_id, feed, report)
+                for feed_id, feed in zip(due, feeds, strict=True)
+                if feed is not None
+            ]
+            await asyncio.gather(*tasks)
+            self.heartbeat(report)
+        return report
+
+    def heartbeat(self, report: CycleReport | None = None) -> None:
+        """Tell readiness checks this poller is alive (and what it last did)."""
+        self.text_redis.set(keys.POLLER_HEARTBEAT, f"{self.clock():.3f}", ex=int(self.cycle_s * 10))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until ``stop`` is set. Redis outages are waited out, never fatal."""
+        outage_delay = 1.0
+        while not stop.is_set():
+            try:
+                report = await self.poll_once()
+                self.heartbeat(report)
+                if report.polled:
+                    log.info("poller.cycle", **dataclasses.asdict(report))
+                outage_delay = 1.0
+                next_due = self.store.next_due_at()
+                wait = self.cycle_s if next_due is None else next_due - self.clock()
+                wait = min(max(wait, 0.05), self.cycle_s)
+            except redis.RedisError as exc:
+                log.warning("poller.redis_unavailable", error=str(exc), retry_in_s=outage_delay)
+                wait = outage_delay
+                outage_delay = min(outage_delay * 2, 30.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+
+    async def _poll_guarded(
+        self, semaphore: asyncio.Semaphore, feed_id: str, feed: Feed, report: CycleReport
+    ) -> None:
+        async with semaphore:
+            with structlog.contextvars.bound_contextvars(feed=feed.url):
+                try:
+                    await self._poll_feed(feed_id, feed, report)
+                except redis.RedisError:
+                    raise
+                except Exception:
+                    # One broken feed must never stop the others; its lease runs out and
+                    # it is retried later.
+                    log.exception("poller.feed_crashed")
+
+    async def _poll_feed(self, feed_id: str, feed: Feed, report: CycleReport) -> None:
+        state = self.store.state(feed_id)
+        headers = {}
+        # One validator is enough; ETag is the stronger one.
+        if state.etag:
+            headers["If-None-Match"] = state.etag
+        elif state.last_modified:
+            headers["If-Modified-Since"] = state.last_modified
+        report.polled += 1
+        try:
+            result = await self.fetcher.get(
+                feed.url,
+                max_bytes=self.settings.max_feed_bytes,
+                headers=headers,
+                accept_types=FEED_TYPES,
+            )
+        except FetchError as exc:
+            report.failed += 1
+            self._record_failure(feed_id, feed, state, exc.kind, str(exc), exc.retry_after_s)
+            return
+        if result.not_modified:
+            report.not_modified += 1
+            self._record_success(feed_id, feed, state, result, None, new_items=0)
+            return
+        try:
+            parsed = parse_feed(
+                result.body, result.headers, result.url, self.settings.max_items_per_feed
+            )
+        except ValueError as exc:
+            report.failed += 1
+            self._record_failure(feed_id, feed, state, "not_a_feed", str(exc), None)
+            return
+        if parsed.problem:
+            log.info("poller.feed_malformed", problem=parsed.problem[:200], items=len(parsed.items))
+        new_items = self._queue_new(feed, parsed)
+        report.new_items += new_items
+        self._record_success(feed_id, feed, state, result, parsed, new_items)
+
+    def _queue_new(self, feed: Feed, parsed: ParsedFeed) -> int:
+        """Claim the items nobody has queued yet, queue them, then make the claims durable.
+        A failed enqueue releases the claims, so the next poll tries again."""
+        by_id = {item.article_id: item for item in parsed.items}
+        fresh = self.claims.claim(list(by_id))
+        if not fresh:
+            return 0
+        discovered_at = rfc3339(datetime.fromtimestamp(self.clock(), UTC))
+        jobs = [
+            ArticleJob(
+                article_id=aid,
+                url=by_id[aid].url,
+                canonical_url=by_id[aid].canonical_url,
+                feed_url=feed.url,
+                feed_title=feed.title or parsed.title,
+                title=by_id[aid].title,
+                published_at=by_id[aid].published_at,
+                discovered_at=discovered_at,
+            )
+            for aid in fresh
+        ]
+        try:
+            enqueue_extracts(self.rq_redis, self.settings, jobs)
+        except Exception:
+            self.claims.release(fresh)
+            raise
+        self.claims.confirm(fresh)
+        for job in jobs:
+            log.info("poller.article_queued", url=job.url, article_id=job.article_id)
+        return len(jobs)
+
+    def _record_success(
+        self,
+        feed_id: str,
+        feed: Feed,
+        state: FeedState,
+        result: FetchResult,
+        parsed: ParsedFeed | None,
+        new_items: int,
+    ) -> None:
+        now = self.clock()
+        delay = success_delay(
+            self.policy, feed.interval_s, parsed.ttl_s if parsed else None, self.rng
+        )
+        self.store.save(
+            feed_id,
+            dataclasses.replace(
+                state,
+                etag=result.headers.get("etag", state.etag if result.not_modified else ""),
+                last_modified=result.headers.get(
+                    "last-modified", state.last_modified if result.not_modified else ""
+                ),
+                consecutive_errors=0,
+                last_status=str(result.status),
+                last_error="",
+                last_polled_at=now,
+                last_new_item_at=now if new_items else state.last_new_item_at,
+                next_poll_at=now + delay,
+                title=parsed.title if parsed else state.title,
+            ),
+        )
+        if state.consecutive_errors:
+            log.info("poller.feed_recovered", after_errors=state.consecutive_errors)
+
+    def _record_failure(
+        self,
+        feed_id: str,
+        feed: Feed,
+        state: FeedState,
+        kind: str,
+        detail: str,
+        retry_after_s: float | None,
+    ) -> None:
+        now = self.clock()
+        errors = state.consecutive_errors + 1
+        delay = error_delay(self.policy, errors, retry_after_s, self.rng)
+        self.store.save(
+            feed_id,
+            dataclasses.replace(
+                state,
+                consecutive_errors=errors,
+                last_status=kind,
+                last_error=detail[:500],
+                last_polled_at=now,
+                next_poll_at=now + delay,
+            ),
+        )
+        # One line per failing poll is one per backoff step: the backoff spaces them out.
+        log.warning(
+            "poller.feed_failed",
+            kind=kind,
+            error=detail[:300],
+            errors=errors,
+            retry_in_s=round(delay),
+        )

@@ -1,0 +1,28 @@
+"""Redis clients, built in one place with timeouts above every blocking call we make."""
+
+from __future__ import annotations
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from service.settings import Settings
+
+# The longest blocking read we issue (tail's XREADGROUP BLOCK, RQ's dequeue) must stay
+# under the socket timeout, or redis-py reports a TimeoutError instead of an empty read.
+MAX_BLOCK_S = 5
+
+
+def connect(settings: Settings, *, decode: bool = True) -> redis.Redis:
+    """A client for ``settings.redis_url``. RQ needs ``decode=False``; our own keys use str."""
+    if settings.redis_url is None:
+        raise ValueError("redis_url is not set: start the embedded Redis first")
+    return redis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=decode,
+        socket_timeout=settings.redis_socket_timeout_s,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=3),
+        protocol=2,
+    )

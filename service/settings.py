@@ -1,0 +1,248 @@
+"""One validated, frozen settings object, loaded once at the edge and passed in.
+
+Sources, later wins: the defaults below, the YAML file ``config/settings.yaml`` (or the
+file named by ``TRADEWIRE_CONFIG``), then ``TRADEWIRE_<NAME>`` environment variables.
+Unknown keys in either source are errors, so a typo never silently falls back to a default.
+Units are in the names (``_s`` seconds, ``_bytes``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+
+from service.errors import ConfigError
+
+ENV_PREFIX = "TRADEWIRE_"
+CONFIG_ENV = "TRADEWIRE_CONFIG"
+DEFAULT_CONFIG_FILE = Path("config/settings.yaml")
+
+LogFormat = Literal["auto", "json", "console"]
+StreamTrim = Literal["minid", "maxlen"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every knob of the service. See ``config/settings.yaml`` for what each one means."""
+
+    # Redis: None means "start an embedded redis-server under redis_embedded_dir".
+    redis_url: str | None = None
+    redis_embedded_dir: Path = Path("var/redis")
+    redis_socket_timeout_s: float = 30.0
+
+    # Files.
+    feeds_file: Path = Path("config/feeds.yaml")
+    taxonomy_file: Path = Path("config/taxonomy.yaml")
+    corpus_dir: Path = Path("var/corpus")
+
+    # Health and metrics HTTP server.
+    health_host: str = "127.0.0.1"
+    health_port: int = 8080
+
+    # Output stream.
+    stream_name: str = "tradewire:events"
+    stream_trim: StreamTrim = "minid"
+    stream_retention_s: int = 7 * 24 * 3600
+    stream_maxlen: int = 1_000_000
+    emitted_ttl_s: int = 180 * 24 * 3600
+
+    # Poller.
+    poll_interval_s: float = 300.0
+    poll_min_interval_s: float = 60.0
+    poll_max_interval_s: float = 24 * 3600.0
+    poll_concurrency: int = 64
+    poll_lease_s: float = 120.0
+    backoff_base_s: float = 60.0
+    backoff_max_s: float = 6 * 3600.0
+    seen_ttl_s: int = 180 * 24 * 3600
+    max_items_per_feed: int = 500
+
+    # HTTP client.
+    user_agent: str = "tradewire/0.1 (+https://github.com/tradewire/tradewire; news ingestion)"
+    http_connect_timeout_s: float = 10.0
+    http_read_timeout_s: float = 15.0
+    http_total_timeout_s: float = 30.0
+    http_max_redirects: int = 5
+    max_feed_bytes: int = 8 * 1024 * 1024
+    max_page_bytes: int = 4 * 1024 * 1024
+    allow_private_hosts: bool = False
+
+    # Workers.
+    workers: int = 2
+    job_timeout_s: int = 60
+    job_retries: int = 3
+    worker_max_jobs: int = 1000
+    min_article_words: int = 80
+
+    # Logging.
+    log_level: str = "INFO"
+    log_format: LogFormat = "auto"
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective values, safe to log: passwords in URLs are masked."""
+        out: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "redis_url" and value:
+                value = redact_url(value)
+            out[field.name] = str(value) if isinstance(value, Path) else value
+        return out
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some values replaced (used by the CLI and the embedded Redis)."""
+        return dataclasses.replace(self, **changes)
+
+
+def redact_url(url: str) -> str:
+    """Mask the password (and a lone username used as a token) of a URL."""
+    parts = urlsplit(url)
+    if parts.password is None and not parts.username:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = parts.username if parts.password is not None else None
+    auth = f"{user}:***@" if user else "***@"
+    return urlunsplit((parts.scheme, auth + host, parts.path, parts.query, parts.fragment))
+
+
+def load_settings(env: Mapping[str, str], config_file: Path | None = None) -> Settings:
+    """Build settings from a YAML file and the environment; ConfigError names any problem."""
+    path = config_file or Path(env.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
+    raw: dict[str, Any] = {}
+    if path.exists():
+        raw.update(_read_yaml(path))
+    elif CONFIG_ENV in env or config_file is not None:
+        raise ConfigError(f"settings file {path} does not exist")
+
+    known = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX) or key == CONFIG_ENV:
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name not in known:
+            raise ConfigError(f"unknown environment variable {key}")
+        raw[name] = value
+
+    hints = typing.get_type_hints(Settings)
+    values = {name: _coerce(name, hints[name], value) for name, value in raw.items()}
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"settings file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"settings file {path} must be a mapping of setting: value")
+    return data
+
+
+def _coerce(name: str, hint: Any, value: Any) -> Any:
+    """Turn a YAML value or an environment string into the field's type."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in args if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.strip() in ("", "none", "null")):
+            return None
+        return _coerce(name, inner[0], value)
+    if origin is Literal:
+        text = str(value).strip().lower()
+        if text not in args:
+            raise ConfigError(f"{name}: {value!r} is not one of {', '.join(args)}")
+        return text
+    try:
+        if hint is bool:
+            return _to_bool(value)
+        if hint is int:
+            if isinstance(value, bool):
+                raise ValueError("a boolean is not a number")
+            return int(str(value).replace("_", ""))
+        if hint is float:
+            if isinstance(value, bool):
+                raise ValueError("a boolean is not a number")
+            return float(value)
+        if hint is Path:
+            return Path(str(value))
+        if hint is str:
+            return str(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {value!r} is not a valid {hint.__name__}") from exc
+    raise ConfigError(f"{name}: unsupported setting type {hint!r}")  # pragma: no cover
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not a boolean")
+
+
+def _validate(settings: Settings) -> None:
+    problems: list[str] = []
+    positive = [
+        "health_port",
+        "stream_retention_s",
+        "stream_maxlen",
+        "poll_interval_s",
+        "poll_min_interval_s",
+        "poll_concurrency",
+        "poll_lease_s",
+        "http_total_timeout_s",
+        "max_feed_bytes",
+        "max_page_bytes",
+        "workers",
+        "job_timeout_s",
+        "worker_max_jobs",
+    ]
+    for name in positive:
+        if getattr(settings, name) <= 0:
+            problems.append(f"{name} must be positive")
+    if not 0 < settings.health_port < 65536:
+        problems.append("health_port must be a TCP port (1-65535)")
+    if settings.poll_min_interval_s > settings.poll_max_interval_s:
+        problems.append("poll_min_interval_s must not exceed poll_max_interval_s")
+    if settings.job_retries < 0 or settings.http_max_redirects < 0:
+        problems.append("job_retries and http_max_redirects must not be negative")
+    if settings.http_total_timeout_s >= settings.job_timeout_s:
+        problems.append("http_total_timeout_s must be shorter than job_timeout_s")
+    if settings.redis_url is not None:
+        scheme = urlsplit(settings.redis_url).scheme
+        if scheme not in ("redis", "rediss", "unix"):
+            problems.append(
+                f"redis_url {redact_url(settings.redis_url)!r} must start with "
+                "redis://, rediss:// or unix://"
+            )
+    if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        problems.append("log_level must be DEBUG, INFO, WARNING or ERROR")
+    if problems:
+        raise ConfigError("invalid settings: " + "; ".join(problems))
+
+
+def settings_from_environment() -> Settings:
+    """The single place that reads os.environ: call it only from the CLI entry point."""
+    return load_settings(os.environ)

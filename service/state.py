@@ -1,0 +1,152 @@
+"""Feed registry, per-feed polling state and article claims in Redis (the poller's edge).
+
+Feeds live in a sorted set scored by when each is next due. A poller *claims* due feeds
+with one Lua script that also pushes their score forward by a lease, so several pollers on
+one Redis never take the same feed in one cycle, and a feed whose poller died is due again
+when the lease runs out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+import redis
+
+from service import keys
+from service.models import Feed
+
+_CLAIM_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+for _, member in ipairs(due) do
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], member)
+end
+return due
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedState:
+    """What the poller remembers about one feed between polls (survives restarts)."""
+
+    etag: str = ""
+    last_modified: str = ""
+    consecutive_errors: int = 0
+    last_status: str = ""  # "200", "304" or an error kind
+    last_error: str = ""
+    last_polled_at: float = 0.0
+    last_new_item_at: float = 0.0
+    next_poll_at: float = 0.0
+    title: str = ""
+
+    def to_redis(self) -> dict[str, str]:
+        return {k: str(v) for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_redis(cls, raw: dict[str, str]) -> FeedState:
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            if field.name not in raw:
+                continue
+            text = raw[field.name]
+            if field.type in ("int",):
+                values[field.name] = int(float(text or 0))
+            elif field.type in ("float",):
+                values[field.name] = float(text or 0)
+            else:
+                values[field.name] = text
+        return cls(**values)
+
+
+class FeedStore:
+    """Reads and writes the feed registry and state with a decoded (str) Redis client."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self._claim = client.register_script(_CLAIM_DUE)
+
+    def register(self, feeds: Sequence[Feed], now: float) -> int:
+        """Make Redis hold exactly this feed list. New feeds are due now; known feeds keep
+        their schedule, so a restart does not re-poll everything at once. Returns how many
+        feeds were new."""
+        wanted = {feed.feed_id: feed for feed in feeds}
+        known = set(cast(list[str], self.redis.hkeys(keys.FEEDS_DEFS)))
+        pipe = self.redis.pipeline(transaction=False)
+        for feed_id, feed in wanted.items():
+            pipe.hset(keys.FEEDS_DEFS, feed_id, json.dumps(dataclasses.asdict(feed)))
+            pipe.zadd(keys.FEEDS_DUE, {feed_id: now}, nx=True)
+        for gone in known - set(wanted):
+            pipe.hdel(keys.FEEDS_DEFS, gone)
+            pipe.zrem(keys.FEEDS_DUE, gone)
+            pipe.delete(keys.feed_state(gone))
+        pipe.execute()
+        return len(set(wanted) - known)
+
+    def claim_due(self, now: float, lease_s: float, limit: int) -> list[str]:
+        """Atomically take up to ``limit`` due feeds, leasing them for ``lease_s`` seconds."""
+        result: list[str] = self._claim(keys=[keys.FEEDS_DUE], args=[now, now + lease_s, limit])
+        return result
+
+    def next_due_at(self) -> float | None:
+        first = self.redis.zrange(keys.FEEDS_DUE, 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
+
+    def feed(self, feed_id: str) -> Feed | None:
+        raw = self.redis.hget(keys.FEEDS_DEFS, feed_id)
+        return Feed(**json.loads(raw)) if raw else None
+
+    def feeds(self, feed_ids: Iterable[str]) -> list[Feed | None]:
+        ids = list(feed_ids)
+        if not ids:
+            return []
+        raws = self.redis.hmget(keys.FEEDS_DEFS, ids)
+        return [Feed(**json.loads(raw)) if raw else None for raw in raws]
+
+    def state(self, feed_id: str) -> FeedState:
+        raw = cast(dict[str, str], self.redis.hgetall(keys.feed_state(feed_id)))
+        return FeedState.from_redis(raw)
+
+    def save(self, feed_id: str, state: FeedState) -> None:
+        """Store the state and reschedule; a feed removed meanwhile stays removed."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(keys.feed_state(feed_id), mapping=cast(Any, state.to_redis()))
+        pipe.zadd(keys.FEEDS_DUE, {feed_id: state.next_poll_at}, xx=True)
+        pipe.execute()
+
+    def all_states(self) -> list[tuple[Feed, FeedState]]:
+        out: list[tuple[Feed, FeedState]] = []
+        defs = cast(dict[str, str], self.redis.hgetall(keys.FEEDS_DEFS))
+        for feed_id, raw in sorted(defs.items()):
+            out.append((Feed(**json.loads(raw)), self.state(feed_id)))
+        return out
+
+
+class ArticleClaims:
+    """Which articles were already queued. A claim is taken before enqueueing (so two
+    pollers never both queue one article) and made durable after, so a poller that dies
+    in between loses nothing: its short claim expires and the next poll finds the item."""
+
+    def __init__(self, client: redis.Redis, claim_ttl_s: int, seen_ttl_s: int) -> None:
+        self.redis = client
+        self.claim_ttl_s = claim_ttl_s
+        self.seen_ttl_s = seen_ttl_s
+
+    def claim(self, article_ids: Sequence[str]) -> list[str]:
+        """The ids among ``article_ids`` that nobody had seen; they are now claimed."""
+        pipe = self.redis.pipeline(transaction=False)
+        for article_id in article_ids:
+            pipe.set(keys.seen_url(article_id), "claimed", nx=True, ex=self.claim_ttl_s)
+        results = pipe.execute()
+        return [aid for aid, ok in zip(article_ids, results, strict=True) if ok]
+
+    def confirm(self, article_ids: Sequence[str]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for article_id in article_ids:
+            pipe.set(keys.seen_url(article_id), "queued", ex=self.seen_ttl_s)
+        pipe.execute()
+
+    def release(self, article_ids: Sequence[str]) -> None:
+        if article_ids:
+            self.redis.delete(*(keys.seen_url(a) for a in article_ids))

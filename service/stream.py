@@ -1,0 +1,82 @@
+"""The emitter: one event per article on the Redis stream, idempotently.
+
+One Lua script checks the article's "emitted" key, XADDs and records the entry id, so a
+retried job, two racing workers or a worker killed between XADD and its bookkeeping can
+never put a second ``article.created`` for one article on the stream (``MULTI`` cannot make
+the append conditional). Entry fields stay flat strings: ``event_type``, ``article_id``,
+``data`` (the JSON event).
+
+Trimming is by age (``MINID``, default 7 days) so entries a slow consumer group has not
+read yet survive a burst, with an approximate ``MAXLEN`` as a hard ceiling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any
+
+import redis
+
+from service import keys
+from service.events import ARTICLE_CREATED
+from service.settings import Settings
+
+_EMIT = """
+local once = ARGV[1] == '1'
+if once then
+  local prior = redis.call('GET', KEYS[2])
+  if prior then return {0, prior} end
+end
+local id
+if ARGV[2] == 'minid' then
+  id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], '*',
+                  'event_type', ARGV[5], 'article_id', ARGV[6], 'data', ARGV[7])
+  redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[4])
+else
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*',
+                  'event_type', ARGV[5], 'article_id', ARGV[6], 'data', ARGV[7])
+end
+if once then redis.call('SET', KEYS[2], id, 'EX', ARGV[8]) end
+return {1, id}
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class EmitResult:
+    entry_id: str
+    created: bool  # False when the article's event was already on the stream
+
+
+class Emitter:
+    """Appends events to a stream; ``article.created`` at most once per article id."""
+
+    def __init__(self, client: redis.Redis, settings: Settings, stream: str | None = None) -> None:
+        self.redis = client
+        self.settings = settings
+        self.stream = stream or settings.stream_name
+        self._script = client.register_script(_EMIT)
+
+    def emit(self, event: dict[str, Any], now: float | None = None) -> EmitResult:
+        moment = time.time() if now is None else now
+        min_id = f"{int((moment - self.settings.stream_retention_s) * 1000)}-0"
+        once = event["event_type"] == ARTICLE_CREATED
+        created, entry_id = self._script(
+            keys=[self.stream, keys.emitted(event["article_id"])],
+            args=[
+                "1" if once else "0",
+                self.settings.stream_trim,
+                min_id,
+                self.settings.stream_maxlen,
+                event["event_type"],
+                event["article_id"],
+                json.dumps(event, ensure_ascii=False, separators=(",", ":")),
+                self.settings.emitted_ttl_s,
+            ],
+        )
+        return EmitResult(entry_id=_text(entry_id), created=bool(created))
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

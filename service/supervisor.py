@@ -1,0 +1,80 @@
+"""Keeps worker processes running: respawns them when they exit, stops them gracefully.
+
+RQ workers exit on some Redis connection errors and, by design, after ``max_jobs`` (which
+bounds memory growth), so something must start them again. On stop, each child gets
+SIGTERM (RQ's warm shutdown: finish the job in hand), then SIGKILL after a timeout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+
+import structlog
+
+log = structlog.get_logger("tradewire.supervisor")
+
+
+@dataclasses.dataclass
+class _Child:
+    name: str
+    argv: Sequence[str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start_at: float = 0.0
+
+
+class Supervisor:
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.env = dict(env if env is not None else os.environ)
+        self.children: list[_Child] = []
+        self.stopping = False
+
+    def add(self, name: str, argv: Sequence[str]) -> None:
+        self.children.append(_Child(name=name, argv=list(argv)))
+
+    def check(self) -> None:
+        """Start children that are not running (with backoff for ones that keep dying)."""
+        now = time.monotonic()
+        for child in self.children:
+            if self.stopping:
+                return
+            if child.process is not None:
+                code = child.process.poll()
+                if code is None:
+                    continue
+                child.process = None
+                child.restarts += 1
+                # Exit 0 is a planned recycle (max_jobs); anything else backs off.
+                delay = 0.0 if code == 0 else min(30.0, 0.5 * 2 ** min(child.restarts, 6))
+                child.next_start_at = now + delay
+                log.warning(
+                    "supervisor.child_exited", child=child.name, code=code, restart_in_s=delay
+                )
+            if now >= child.next_start_at:
+                child.process = subprocess.Popen(child.argv, env=self.env, stdin=subprocess.DEVNULL)
+                log.info("supervisor.child_started", child=child.name, pid=child.process.pid)
+
+    def alive(self) -> int:
+        return sum(1 for c in self.children if c.process is not None and c.process.poll() is None)
+
+    def stop(self, timeout_s: float) -> None:
+        """SIGTERM everyone, wait up to ``timeout_s`` for in-flight jobs, then SIGKILL."""
+        self.stopping = True
+        running = [
+            c.process for c in self.children if c.process is not None and c.process.poll() is None
+        ]
+        for process in running:
+            process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for process in running:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("supervisor.child_killed", pid=process.pid)
+                process.kill()
+                process.wait()

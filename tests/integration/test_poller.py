@@ -1,0 +1,185 @@
+"""The poller against a real Redis and real local feeds."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import redis
+from pytest_httpserver import HTTPServer
+from rq import Queue
+from werkzeug import Request, Response
+
+from service import keys
+from service.fetch import Fetcher
+from service.models import Feed
+from service.poller import CycleReport, Poller
+from service.settings import Settings
+
+FEEDS = Path(__file__).resolve().parents[1] / "data" / "feeds"
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def poll(settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis, feeds: list[Feed],
+         clock: Clock, register: bool = True) -> CycleReport:  # fmt: skip
+    async def go() -> CycleReport:
+        fetcher = Fetcher(settings)
+        try:
+            poller = Poller(
+                settings, text_redis, rq_redis, fetcher, clock=clock, rng=random.Random(1)
+            )
+            if register:
+                poller.register(feeds)
+            return await poller.poll_once()
+        finally:
+            await fetcher.aclose()
+
+    return asyncio.run(go())
+
+
+def test_new_items_are_queued_once_and_304_costs_nothing(
+    httpserver: HTTPServer, settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis
+) -> None:
+    """First poll queues the feed's items; the next sends If-None-Match and gets 304."""
+    body = (FEEDS / "rss2.xml").read_bytes()
+    httpserver.expect_request("/rss", headers={"If-None-Match": '"abc"'}).respond_with_data(
+        "", status=304
+    )
+    httpserver.expect_request("/rss").respond_with_data(
+        body, headers={"ETag": '"abc"'}, content_type="application/rss+xml"
+    )
+    feed = Feed(url=httpserver.url_for("/rss"))
+    clock = Clock()
+    first = poll(settings, text_redis, rq_redis, [feed], clock)
+    assert (first.polled, first.new_items) == (1, 2)
+    extract = Queue(keys.EXTRACT_QUEUE, connection=rq_redis)
+    assert extract.count == 2
+    job = extract.jobs[0]
+    assert job.id.startswith("extract-") and job.timeout == settings.job_timeout_s
+    assert job.retries_left == settings.job_retries
+
+    assert poll(settings, text_redis, rq_redis, [feed], clock).polled == 0  # not due yet
+    next_at = float(text_redis.hget(keys.feed_state(feed.feed_id), "next_poll_at"))
+    assert next_at - clock.now >= 1800 * 0.9  # the feed's <ttl>30</ttl> stretches the interval
+    clock.now = next_at + 1
+    second = poll(settings, text_redis, rq_redis, [feed], clock)
+    assert (second.polled, second.not_modified, second.new_items) == (1, 1, 0)
+    assert extract.count == 2
+    state = text_redis.hgetall(keys.feed_state(feed.feed_id))
+    assert state["last_status"] == "304" and state["etag"] == '"abc"'
+
+
+def test_same_article_in_two_feeds_is_queued_once(
+    httpserver: HTTPServer, settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis
+) -> None:
+    body = (FEEDS / "rss2.xml").read_bytes()
+    httpserver.expect_request("/a").respond_with_data(body, content_type="application/rss+xml")
+    httpserver.expect_request("/b").respond_with_data(body, content_type="application/rss+xml")
+    feeds = [Feed(url=httpserver.url_for("/a")), Feed(url=httpserver.url_for("/b"))]
+    report = poll(settings, text_redis, rq_redis, feeds, Clock())
+    assert report.polled == 2 and report.new_items == 2
+    assert Queue(keys.EXTRACT_QUEUE, connection=rq_redis).count == 2
+
+
+def test_errors_back_off_exponentially_and_success_resets(
+    httpserver: HTTPServer, settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis
+) -> None:
+    """Each failure pushes the next poll further out (capped, jittered); success resets."""
+    failing = {"on": True}
+
+    def handler(request: Request) -> Response:
+        if failing["on"]:
+            return Response("down", status=503)
+        return Response((FEEDS / "rss2.xml").read_bytes(), content_type="application/rss+xml")
+
+    httpserver.expect_request("/rss").respond_with_handler(handler)
+    feed = Feed(url=httpserver.url_for("/rss"))
+    clock = Clock()
+    delays = []
+    for attempt in range(6):
+        report = poll(settings, text_redis, rq_redis, [feed], clock, register=attempt == 0)
+        assert report.failed == 1
+        state = text_redis.hgetall(keys.feed_state(feed.feed_id))
+        assert int(state["consecutive_errors"]) == attempt + 1
+        assert state["last_status"] == "http_503"
+        delays.append(float(state["next_poll_at"]) - clock.now)
+        clock.now = float(state["next_poll_at"]) + 0.001
+    # Jitter is in [0.5, 1.0] of base * 2^n: each window doubles.
+    for n, delay in enumerate(delays):
+        assert settings.backoff_base_s * 2**n * 0.5 <= delay <= settings.backoff_base_s * 2**n
+    failing["on"] = False
+    report = poll(settings, text_redis, rq_redis, [feed], clock, register=False)
+    assert report.new_items == 2
+    state = text_redis.hgetall(keys.feed_state(feed.feed_id))
+    assert state["consecutive_errors"] == "0" and state["last_status"] == "200"
+
+
+def test_retry_after_is_honoured(
+    httpserver: HTTPServer, settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis
+) -> None:
+    httpserver.expect_request("/rss").respond_with_data(
+        "slow down", status=429, headers={"Retry-After": "3000"}
+    )
+    feed = Feed(url=httpserver.url_for("/rss"))
+    clock = Clock()
+    poll(settings, text_redis, rq_redis, [feed], clock)
+    state = text_redis.hgetall(keys.feed_state(feed.feed_id))
+    assert float(state["next_poll_at"]) - clock.now >= 3000
+
+
+def test_not_a_feed_is_a_per_feed_error(
+    httpserver: HTTPServer, settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis
+) -> None:
+    """An HTML page where a feed was expected fails that feed only; the other is polled."""
+    httpserver.expect_request("/html").respond_with_data(
+        "<html><body>hi</body></html>", content_type="text/html"
+    )
+    httpserver.expect_request("/rss").respond_with_data(
+        (FEEDS / "atom.xml").read_bytes(), content_type="application/atom+xml"
+    )
+    feeds = [Feed(url=httpserver.url_for("/html")), Feed(url=httpserver.url_for("/rss"))]
+    report = poll(settings, text_redis, rq_redis, feeds, Clock())
+    assert (report.polled, report.failed, report.new_items) == (2, 1, 2)
+    assert text_redis.hget(keys.feed_state(feeds[0].feed_id), "last_status") == "not_a_feed"
+
+
+def test_two_pollers_never_poll_a_feed_twice_in_one_cycle(
+    httpserver: HTTPServer, settings: Settings, redis_url: str
+) -> None:
+    """Two pollers race over 40 feeds on one Redis: each feed is fetched exactly once."""
+    body = (FEEDS / "atom.xml").read_bytes()
+    for i in range(40):
+        httpserver.expect_request(f"/f{i}").respond_with_data(
+            body, content_type="application/atom+xml"
+        )
+    feeds = [Feed(url=httpserver.url_for(f"/f{i}")) for i in range(40)]
+    clock = Clock()
+    clients = [redis.Redis.from_url(redis_url, decode_responses=True) for _ in range(2)]
+    rq_clients = [redis.Redis.from_url(redis_url) for _ in range(2)]
+
+    async def both() -> list[CycleReport]:
+        fetchers = [Fetcher(settings), Fetcher(settings)]
+        pollers = [
+            Poller(
+                settings, clients[i], rq_clients[i], fetchers[i], clock=clock, rng=random.Random(i)
+            )
+            for i in range(2)
+        ]
+        pollers[0].register(feeds)
+        reports = await asyncio.gather(pollers[0].poll_once(), pollers[1].poll_once())
+        for fetcher in fetchers:
+            await fetcher.aclose()
+        return list(reports)
+
+    reports = asyncio.run(both())
+    assert sum(r.polled for r in reports) == 40
+    paths = sorted(request.path for request, _ in httpserver.log)
+    assert paths == sorted(f"/f{i}" for i in range(40))

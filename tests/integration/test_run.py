@@ -1,0 +1,92 @@
+"""`tradewire run` as a user starts it: embedded Redis, real workers, health, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import redis
+import yaml
+
+from service.demo import demo_feeds
+from tests.conftest import ROOT, free_port
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.2):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
+
+
+def test_run_on_embedded_redis_serves_health_emits_and_stops_cleanly(
+    demo_site: str, tmp_path: Path
+) -> None:
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(yaml.safe_dump({"feeds": demo_feeds(demo_site)}))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWIRE_")} | {
+        "TRADEWIRE_FEEDS_FILE": str(feeds),
+        "TRADEWIRE_CORPUS_DIR": str(tmp_path / "corpus"),
+        "TRADEWIRE_REDIS_EMBEDDED_DIR": str(tmp_path / "redis"),
+        "TRADEWIRE_HEALTH_PORT": str(port),
+        "TRADEWIRE_ALLOW_PRIVATE_HOSTS": "1",
+        "TRADEWIRE_WORKERS": "1",
+        "TRADEWIRE_CONFIG": str(ROOT / "config" / "settings.yaml"),
+        "TRADEWIRE_TAXONOMY_FILE": str(ROOT / "config" / "taxonomy.yaml"),
+    }
+    log_path = tmp_path / "run.log"
+    log_file = log_path.open("wb")  # a file, not a pipe nobody reads, which would fill and block
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", "run"], env=env, cwd=tmp_path,
+        stdout=log_file, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        def get(path: str) -> httpx.Response | None:
+            try:
+                return httpx.get(base + path, timeout=2)
+            except httpx.HTTPError:
+                return None
+
+        live = wait_for(lambda: get("/healthz"), 20)
+        assert live is not None and live.status_code == 200
+        ready = wait_for(
+            lambda: (r := get("/readyz")) is not None and r.status_code == 200 and r, 30
+        )
+        assert ready, get("/readyz").text if get("/readyz") else "no answer"
+        assert json.loads(ready.text)["checks"]["redis"]["ok"] is True
+
+        client = redis.Redis(
+            unix_socket_path=str(tmp_path / "redis" / "redis.sock"), decode_responses=True
+        )
+        assert wait_for(lambda: client.xlen("tradewire:events") >= 6, 60)
+        # Append-only persistence is on (Redis 7 keeps it in appendonlydir/, 6.2 in one file).
+        redis_dir = tmp_path / "redis"
+        assert (redis_dir / "appendonly.aof").exists() or (redis_dir / "appendonlydir").is_dir()
+        metrics = get("/metrics")
+        assert metrics is not None and "tradewire_queue_depth" in metrics.text
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=45) == 0
+        client.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log_file.close()
+    output = log_path.read_text()
+    assert "service.stopped" in output
+    assert len(list((tmp_path / "corpus").glob("*.txt"))) == 10
+    # The embedded Redis was stopped with the service.
+    assert not (tmp_path / "redis" / "redis.sock").exists()

@@ -1,0 +1,93 @@
+"""The seed format: writing it, reading both layouts back, and removing chrome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SEEDS_DIR
+from workers.document import format_document, is_boilerplate, read_document, strip_boilerplate
+
+SEEDS = sorted(SEEDS_DIR.glob("*.txt"))
+
+
+def test_format_is_title_blank_line_paragraphs() -> None:
+    """NFC, single spaces, no empty paragraphs, no trailing newline, title not repeated."""
+    text = format_document(
+        "  A  title ", ["A title", "First\u00a0 para.", "", "  ", "Cafe\u0301 second."]
+    )
+    assert text == "A title\n\nFirst para.\n\nCafé second."
+
+
+def test_seeds_are_present() -> None:
+    assert len(SEEDS) == 5
+
+
+@pytest.mark.parametrize("seed", SEEDS, ids=lambda p: p.name)
+def test_every_seed_reads_back_as_a_document(seed: Path) -> None:
+    """Both layouts (blank-line blocks, one paragraph per line) read back."""
+    title, paragraphs = read_document(seed.read_text(encoding="utf-8"))
+    assert len(paragraphs) >= 8
+    assert all(p and "\n" not in p and "  " not in p for p in paragraphs)
+    if seed.name.startswith(("003", "004")):
+        assert title == ""  # one paragraph per line, no title line
+    else:
+        assert title
+
+
+def test_round_trip() -> None:
+    text = format_document("Title", ["One.", "Two."])
+    assert read_document(text) == ("Title", ["One.", "Two."])
+    assert format_document(*read_document(text)) == text
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "ua en ru",
+        "EN | 中文 | RU",
+        "You are here",
+        "You are here: Home › World",
+        "Home › Business › Trade",
+        "Your feedback is important to us",
+        "Tell us what you think. Email us at",
+        "BT is now on Telegram!",
+        "Sign Up for Our Newsletters",
+        "Subscribe to our daily briefing",
+        "We use cookies to personalise content and ads.",
+        "Share on X",
+    ],
+)
+def test_boilerplate_classes(line: str) -> None:
+    assert is_boilerplate(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "China’s key trade negotiator, Li Chenggang, will visit the US this week.",
+        "Sign-ups for the programme rose 20 percent, the ministry said in a statement on Monday "
+        "that was read out to reporters in Beijing and repeated in a longer written version.",
+        "The talks will restart at a sensitive political moment.",
+        "US officials have played down the likelihood of a quick deal with China.",
+    ],
+)
+def test_story_text_is_not_boilerplate(line: str) -> None:
+    assert not is_boilerplate(line)
+
+
+def test_seed_boilerplate_is_removed_and_story_kept() -> None:
+    """Cleaning the seeds drops their chrome and teasers but keeps every story paragraph."""
+    cleaned = {}
+    for seed in SEEDS:
+        title, paragraphs = read_document(seed.read_text(encoding="utf-8"))
+        cleaned[seed.name[:3]] = strip_boilerplate([title, *paragraphs])
+    assert "ua en ru" not in cleaned["000"]
+    assert cleaned["000"][0] == "China to send senior trade negotiator to US"
+    assert "You are here" not in cleaned["001"]
+    assert not any("feedback is important" in p or "Telegram" in p for p in cleaned["001"])
+    assert "Sign Up for Our Newsletters" not in cleaned["002"]
+    assert not any("North Korea" in p for p in cleaned["002"])  # teasers after "You May Also Like"
+    assert any("cancel all tariffs imposed on Chinese goods" in p for p in cleaned["002"])
+    assert len(cleaned["003"]) == 12 and len(cleaned["004"]) == 10

@@ -1,0 +1,102 @@
+"""Extraction of the bundled demo pages: story kept, chrome gone, encodings right."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from service.demo import SITE_DIR
+from service.errors import RefusedArticleError
+from workers.extract import decode_html, extract_article
+from workers.pipeline import page_to_extraction
+
+EXPECTED = json.loads((SITE_DIR / "expected.json").read_text(encoding="utf-8"))
+PAGES = sorted(EXPECTED)
+
+
+def _extract(name: str) -> str:
+    body = (SITE_DIR / "articles" / name).read_bytes()
+    return page_to_extraction(body, "text/html", f"https://ledger.example/{name}", 80, "").text
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_demo_page_keeps_the_story_and_drops_the_chrome(name: str) -> None:
+    expected = EXPECTED[name]
+    text = _extract(name)
+    title, _, body = text.partition("\n\n")
+    assert title == expected["title"]
+    paragraphs = body.split("\n\n")
+    assert paragraphs[-1] == expected["last_paragraph"]
+    # A standalone dateline ("GENEVA —") is joined to the paragraph it introduces.
+    assert any(p.endswith(expected["first_paragraph"]) for p in paragraphs[:3])
+    for chrome in expected["boilerplate"]:
+        assert chrome not in text, chrome
+    assert "\n\n\n" not in text and not text.endswith("\n") and "  " not in text
+
+
+def test_br_separated_page_gives_one_paragraph_per_block() -> None:
+    """Old CMS pages separate paragraphs with <br><br> and hard-wrap their source lines."""
+    text = _extract("rare-earth-magnets-export-licences.html")
+    paragraphs = text.split("\n\n")
+    assert len(paragraphs) == 7  # title + 6 paragraphs, no line-wrapped fragments
+    assert paragraphs[1].startswith("European and American car parts makers")
+    assert paragraphs[1].endswith("works through applications slowly.")
+
+
+def test_gb18030_page_is_not_mojibake() -> None:
+    """The meta charset names GB18030; the text comes out as readable Chinese."""
+    body = (SITE_DIR / "articles" / "soybean-purchases-stall.html").read_bytes()
+    with pytest.raises(UnicodeDecodeError):
+        body.decode("utf-8")
+    text = page_to_extraction(body, "text/html", "https://ledger.example/s", 80, "").text
+    assert text.startswith("美国大豆对华出口陷入停滞")
+    assert "�" not in text
+
+
+def test_http_charset_wins_and_lying_charset_falls_back() -> None:
+    html = "<html><head><meta charset='utf-8'></head><body>Привет мир</body></html>"
+    assert "Привет" in decode_html(html.encode("cp1251"), "text/html; charset=windows-1251")
+    # The header lies (says UTF-8); the bytes are CP1251: detection still reads them.
+    assert "Привет мир" in decode_html(
+        ("<p>Привет мир, как дела? " * 20).encode("cp1251"), "text/html; charset=utf-8"
+    )
+
+
+def test_index_page_is_refused_with_a_reason() -> None:
+    body = (SITE_DIR / "feeds" / "index.html").read_bytes()
+    with pytest.raises(RefusedArticleError) as info:
+        page_to_extraction(body, "text/html", "https://ledger.example/", 80, "")
+    assert info.value.reason in {"empty", "too_short"}
+
+
+def test_empty_page_is_refused() -> None:
+    with pytest.raises(RefusedArticleError, match="empty"):
+        extract_article("<html><body></body></html>", "https://x.example/", 80)
+
+
+def test_cli_extract_prints_seed_format_and_exit_3_for_non_articles(tmp_path: Path) -> None:
+    """`tradewire extract` prints the document; a page with no article exits 3 with a reason."""
+    page = SITE_DIR / "articles" / "tariff-truce-extended.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "service", "extract", str(page)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("US and China extend tariff truce by another 90 days\n\n")
+    empty = tmp_path / "empty.html"
+    empty.write_text("<html><body><nav>Home</nav></body></html>")
+    done = subprocess.run(
+        [sys.executable, "-m", "service", "extract", str(empty)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 3
+    assert done.stderr.strip().startswith("not an article:")
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -1,0 +1,128 @@
+"""The seed text format (pure): writing, reading and cleaning documents.
+
+A document is the title on the first line, a blank line, then one paragraph per block,
+blocks separated by exactly one blank line; UTF-8, NFC, no trailing newline, no runs of
+spaces, no empty paragraphs. See ``../shared/SEED_FORMAT.md``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+
+_SPACES = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u200b\ufeff]")
+
+
+def normalize_paragraph(text: str) -> str:
+    """NFC, no control or zero-width characters, single spaces, trimmed."""
+    text = unicodedata.normalize("NFC", text)
+    text = _CONTROL.sub("", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def format_document(title: str, paragraphs: Iterable[str]) -> str:
+    """Render the seed format. Empty paragraphs vanish; a body line equal to the title too."""
+    head = normalize_paragraph(title)
+    body = [p for p in (normalize_paragraph(p) for p in paragraphs) if p and p != head]
+    return "\n\n".join([head, *body]) if head else "\n\n".join(body)
+
+
+def read_document(text: str) -> tuple[str, list[str]]:
+    """Read either seed layout back: blank-line blocks with a title line, or one paragraph
+    per line with no title. Returns (title, paragraphs); the title may be empty."""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
+    if not text:
+        return "", []
+    blocks = [b for b in re.split(r"\n\s*\n", text) if b.strip()]
+    if len(blocks) == 1:
+        # One paragraph per line and no title line (the layout of seeds 003 and 004).
+        return "", [normalize_paragraph(line) for line in blocks[0].split("\n") if line.strip()]
+    paragraphs: list[str] = []
+    for block in blocks:
+        paragraphs.extend(normalize_paragraph(line) for line in block.split("\n") if line.strip())
+    first = blocks[0].strip()
+    if "\n" not in first:
+        return normalize_paragraph(first), paragraphs[1:]
+    return "", paragraphs
+
+
+def word_count(text: str) -> int:
+    """Words for Latin and Cyrillic scripts; each CJK character counts as one word."""
+    cjk = len(re.findall(r"[\u3400-\u9fff\uf900-\ufaff]", text))
+    latin = len(re.findall(r"[^\W\d_]+|\d+", re.sub(r"[\u3400-\u9fff\uf900-\ufaff]", " ", text)))
+    return latin + cjk
+
+
+# --- Boilerplate: general classes of page chrome, not strings of particular sites ---------
+
+_LANGUAGE_TOKENS = {
+    "ua", "uk", "en", "ru", "de", "fr", "es", "it", "pt", "zh", "cn", "ja", "jp", "ko", "ar",
+    "pl", "tr", "nl", "english", "русский", "українська", "中文", "deutsch", "español",
+    "français", "日本語", "简体", "繁體", "繁体",
+}  # fmt: skip
+_PROMPT = re.compile(
+    r"^(?:you are here\b|sign up\b|subscribe\b|follow us\b|join us on\b|share (?:this|on)\b"
+    r"|download (?:our|the) app\b|your feedback is important|tell us what you think"
+    r"|we use cookies|this (?:site|website) uses cookies|accept (?:all )?cookies"
+    r"|read more\b|advertisement$|click here to\b|get notified of\b|email us at\b"
+    r"|.{0,40}\bis now on (?:telegram|whatsapp|google news)"
+    r"|copy link$|print$)",
+    re.I,
+)
+_TEASER_HEADING = re.compile(
+    r"^(?:you may also like|you might also like|related(?: articles| stories| news| posts)?"
+    r"|more from\b.{0,40}|recommended(?: for you| stories)?|most read|most popular|trending"
+    r"|read next|also read|more stories|latest news|editor'?s picks)\s*:?$",
+    re.I,
+)
+_BREADCRUMB = re.compile(r"^(?:home|startseite|главная|головна)\s*[›»>/|]", re.I)
+
+
+def is_language_switcher(paragraph: str) -> bool:
+    tokens = [t for t in re.split(r"[\s|/·•,]+", paragraph.lower()) if t]
+    return 1 < len(tokens) <= 8 and all(t in _LANGUAGE_TOKENS for t in tokens)
+
+
+def is_boilerplate(paragraph: str) -> bool:
+    """A short paragraph that is page chrome: switchers, breadcrumbs, prompts, cookie notes."""
+    if len(paragraph) > 300:
+        return False
+    return bool(
+        is_language_switcher(paragraph)
+        or _BREADCRUMB.match(paragraph)
+        or (_PROMPT.match(paragraph) and len(paragraph.split()) <= 25)
+    )
+
+
+_DATELINE = re.compile(r"^[A-Z][A-Z .,'’/-]{1,40}\s*[—–-]$")
+
+
+def _is_teaser(paragraph: str) -> bool:
+    """A related-article teaser: a headline or a one-line standfirst, often cut with "…"."""
+    return len(paragraph.split()) < 40 or paragraph.endswith(("…", "..."))
+
+
+def strip_boilerplate(paragraphs: Sequence[str]) -> list[str]:
+    """Drop chrome paragraphs; after a related-articles heading ("You May Also Like") drop
+    the teasers that follow it, up to the next full-length paragraph. A dateline standing
+    alone ("GENEVA —") joins the paragraph it introduces."""
+    kept: list[str] = []
+    dateline = ""
+    in_teasers = False
+    for paragraph in paragraphs:
+        if _TEASER_HEADING.match(paragraph):
+            in_teasers = True
+            continue
+        if in_teasers and _is_teaser(paragraph):
+            continue
+        in_teasers = False
+        if is_boilerplate(paragraph):
+            continue
+        if _DATELINE.match(paragraph):
+            dateline = paragraph + " "
+            continue
+        kept.append(dateline + paragraph)
+        dateline = ""
+    return kept

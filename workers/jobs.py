@@ -1,0 +1,91 @@
+"""RQ entry points. Thin: JSON in, one canonical log line out, the work in ``pipeline``.
+
+Transient failures (timeouts, 5xx, Redis hiccups) raise, and RQ retries them with backoff.
+Permanent ones (404, not an article) are logged with a reason and end the job normally:
+retrying cannot help, and the failed-job registry is for things a person should look at.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from rq import get_current_job
+
+from service.enqueue import enqueue_tag
+from service.errors import PermanentFetchError, RefusedArticleError
+from service.events import build_event
+from service.fetch import Fetcher, FetchResult
+from service.models import Article, ArticleJob
+from workers import resources
+from workers.pipeline import build_article, page_to_extraction, tag_document
+
+log = structlog.get_logger("tradewire.worker")
+PAGE_TYPES = ("text/html", "application/xhtml", "text/plain")
+
+
+def _job_id() -> str | None:
+    job = get_current_job()
+    return job.id if job is not None else None
+
+
+def extract_job(payload: dict[str, Any]) -> dict[str, Any]:
+    """Download, extract and store one article, then queue its tag job."""
+    deps = resources.current()
+    job = ArticleJob.from_dict(payload)
+    with structlog.contextvars.bound_contextvars(
+        article_id=job.article_id, url=job.url, job_id=_job_id()
+    ):
+        settings = deps.settings
+
+        async def download(fetcher: Fetcher) -> FetchResult:
+            return await fetcher.get(
+                job.url, max_bytes=settings.max_page_bytes, accept_types=PAGE_TYPES
+            )
+
+        try:
+            page: FetchResult = deps.run(download)
+            extraction = page_to_extraction(
+                page.body, page.headers.get("content-type", ""), page.url,
+                settings.min_article_words, job.title,
+            )  # fmt: skip
+        except (PermanentFetchError, RefusedArticleError) as exc:
+            reason = exc.kind if isinstance(exc, PermanentFetchError) else exc.reason
+            log.info("article.processed", status="refused", reason=reason, detail=str(exc)[:300])
+            return {"status": "refused", "reason": reason}
+        article = build_article(job, extraction, datetime.now(UTC))
+        path = deps.corpus.write(article.article_id, article.text, _meta(article))
+        stored = Article.from_dict({**article.to_dict(), "corpus_file": path.name})
+        enqueue_tag(deps.rq_redis, settings, stored.to_dict())
+        log.info("article.extracted", status="extracted", corpus_file=path.name)
+        return {"status": "extracted", "corpus_file": path.name}
+
+
+def tag_job(payload: dict[str, Any]) -> dict[str, Any]:
+    """Tag one stored article and emit its event when it is about US–China trade."""
+    deps = resources.current()
+    article = Article.from_dict(payload)
+    with structlog.contextvars.bound_contextvars(
+        article_id=article.article_id, url=article.url, job_id=_job_id()
+    ):
+        tags = tag_document(deps.taxonomy, article.text, article.title)
+        if not tags.us_china_trade:
+            log.info("article.processed", status="not_relevant", score=tags.score)
+            return {"status": "not_relevant", "score": tags.score}
+        event = build_event(article, tags, now=datetime.now(UTC))
+        result = deps.emitter.emit(event)
+        log.info(
+            "article.processed",
+            status="emitted" if result.created else "already_emitted",
+            entry_id=result.entry_id,
+            score=tags.score,
+            topics=list(tags.topics),
+        )
+        return {"status": "emitted", "entry_id": result.entry_id, "created": result.created}
+
+
+def _meta(article: Article) -> dict[str, Any]:
+    data = article.to_dict()
+    data.pop("text", None)
+    return data

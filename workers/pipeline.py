@@ -1,0 +1,55 @@
+"""The steps each job runs, as functions of data (no Redis, no HTTP)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from service.feeds import rfc3339
+from service.models import Article, ArticleJob, TagResult
+from workers.document import read_document
+from workers.extract import Extraction, decode_html, extract_article
+from workers.tagging import Taxonomy, tag_article
+
+
+def page_to_extraction(
+    body: bytes, content_type: str, url: str, min_words: int, fallback_title: str
+) -> Extraction:
+    """Decode and extract; raises RefusedArticleError when the page is not an article."""
+    return extract_article(decode_html(body, content_type), url, min_words, fallback_title)
+
+
+def published_at(extraction: Extraction, job: ArticleJob) -> str | None:
+    """The feed's timestamp when it has one (it carries a time), else the page's date."""
+    if job.published_at:
+        return job.published_at
+    if extraction.published:
+        try:
+            day = datetime.strptime(extraction.published[:10], "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            return None
+        return rfc3339(day)
+    return None
+
+
+def build_article(job: ArticleJob, extraction: Extraction, fetched_at: datetime) -> Article:
+    return Article(
+        article_id=job.article_id,
+        url=job.url,
+        canonical_url=job.canonical_url,
+        feed_url=job.feed_url,
+        feed_title=job.feed_title,
+        title=extraction.title or job.title,
+        text=extraction.text,
+        authors=extraction.authors,
+        published_at=published_at(extraction, job),
+        fetched_at=rfc3339(fetched_at),
+        discovered_at=job.discovered_at,
+        language=extraction.language,
+        site_name=extraction.site_name,
+    )
+
+
+def tag_document(taxonomy: Taxonomy, text: str, title: str = "") -> TagResult:
+    """Tag a seed-format document (either layout)."""
+    doc_title, paragraphs = read_document(text)
+    return tag_article(taxonomy, title or doc_title, paragraphs)

@@ -1,0 +1,65 @@
+"""One RQ worker process on one queue (RQ's dequeue is crash-safe only with one queue).
+
+It is a ``SimpleWorker``: jobs run in this process instead of a fork per job, which costs
+more than a whole extraction; the job timeout (SIGALRM) still bounds every job, and the
+process exits after ``worker_max_jobs`` jobs so memory cannot creep (the supervisor starts
+a fresh one). It also runs RQ's scheduler, which retries need.
+"""
+
+from __future__ import annotations
+
+from rq import Queue, SimpleWorker
+
+from service.corpus import Corpus
+from service.redis_conn import connect
+from service.settings import Settings
+from service.stream import Emitter
+from workers import resources
+from workers.tagging import load_taxonomy
+
+# A dead worker's job is declared abandoned (and retried) after its heartbeat lapses;
+# RQ's defaults take ~14 minutes, these ~2.
+WORKER_TTL_S = 60
+MAINTENANCE_INTERVAL_S = 30
+JOB_MONITORING_INTERVAL_S = 15
+
+
+def build_deps(settings: Settings) -> resources.Deps:
+    text_redis = connect(settings, decode=True)
+    return resources.Deps(
+        settings=settings,
+        text_redis=text_redis,
+        rq_redis=connect(settings, decode=False),
+        taxonomy=load_taxonomy(settings.taxonomy_file),
+        corpus=Corpus(settings.corpus_dir, text_redis),
+        emitter=Emitter(text_redis, settings),
+    )
+
+
+def make_worker(deps: resources.Deps, queue_name: str) -> SimpleWorker:
+    return SimpleWorker(
+        [Queue(queue_name, connection=deps.rq_redis)],
+        connection=deps.rq_redis,
+        worker_ttl=WORKER_TTL_S,
+        maintenance_interval=MAINTENANCE_INTERVAL_S,
+        job_monitoring_interval=JOB_MONITORING_INTERVAL_S,
+    )
+
+
+def run_worker(settings: Settings, queue_name: str, *, burst: bool = False) -> bool:
+    """Work ``queue_name`` until stopped (SIGTERM finishes the job in hand) or, in burst
+    mode, until it is empty. Returns whether any job was run."""
+    deps = build_deps(settings)
+    resources.install(deps)
+    try:
+        worker = make_worker(deps, queue_name)
+        return bool(
+            worker.work(
+                burst=burst,
+                with_scheduler=True,
+                max_jobs=settings.worker_max_jobs,
+                logging_level="WARNING",
+            )
+        )
+    finally:
+        resources.install(None)
