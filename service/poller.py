@@ -22,6 +22,7 @@ from service.enqueue import enqueue_extracts
 from service.errors import FetchError
 from service.feeds import ParsedFeed, parse_feed, rfc3339
 from service.fetch import Fetcher, FetchResult
+from service.metrics import FEED_POLLS, ITEMS_DISCOVERED
 from service.models import ArticleJob, Feed
 from service.schedule import SchedulePolicy, error_delay, success_delay
 from service.settings import Settings
@@ -194,6 +195,7 @@ class Poller:
             self.claims.release(fresh)
             raise
         self.claims.confirm(fresh)
+        ITEMS_DISCOVERED.inc(len(jobs))
         for job in jobs:
             log.info("poller.article_queued", url=job.url, article_id=job.article_id)
         return len(jobs)
@@ -207,6 +209,7 @@ class Poller:
         parsed: ParsedFeed | None,
         new_items: int,
     ) -> None:
+        FEED_POLLS.labels(result=str(result.status)).inc()
         now = self.clock()
         delay = success_delay(
             self.policy, feed.interval_s, parsed.ttl_s if parsed else None, self.rng
@@ -240,6 +243,7 @@ class Poller:
         detail: str,
         retry_after_s: float | None,
     ) -> None:
+        FEED_POLLS.labels(result=kind).inc()
         now = self.clock()
         errors = state.consecutive_errors + 1
         delay = error_delay(self.policy, errors, retry_after_s, self.rng)

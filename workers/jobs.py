@@ -7,6 +7,7 @@ retrying cannot help, and the failed-job registry is for things a person should 
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from service.enqueue import enqueue_tag
 from service.errors import PermanentFetchError, RefusedArticleError
 from service.events import build_event
 from service.fetch import Fetcher, FetchResult
+from service.metrics import ARTICLES, EVENTS, EXTRACT_SECONDS
 from service.models import Article, ArticleJob
 from workers import resources
 from workers.pipeline import build_article, page_to_extraction, tag_document
@@ -46,18 +48,22 @@ def extract_job(payload: dict[str, Any]) -> dict[str, Any]:
 
         try:
             page: FetchResult = deps.run(download)
+            started = time.perf_counter()
             extraction = page_to_extraction(
                 page.body, page.headers.get("content-type", ""), page.url,
                 settings.min_article_words, job.title,
             )  # fmt: skip
         except (PermanentFetchError, RefusedArticleError) as exc:
             reason = exc.kind if isinstance(exc, PermanentFetchError) else exc.reason
+            ARTICLES.labels(status="refused", reason=reason).inc()
             log.info("article.processed", status="refused", reason=reason, detail=str(exc)[:300])
             return {"status": "refused", "reason": reason}
+        EXTRACT_SECONDS.observe(time.perf_counter() - started)
         article = build_article(job, extraction, datetime.now(UTC))
         path = deps.corpus.write(article.article_id, article.text, _meta(article))
         stored = Article.from_dict({**article.to_dict(), "corpus_file": path.name})
         enqueue_tag(deps.rq_redis, settings, stored.to_dict())
+        ARTICLES.labels(status="extracted", reason="").inc()
         log.info("article.extracted", status="extracted", corpus_file=path.name)
         return {"status": "extracted", "corpus_file": path.name}
 
@@ -75,6 +81,7 @@ def tag_job(payload: dict[str, Any]) -> dict[str, Any]:
             return {"status": "not_relevant", "score": tags.score}
         event = build_event(article, tags, now=datetime.now(UTC))
         result = deps.emitter.emit(event)
+        EVENTS.labels(outcome="emitted" if result.created else "duplicate_suppressed").inc()
         log.info(
             "article.processed",
             status="emitted" if result.created else "already_emitted",

@@ -97,3 +97,30 @@ def test_rerun_produces_no_duplicates(
     assert run_pipeline(settings, text_redis, rq_redis) == 10
     assert text_redis.xlen(settings.stream_name) == events
     assert len(list(settings.corpus_dir.glob("*.txt"))) == 10
+
+
+def test_non_html_and_missing_pages_are_refused_without_events(
+    settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis, tmp_path: Path
+) -> None:
+    """A PDF and a 404 end their jobs with a logged reason: no event, no file, no retry."""
+    from pytest_httpserver import HTTPServer
+
+    with HTTPServer() as server:
+        server.expect_request("/doc.pdf").respond_with_data(
+            b"%PDF-1.7 ...", content_type="application/pdf"
+        )
+        server.expect_request("/rss").respond_with_data(
+            "<rss version='2.0'><channel><title>t</title>"
+            f"<item><title>PDF</title><link>{server.url_for('/doc.pdf')}</link></item>"
+            f"<item><title>Gone</title><link>{server.url_for('/gone')}</link></item>"
+            "</channel></rss>",
+            content_type="application/rss+xml",
+        )
+        settings.feeds_file.write_text(yaml.safe_dump({"feeds": [{"url": server.url_for("/rss")}]}))
+        assert run_pipeline(settings, text_redis, rq_redis) == 2
+    assert text_redis.xlen(settings.stream_name) == 0
+    assert not list(settings.corpus_dir.glob("*.txt"))
+    from rq import Queue
+    from rq.registry import FailedJobRegistry
+
+    assert FailedJobRegistry(queue=Queue(keys.EXTRACT_QUEUE, connection=rq_redis)).count == 0

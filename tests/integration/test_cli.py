@@ -1,0 +1,137 @@
+"""The command line: bad configuration stops at start with the problem named; tail; demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from service.events import build_event
+from service.models import Article, TagResult
+from service.settings import Settings
+from service.stream import Emitter
+from tests.conftest import ROOT, free_port
+
+
+def tradewire(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: float = 60,
+              stdin: str | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWIRE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args], env=base | (env or {}), cwd=cwd,
+        capture_output=True, text=True, timeout=timeout, input=stdin, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("env", "files", "message"),
+    [
+        ({"TRADEWIRE_WORKRES": "3"}, {}, "unknown environment variable TRADEWIRE_WORKRES"),
+        ({"TRADEWIRE_REDIS_URL": "redis://127.0.0.1:{closed}/0"}, {}, "is not reachable"),
+        ({"TRADEWIRE_REDIS_URL": "mysql://x"}, {}, "must start with redis://"),
+        (
+            {},
+            {"feeds.yaml": "feeds:\n  - url: htp://typo.example/rss\n"},
+            "'url' must be an http(s) URL",
+        ),
+        (
+            {},
+            {"feeds.yaml": "feeds:\n  - url: https://ok.example/rss\n    intervall_s: 5\n"},
+            "unknown key(s) ['intervall_s']",
+        ),
+        ({}, {"feeds.yaml": "feeds: [\n"}, "is not valid YAML"),
+        ({}, {"settings.yaml": "workers: 2\nworker: 3\n"}, "unknown setting(s) worker"),
+    ],
+)
+def test_bad_configuration_exits_2_naming_the_problem(
+    tmp_path: Path, env: dict[str, str], files: dict[str, str], message: str
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    full = {
+        "TRADEWIRE_FEEDS_FILE": str(tmp_path / "feeds.yaml")
+        if "feeds.yaml" in files
+        else str(ROOT / "config" / "feeds.yaml"),
+        "TRADEWIRE_CONFIG": str(tmp_path / "settings.yaml")
+        if "settings.yaml" in files
+        else str(ROOT / "config" / "settings.yaml"),
+        "TRADEWIRE_TAXONOMY_FILE": str(ROOT / "config" / "taxonomy.yaml"),
+        "TRADEWIRE_CORPUS_DIR": str(tmp_path / "corpus"),
+        "TRADEWIRE_REDIS_EMBEDDED_DIR": str(tmp_path / "redis"),
+        "TRADEWIRE_HEALTH_PORT": str(free_port()),
+    }
+    full |= {k: v.replace("{closed}", str(free_port())) for k, v in env.items()}
+    done = tradewire("run", env=full, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
+
+
+def test_unwritable_corpus_dir_stops_the_start(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    done = tradewire("worker", env={"TRADEWIRE_CORPUS_DIR": str(blocker / "corpus"),
+                                    "TRADEWIRE_REDIS_URL": "redis://127.0.0.1:1/0"}, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 2
+    assert "corpus directory" in done.stderr and "not writable" in done.stderr
+
+
+def test_poll_without_redis_url_is_refused(tmp_path: Path) -> None:
+    """Only run and demo start a private Redis; a lone poller must share a real one."""
+    done = tradewire("poll", cwd=ROOT)
+    assert done.returncode == 2
+    assert "TRADEWIRE_REDIS_URL is required" in done.stderr
+
+
+def test_password_never_reaches_output(tmp_path: Path) -> None:
+    done = tradewire(
+        "poll", env={"TRADEWIRE_REDIS_URL": f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"}
+    )
+    assert done.returncode == 2
+    assert "hunter2-secret" not in done.stderr + done.stdout
+    assert "***" in done.stderr
+
+
+def _article(article_id: str) -> Article:
+    return Article(
+        article_id=article_id, url=f"https://x.example/{article_id}", canonical_url=f"https://x.example/{article_id}",
+        feed_url="https://x.example/rss", feed_title="X", title="T", text="T\n\nBody.", authors=(),
+        published_at=None, fetched_at="2025-11-01T00:00:00Z", discovered_at="2025-11-01T00:00:00Z",
+        language="en", site_name=None,
+    )  # fmt: skip
+
+
+def test_tail_prints_events_and_acknowledges(
+    settings: Settings, text_redis: redis.Redis, redis_url: str
+) -> None:
+    from datetime import UTC, datetime
+
+    emitter = Emitter(text_redis, settings)
+    tags = TagResult(True, 0.9, (), (), (), "t")
+    for i in range(3):
+        emitter.emit(build_event(_article(f"{i:016x}"), tags, now=datetime.now(UTC)))
+    done = tradewire(
+        "tail",
+        "--group",
+        "g1",
+        "--from-start",
+        "--count",
+        "3",
+        env={"TRADEWIRE_REDIS_URL": redis_url},
+    )
+    assert done.returncode == 0, done.stderr
+    ids = [json.loads(line)["article_id"] for line in done.stdout.splitlines()]
+    assert ids == [f"{i:016x}" for i in range(3)]
+    pending = text_redis.xpending(settings.stream_name, "g1")
+    assert pending["pending"] == 0
+
+
+def test_demo_runs_offline_and_shows_events() -> None:
+    done = tradewire("demo", timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "10 new articles queued" in done.stdout
+    assert "6 events on stream tradewire:events" in done.stdout
+    assert "10 cleaned articles" in done.stdout
