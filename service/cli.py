@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import redis
 import structlog
 
 from service import keys
@@ -55,6 +56,19 @@ def _parser() -> argparse.ArgumentParser:
         "--from-start", action="store_true", help="a new group starts at the beginning"
     )
     tail.add_argument("--count", type=int, default=0, help="stop after N events (0: run forever)")
+    tail.add_argument(
+        "--claim-idle-ms", type=int, default=60_000,
+        help="claim entries a dead consumer left unacknowledged this long",
+    )  # fmt: skip
+    tail.add_argument("--stream", default=None, help="default: the configured stream_name")
+
+    replay = sub.add_parser("replay", help="re-emit stored articles to a stream of your choice")
+    replay.add_argument("--since", required=True, type=_date, help="YYYY-MM-DD or RFC 3339")
+    replay.add_argument(
+        "--stream", required=True, help="target stream (e.g. tradewire:replay:team)"
+    )
+
+    sub.add_parser("retag", help="re-tag the corpus; emit events for changed verdicts")
 
     sub.add_parser("demo", help="the whole pipeline offline against a bundled local news site")
 
@@ -120,6 +134,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if command == "tail":
         with app.redis_for(settings, embedded_allowed=False) as live:
             return _tail(args, live)
+    if command in ("replay", "retag"):
+        with app.redis_for(settings, embedded_allowed=False) as live:
+            return _replay(args, live, retag=command == "retag")
     if command == "demo":
         return _demo(settings)
     if command == "feeds":
@@ -170,32 +187,46 @@ def _tag(settings: Settings) -> int:
     return status
 
 
+def _date(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
+    from service.consumer import consume, ensure_group
     from service.redis_conn import MAX_BLOCK_S, connect
 
     client = connect(settings, decode=True)
-    stream = settings.stream_name
-    try:
-        client.xgroup_create(stream, args.group, id="0" if args.from_start else "$", mkstream=True)
-    except redis.ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
-    printed = 0
-    while args.count == 0 or printed < args.count:
-        batch = cast(
-            list[tuple[str, list[tuple[str, dict[str, str]]]]],
-            client.xreadgroup(
-                args.group, args.consumer, {stream: ">"}, count=100, block=MAX_BLOCK_S * 1000
-            ),
+    stream = args.stream or settings.stream_name
+    ensure_group(client, stream, args.group, args.from_start)
+
+    def show(entry: tuple[str, dict[str, str]]) -> None:
+        sys.stdout.write(entry[1]["data"] + "\n")
+        sys.stdout.flush()
+
+    consume(client, stream, args.group, args.consumer, show, claim_idle_ms=args.claim_idle_ms,
+            block_ms=MAX_BLOCK_S * 1000, limit=args.count)  # fmt: skip
+    return 0
+
+
+def _replay(args: argparse.Namespace, settings: Settings, retag: bool) -> int:
+    from service import replay
+    from service.redis_conn import connect
+    from workers.tagging import load_taxonomy
+
+    client = connect(settings, decode=True)
+    taxonomy = load_taxonomy(settings.taxonomy_file)
+    now = datetime.now(UTC)
+    if retag:
+        report = replay.retag(settings, client, taxonomy, now=now)
+    else:
+        report = replay.replay(
+            settings, client, taxonomy, since=args.since, stream=args.stream, now=now
         )
-        for _stream, entries in batch or []:
-            for entry_id, fields in entries:
-                sys.stdout.write(fields["data"] + "\n")
-                sys.stdout.flush()
-                client.xack(stream, args.group, entry_id)
-                printed += 1
-                if args.count and printed >= args.count:
-                    return 0
+    print(json.dumps(dataclasses.asdict(report)))
     return 0
 
 

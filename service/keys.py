@@ -37,9 +37,14 @@ def corpus_number(article_id: str) -> str:
     return f"{PREFIX}:corpus:num:{article_id}"
 
 
-# Emitter: the entry id an article's created event got, the proof it was emitted.
-def emitted(article_id: str) -> str:
-    return f"{PREFIX}:emitted:{article_id}"
+# Emitter: the entry id an article's created event got on a stream, the proof it was emitted.
+def emitted(stream: str, article_id: str) -> str:
+    return f"{PREFIX}:emitted:{{{stream}}}:{article_id}"
+
+
+# The tagger's last verdict on an article, so a re-tag knows what changed.
+def verdict(article_id: str) -> str:
+    return f"{PREFIX}:verdict:{article_id}"
 
 
 def extract_job_id(article_id: str) -> str:

@@ -49,6 +49,8 @@ class Settings:
 
     # Output stream.
     stream_name: str = "tradewire:events"
+    # Optional second stream of every cleaned article, relevant or not (off when None).
+    articles_stream_name: str | None = None
     stream_trim: StreamTrim = "minid"
     stream_retention_s: int = 7 * 24 * 3600
     stream_maxlen: int = 1_000_000

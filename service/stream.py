@@ -63,7 +63,7 @@ class Emitter:
         min_id = f"{int((moment - self.settings.stream_retention_s) * 1000)}-0"
         once = event["event_type"] == ARTICLE_CREATED
         created, entry_id = self._script(
-            keys=[self.stream, keys.emitted(event["article_id"])],
+            keys=[self.stream, keys.emitted(self.stream, event["article_id"])],
             args=[
                 "1" if once else "0",
                 self.settings.stream_trim,
@@ -80,3 +80,13 @@ class Emitter:
 
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def record_verdict(client: redis.Redis, article_id: str, tags: dict[str, Any], ttl_s: int) -> None:
+    """Remember the tagger's last verdict (after the event is on the stream), for retagging."""
+    client.set(keys.verdict(article_id), json.dumps(tags, ensure_ascii=False), ex=ttl_s)
+
+
+def last_verdict(client: redis.Redis, article_id: str) -> dict[str, Any] | None:
+    raw = client.get(keys.verdict(article_id))
+    return json.loads(raw) if raw else None

@@ -19,7 +19,8 @@ from service.errors import PermanentFetchError, RefusedArticleError
 from service.events import build_event
 from service.fetch import Fetcher, FetchResult
 from service.metrics import ARTICLES, EVENTS, EXTRACT_SECONDS
-from service.models import Article, ArticleJob
+from service.models import Article, ArticleJob, TagResult
+from service.stream import record_verdict
 from workers import resources
 from workers.pipeline import build_article, page_to_extraction, tag_document
 
@@ -76,11 +77,17 @@ def tag_job(payload: dict[str, Any]) -> dict[str, Any]:
         article_id=article.article_id, url=article.url, job_id=_job_id()
     ):
         tags = tag_document(deps.taxonomy, article.text, article.title)
+        event = build_event(article, tags, now=datetime.now(UTC))
+        if deps.articles_emitter is not None:
+            deps.articles_emitter.emit(event)
         if not tags.us_china_trade:
+            _record(deps, article, tags)
             log.info("article.processed", status="not_relevant", score=tags.score)
             return {"status": "not_relevant", "score": tags.score}
-        event = build_event(article, tags, now=datetime.now(UTC))
         result = deps.emitter.emit(event)
+        # Bookkeeping only after the event is safely on the stream: a crash before this
+        # line retries the job, and the emitter makes the retry harmless.
+        _record(deps, article, tags)
         EVENTS.labels(outcome="emitted" if result.created else "duplicate_suppressed").inc()
         log.info(
             "article.processed",
@@ -90,6 +97,10 @@ def tag_job(payload: dict[str, Any]) -> dict[str, Any]:
             topics=list(tags.topics),
         )
         return {"status": "emitted", "entry_id": result.entry_id, "created": result.created}
+
+
+def _record(deps: resources.Deps, article: Article, tags: TagResult) -> None:
+    record_verdict(deps.text_redis, article.article_id, tags.to_dict(), deps.settings.emitted_ttl_s)
 
 
 def _meta(article: Article) -> dict[str, Any]:

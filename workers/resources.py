@@ -31,6 +31,7 @@ class Deps:
     taxonomy: Taxonomy
     corpus: Corpus
     emitter: Emitter
+    articles_emitter: Emitter | None = None
     _runner: asyncio.Runner | None = None
     _fetcher: Fetcher | None = None
 

@@ -33,6 +33,11 @@ def build_deps(settings: Settings) -> resources.Deps:
         taxonomy=load_taxonomy(settings.taxonomy_file),
         corpus=Corpus(settings.corpus_dir, text_redis),
         emitter=Emitter(text_redis, settings),
+        articles_emitter=(
+            Emitter(text_redis, settings, stream=settings.articles_stream_name)
+            if settings.articles_stream_name
+            else None
+        ),
     )
 
 
