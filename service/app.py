@@ -13,11 +13,13 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import redis
 import structlog
 from rq import Queue, Worker
+from rq.registry import FailedJobRegistry
 
 from service import keys
 from service.corpus import check_corpus_dir
@@ -26,7 +28,7 @@ from service.errors import ConfigError
 from service.feedlist import load_feeds
 from service.fetch import Fetcher
 from service.health import HealthServer, HealthState
-from service.metrics import REGISTRY, RedisStateCollector
+from service.metrics import RedisStateCollector, exposition_registry
 from service.poller import Poller
 from service.redis_conn import connect
 from service.settings import Settings, redact_url
@@ -105,16 +107,40 @@ def workers_check(rq_redis: redis.Redis) -> Any:
     return check
 
 
+def queue_limits_check(rq_redis: redis.Redis, max_backlog: int, max_failed: int) -> Any:
+    def check() -> str | None:
+        problems = []
+        for name in keys.QUEUES:
+            queue = Queue(name, connection=rq_redis)
+            if queue.count > max_backlog:
+                problems.append(f"{name} backlog {queue.count} > {max_backlog}")
+            failed = FailedJobRegistry(queue=queue).count
+            if failed > max_failed:
+                problems.append(f"{name} failed jobs {failed} > {max_failed}")
+        return "; ".join(problems) or None
+
+    return check
+
+
 def worker_argv(queue_name: str) -> list[str]:
     return [sys.executable, "-m", "service", "work-one", "--queue", queue_name]
 
 
-def serve(settings: Settings, *, poll: bool, extract_workers: int, tag_workers: int) -> int:
+def serve(
+    settings: Settings,
+    metrics_dir: Path | None,
+    *,
+    poll: bool,
+    extract_workers: int,
+    tag_workers: int,
+) -> int:
     """Run a poller and/or supervised workers with a health server until SIGTERM/SIGINT."""
-    return asyncio.run(_serve(settings, poll, extract_workers, tag_workers))
+    return asyncio.run(_serve(settings, metrics_dir, poll, extract_workers, tag_workers))
 
 
-async def _serve(settings: Settings, poll: bool, extract_workers: int, tag_workers: int) -> int:
+async def _serve(
+    settings: Settings, metrics_dir: Path | None, poll: bool, extract_workers: int, tag_workers: int
+) -> int:
     assert settings.redis_url is not None
     text_redis = connect(settings, decode=True)
     rq_redis = connect(settings, decode=False)
@@ -124,8 +150,9 @@ async def _serve(settings: Settings, poll: bool, extract_workers: int, tag_worke
         None if time.monotonic() - loop_tick[0] < 60 else "main loop has not turned for 60s"
     )
     state.readiness["redis"] = redis_check(text_redis)
+    registry = exposition_registry(metrics_dir)
     collector = RedisStateCollector(rq_redis, settings.stream_name)
-    REGISTRY.register(collector)
+    registry.register(collector)
 
     supervisor = Supervisor()
     supervisor.env["TRADEWIRE_REDIS_URL"] = settings.redis_url
@@ -135,6 +162,9 @@ async def _serve(settings: Settings, poll: bool, extract_workers: int, tag_worke
         supervisor.add(f"tag-{i}", worker_argv(keys.TAG_QUEUE))
     if extract_workers or tag_workers:
         state.readiness["workers"] = workers_check(rq_redis)
+        state.readiness["queues"] = queue_limits_check(
+            rq_redis, settings.ready_max_backlog, settings.ready_max_failed
+        )
 
     poller: Poller | None = None
     fetcher: Fetcher | None = None
@@ -144,7 +174,7 @@ async def _serve(settings: Settings, poll: bool, extract_workers: int, tag_worke
         poller.register(load_feeds(settings.feeds_file))
         state.readiness["poller"] = poller_heartbeat_check(text_redis, 2 * poller.cycle_s + 5)
 
-    health = HealthServer(settings.health_host, settings.health_port, state, REGISTRY).start()
+    health = HealthServer(settings.health_host, settings.health_port, state, registry).start()
     log.info("service.started", health_port=health.port, poll=poll, extract_workers=extract_workers,
              tag_workers=tag_workers, settings=settings.redacted())  # fmt: skip
 
@@ -172,6 +202,6 @@ async def _serve(settings: Settings, poll: bool, extract_workers: int, tag_worke
     if fetcher is not None:
         await fetcher.aclose()
     health.stop()
-    REGISTRY.unregister(collector)
+    registry.unregister(collector)
     log.info("service.stopped")
     return 0

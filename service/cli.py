@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -70,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("retag", help="re-tag the corpus; emit events for changed verdicts")
 
+    sub.add_parser("status", help="queues, workers, feeds in backoff, last events")
+    failed = sub.add_parser("failed", help="inspect and requeue failed jobs")
+    failed_sub = failed.add_subparsers(dest="failed_command", required=True)
+    failed_sub.add_parser("list", help="failed jobs with their last error line")
+    retry = failed_sub.add_parser("retry", help="requeue failed jobs")
+    retry.add_argument("job_ids", nargs="*", help="default: all failed jobs")
+
     sub.add_parser("demo", help="the whole pipeline offline against a bundled local news site")
 
     feeds = sub.add_parser("feeds", help="feed list tools")
@@ -86,17 +95,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tradewire: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.log_level, settings.log_format)
+    metrics_dir: str | None = None
+    if args.command in ("run", "poll", "worker"):
+        # Every process of this command (children inherit the variable) writes its metrics
+        # here, and /metrics sums them; it must be set before prometheus-client is imported.
+        metrics_dir = tempfile.mkdtemp(prefix="tradewire-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
-        return _dispatch(args, settings)
+        return _dispatch(args, settings, Path(metrics_dir) if metrics_dir else None)
     except ConfigError as exc:
         log.error("startup.failed", error=str(exc))
         print(f"tradewire: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+def _dispatch(args: argparse.Namespace, settings: Settings, metrics_dir: Path | None) -> int:
     from service import app
 
     command = args.command
@@ -104,11 +122,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.with_overrides(workers=args.workers or settings.workers)
         app.validate_for_start(settings, feeds=True, workers=True)
         with app.redis_for(settings, embedded_allowed=True) as live:
-            return app.serve(live, poll=True, extract_workers=live.workers, tag_workers=1)
+            return app.serve(
+                live, metrics_dir, poll=True, extract_workers=live.workers, tag_workers=1
+            )
     if command == "poll":
         app.validate_for_start(settings, feeds=True, workers=False)
         with app.redis_for(settings, embedded_allowed=False) as live:
-            return app.serve(live, poll=True, extract_workers=0, tag_workers=0)
+            return app.serve(live, metrics_dir, poll=True, extract_workers=0, tag_workers=0)
     if command == "worker":
         app.validate_for_start(settings, feeds=False, workers=True)
         queues = args.queue or list(keys.QUEUES)
@@ -116,6 +136,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         with app.redis_for(settings, embedded_allowed=False) as live:
             return app.serve(
                 live,
+                metrics_dir,
                 poll=False,
                 extract_workers=count if keys.EXTRACT_QUEUE in queues else 0,
                 tag_workers=count if keys.TAG_QUEUE in queues else 0,
@@ -137,6 +158,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if command in ("replay", "retag"):
         with app.redis_for(settings, embedded_allowed=False) as live:
             return _replay(args, live, retag=command == "retag")
+    if command in ("status", "failed"):
+        with app.redis_for(settings, embedded_allowed=False) as live:
+            return _operate(args, live)
     if command == "demo":
         return _demo(settings)
     if command == "feeds":
@@ -227,6 +251,24 @@ def _replay(args: argparse.Namespace, settings: Settings, retag: bool) -> int:
             settings, client, taxonomy, since=args.since, stream=args.stream, now=now
         )
     print(json.dumps(dataclasses.asdict(report)))
+    return 0
+
+
+def _operate(args: argparse.Namespace, settings: Settings) -> int:
+    from service import status
+    from service.redis_conn import connect
+
+    text_redis = connect(settings, decode=True)
+    rq_redis = connect(settings, decode=False)
+    if args.command == "status":
+        report = status.status_report(text_redis, rq_redis, settings.stream_name, time.time())
+        print(status.render_status(report))
+    elif args.failed_command == "list":
+        for job in status.failed_jobs(rq_redis):
+            print(json.dumps(job, ensure_ascii=False))
+    else:
+        count = status.retry_failed(rq_redis, args.job_ids or None)
+        print(f"requeued {count} failed job(s)")
     return 0
 
 

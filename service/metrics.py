@@ -1,13 +1,21 @@
-"""Prometheus metrics. Counters are per process; queue depths and stream length are read
-from Redis at scrape time, so any process's /metrics shows the shared picture."""
+"""Prometheus metrics.
+
+Counters and histograms are written by every process of one ``tradewire`` command (the
+poller and its supervised worker children) into prometheus-client's multiprocess
+directory, which the CLI creates and names in PROMETHEUS_MULTIPROC_DIR before anything
+imports this module; the command's /metrics sums them. Queue depths, failed jobs and the
+stream length are read from Redis at scrape time, so every process shows the shared picture.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import redis
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from rq import Queue
 from rq.registry import FailedJobRegistry
@@ -35,6 +43,32 @@ EXTRACT_SECONDS = Histogram(
     "tradewire_extract_seconds", "Time to extract one page (decode, trafilatura, clean).",
     buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10), registry=REGISTRY,
 )  # fmt: skip
+
+EVENT_LATENCY = Histogram(
+    "tradewire_event_latency_seconds",
+    "Time from publication (feed or page date) and from discovery (poller) to the event.",
+    ["since"], buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600),
+    registry=REGISTRY,
+)  # fmt: skip
+FEEDS_IN_BACKOFF = Gauge(
+    "tradewire_feeds_in_backoff", "Feeds of this poller whose last poll failed.",
+    registry=REGISTRY, multiprocess_mode="livesum",
+)  # fmt: skip
+FEEDS_STALE = Gauge(
+    "tradewire_feeds_stale",
+    "Feeds of this poller silent for over 3x their usual cadence (min. 1 day).",
+    registry=REGISTRY, multiprocess_mode="livesum",
+)  # fmt: skip
+
+
+def exposition_registry(multiprocess_dir: Path | None) -> CollectorRegistry:
+    """The registry /metrics serves: this process's, or the sum over all processes of the
+    command when they share a multiprocess directory."""
+    if multiprocess_dir is None:
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(multiprocess_dir))  # type: ignore[no-untyped-call]
+    return registry
 
 
 class RedisStateCollector(Collector):

@@ -22,7 +22,7 @@ from service.enqueue import enqueue_extracts
 from service.errors import FetchError
 from service.feeds import ParsedFeed, parse_feed, rfc3339
 from service.fetch import Fetcher, FetchResult
-from service.metrics import FEED_POLLS, ITEMS_DISCOVERED
+from service.metrics import FEED_POLLS, FEEDS_IN_BACKOFF, FEEDS_STALE, ITEMS_DISCOVERED
 from service.models import ArticleJob, Feed
 from service.schedule import SchedulePolicy, error_delay, success_delay
 from service.settings import Settings
@@ -68,6 +68,9 @@ class Poller:
         self.rng = rng or random.Random()
         self.policy = SchedulePolicy.from_settings(settings)
         self.cycle_s = max(1.0, min(10.0, settings.poll_min_interval_s / 2))
+        # Feeds this poller last saw failing or silent, for the gauges (several pollers sum).
+        self._in_backoff: set[str] = set()
+        self._stale: set[str] = set()
 
     def register(self, feeds: Sequence[Feed]) -> None:
         added = self.store.register(feeds, self.clock())
@@ -233,6 +236,20 @@ class Poller:
         )
         if state.consecutive_errors:
             log.info("poller.feed_recovered", after_errors=state.consecutive_errors)
+        last_new = now if new_items else state.last_new_item_at
+        usual = feed.interval_s or self.settings.poll_interval_s
+        self._track(
+            feed_id, failing=False, stale=bool(last_new) and now - last_new > max(3 * usual, 86400)
+        )
+
+    def _track(self, feed_id: str, *, failing: bool, stale: bool) -> None:
+        for members, flag in ((self._in_backoff, failing), (self._stale, stale)):
+            if flag:
+                members.add(feed_id)
+            else:
+                members.discard(feed_id)
+        FEEDS_IN_BACKOFF.set(len(self._in_backoff))
+        FEEDS_STALE.set(len(self._stale))
 
     def _record_failure(
         self,
@@ -258,6 +275,7 @@ class Poller:
                 next_poll_at=now + delay,
             ),
         )
+        self._track(feed_id, failing=True, stale=feed_id in self._stale)
         # One line per failing poll is one per backoff step: the backoff spaces them out.
         log.warning(
             "poller.feed_failed",

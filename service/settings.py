@@ -84,6 +84,10 @@ class Settings:
     worker_max_jobs: int = 1000
     min_article_words: int = 80
 
+    # Readiness limits: over these, /readyz says 503 (the backlog is not being worked off).
+    ready_max_backlog: int = 50_000
+    ready_max_failed: int = 10_000
+
     # Logging.
     log_level: str = "INFO"
     log_format: LogFormat = "auto"

@@ -18,7 +18,7 @@ from service.enqueue import enqueue_tag
 from service.errors import PermanentFetchError, RefusedArticleError
 from service.events import build_event
 from service.fetch import Fetcher, FetchResult
-from service.metrics import ARTICLES, EVENTS, EXTRACT_SECONDS
+from service.metrics import ARTICLES, EVENT_LATENCY, EVENTS, EXTRACT_SECONDS
 from service.models import Article, ArticleJob, TagResult
 from service.stream import record_verdict
 from workers import resources
@@ -89,6 +89,8 @@ def tag_job(payload: dict[str, Any]) -> dict[str, Any]:
         # line retries the job, and the emitter makes the retry harmless.
         _record(deps, article, tags)
         EVENTS.labels(outcome="emitted" if result.created else "duplicate_suppressed").inc()
+        if result.created:
+            _observe_latency(article)
         log.info(
             "article.processed",
             status="emitted" if result.created else "already_emitted",
@@ -97,6 +99,14 @@ def tag_job(payload: dict[str, Any]) -> dict[str, Any]:
             topics=list(tags.topics),
         )
         return {"status": "emitted", "entry_id": result.entry_id, "created": result.created}
+
+
+def _observe_latency(article: Article) -> None:
+    now = datetime.now(UTC)
+    for since, stamp in (("published", article.published_at), ("discovered", article.discovered_at)):
+        if stamp:
+            moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            EVENT_LATENCY.labels(since=since).observe(max(0.0, (now - moment).total_seconds()))
 
 
 def _record(deps: resources.Deps, article: Article, tags: TagResult) -> None:

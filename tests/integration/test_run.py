@@ -74,8 +74,22 @@ def test_run_on_embedded_redis_serves_health_emits_and_stops_cleanly(
         # Append-only persistence is on (Redis 7 keeps it in appendonlydir/, 6.2 in one file).
         redis_dir = tmp_path / "redis"
         assert (redis_dir / "appendonly.aof").exists() or (redis_dir / "appendonlydir").is_dir()
-        metrics = get("/metrics")
-        assert metrics is not None and "tradewire_queue_depth" in metrics.text
+        # Metrics of the poller and of the worker processes, summed by the run's /metrics.
+        def sample(name: str) -> float:
+            metrics = get("/metrics")
+            assert metrics is not None
+            return sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in metrics.text.splitlines()
+                if line.startswith(name)
+            )
+
+        assert wait_for(lambda: sample('tradewire_events_total{outcome="emitted"}') == 6, 10)
+        assert sample('tradewire_articles_total{reason="",status="extracted"}') == 10
+        assert sample('tradewire_feed_polls_total{result="200"}') == 2
+        assert sample("tradewire_items_discovered_total") == 10
+        assert sample('tradewire_event_latency_seconds_count{since="discovered"}') == 6
+        assert sample('tradewire_queue_depth{queue="extract"}') == 0
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=45) == 0
