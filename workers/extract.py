@@ -30,6 +30,7 @@ from service.errors import RefusedArticleError
 from workers.document import format_document, normalize_paragraph, strip_boilerplate, word_count
 from workers.language import detect_language, normalize_language_tag
 from workers.metadata import page_metadata
+from workers.refusal import refusal_reason
 
 # A fast pass keeping fewer words than this gets a second, full pass (see extract_article).
 SECOND_PASS_WORDS = 100
@@ -47,6 +48,7 @@ class Extraction:
 
     title: str
     paragraphs: tuple[str, ...]
+    canonical_url: str | None
     authors: tuple[str, ...]
     published: str | None  # YYYY-MM-DD as trafilatura reports it
     site_name: str | None
@@ -191,12 +193,16 @@ def extract_article(html: str, url: str, min_words: int, fallback_title: str = "
     if not paragraphs:
         raise RefusedArticleError("empty", "no main text found")
     words = word_count(" ".join(paragraphs))
+    reason = refusal_reason(html[:20000], paragraphs, words, meta.page_type)
+    if reason is not None:
+        raise RefusedArticleError(reason, f"{words} words kept")
     if words < min_words:
         raise RefusedArticleError("too_short", f"{words} words")
     language = normalize_language_tag(meta.language) or detect_language(" ".join(paragraphs))
     return Extraction(
         title=normalize_paragraph(meta.title or fallback_title),
         paragraphs=tuple(paragraphs),
+        canonical_url=meta.canonical_url,
         authors=meta.authors,
         published=meta.published,
         site_name=meta.site_name,

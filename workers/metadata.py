@@ -24,6 +24,7 @@ class PageMeta:
     site_name: str | None
     language: str | None  # the page's own lang attribute, unnormalised
     canonical_url: str | None
+    page_type: str | None  # og:type: "article", "website" (a section or home page), ...
 
 
 def _first(tree: Any, *xpaths: str) -> str:
@@ -87,4 +88,5 @@ def page_metadata(tree: Any) -> PageMeta:
         site_name=site_name,
         language=_first(tree, "/html/@lang", "/html/@xml:lang") or None,
         canonical_url=_first(tree, "//link[@rel='canonical']/@href") or None,
+        page_type=(_first(tree, "//meta[@property='og:type']/@content") or "").lower() or None,
     )
