@@ -23,7 +23,6 @@ def build_event(
     *,
     now: datetime,
     event_type: str = ARTICLE_CREATED,
-    duplicate_of: str | None = None,
 ) -> dict[str, Any]:
     """The JSON document of one event. Times are RFC 3339 UTC strings."""
     return {
@@ -46,6 +45,6 @@ def build_event(
         "text": article.text,
         "text_sha256": hashlib.sha256(article.text.encode("utf-8")).hexdigest(),
         "word_count": word_count(article.text),
-        "duplicate_of": duplicate_of,
+        "duplicate_of": article.duplicate_of,
         "tags": tags.to_dict(),
     }

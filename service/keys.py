@@ -42,6 +42,15 @@ def emitted(stream: str, article_id: str) -> str:
     return f"{PREFIX}:emitted:{{{stream}}}:{article_id}"
 
 
+# Near-duplicates: article ids per sketch value, and the original each duplicate points to.
+def sketch_value(value: int) -> str:
+    return f"{PREFIX}:nd:{value}"
+
+
+def duplicate_of(article_id: str) -> str:
+    return f"{PREFIX}:dupof:{article_id}"
+
+
 # The tagger's last verdict on an article, so a re-tag knows what changed.
 def verdict(article_id: str) -> str:
     return f"{PREFIX}:verdict:{article_id}"

@@ -73,6 +73,7 @@ class Article:
     language: str | None
     site_name: str | None
     corpus_file: str | None = None
+    duplicate_of: str | None = None  # the first article with (nearly) this same text
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

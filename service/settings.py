@@ -83,6 +83,7 @@ class Settings:
     job_retries: int = 3
     worker_max_jobs: int = 1000
     min_article_words: int = 80
+    duplicate_window_s: int = 14 * 24 * 3600  # how long a text is remembered for near-dups
 
     # Readiness limits: over these, /readyz says 503 (the backlog is not being worked off).
     ready_max_backlog: int = 50_000

@@ -7,6 +7,7 @@ retrying cannot help, and the failed-job registry is for things a person should 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from service.metrics import ARTICLES, EVENT_LATENCY, EVENTS, EXTRACT_SECONDS
 from service.models import Article, ArticleJob, TagResult
 from service.stream import record_verdict
 from workers import resources
+from workers.fingerprint import sketch
 from workers.pipeline import build_article, page_to_extraction, tag_document
 
 log = structlog.get_logger("tradewire.worker")
@@ -61,6 +63,10 @@ def extract_job(payload: dict[str, Any]) -> dict[str, Any]:
             return {"status": "refused", "reason": reason}
         EXTRACT_SECONDS.observe(time.perf_counter() - started)
         article = build_article(job, extraction, datetime.now(UTC))
+        original = deps.duplicates.original_of(article.article_id, sketch(article.text))
+        if original is not None:
+            article = dataclasses.replace(article, duplicate_of=original)
+            EVENTS.labels(outcome="near_duplicate").inc()
         path = deps.corpus.write(article.article_id, article.text, _meta(article))
         stored = Article.from_dict({**article.to_dict(), "corpus_file": path.name})
         enqueue_tag(deps.rq_redis, settings, stored.to_dict())
@@ -103,7 +109,10 @@ def tag_job(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _observe_latency(article: Article) -> None:
     now = datetime.now(UTC)
-    for since, stamp in (("published", article.published_at), ("discovered", article.discovered_at)):
+    for since, stamp in (
+        ("published", article.published_at),
+        ("discovered", article.discovered_at),
+    ):
         if stamp:
             moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
             EVENT_LATENCY.labels(since=since).observe(max(0.0, (now - moment).total_seconds()))

@@ -17,7 +17,8 @@ INDEX_PAGE = "index_page"
 
 _CHALLENGE = re.compile(
     r"cf-browser-verification|challenge-platform|cf_chl_|just a moment\.\.\.|"
-    r"checking (?:if the site connection is secure|your browser)|attention required!?\s*\|\s*cloudflare|"
+    r"checking (?:if the site connection is secure|your browser)|"
+    r"attention required!?\s*\|\s*cloudflare|"
     r"px-captcha|captcha-delivery|datadome|g-recaptcha|h-captcha|hcaptcha\.com|"
     r"please (?:verify|confirm) (?:that )?you are (?:a )?human|are you a robot",
     re.I,
@@ -52,9 +53,9 @@ def refusal_reason(
     text = " ".join(paragraphs)
     if words < WALL_MAX_WORDS and len(_CONSENT.findall(text)) >= 3:
         return CONSENT_WALL
-    if _PAYWALL.search(html_head) or _PAYWALL.search(text[-2000:]):
-        if words < WALL_MAX_WORDS:
-            return PAYWALL
+    walled = _PAYWALL.search(html_head) or _PAYWALL.search(text[-2000:])
+    if walled and words < WALL_MAX_WORDS:
+        return PAYWALL
     if paragraphs and page_type in ("website", "section", "object"):
         lengths = [len(p.split()) for p in paragraphs]
         if len(lengths) >= 5 and statistics.median(lengths) < 14:

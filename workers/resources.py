@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import redis
 
 from service.corpus import Corpus
+from service.duplicates import DuplicateIndex
 from service.fetch import Fetcher
 from service.settings import Settings
 from service.stream import Emitter
@@ -31,6 +32,7 @@ class Deps:
     taxonomy: Taxonomy
     corpus: Corpus
     emitter: Emitter
+    duplicates: DuplicateIndex
     articles_emitter: Emitter | None = None
     _runner: asyncio.Runner | None = None
     _fetcher: Fetcher | None = None

@@ -11,10 +11,12 @@ from __future__ import annotations
 from rq import Queue, SimpleWorker
 
 from service.corpus import Corpus
+from service.duplicates import DuplicateIndex
 from service.redis_conn import connect
 from service.settings import Settings
 from service.stream import Emitter
 from workers import resources
+from workers.fingerprint import DUPLICATE_SHARED
 from workers.tagging import load_taxonomy
 
 # A dead worker's job is declared abandoned (and retried) after its heartbeat lapses;
@@ -33,6 +35,7 @@ def build_deps(settings: Settings) -> resources.Deps:
         taxonomy=load_taxonomy(settings.taxonomy_file),
         corpus=Corpus(settings.corpus_dir, text_redis),
         emitter=Emitter(text_redis, settings),
+        duplicates=DuplicateIndex(text_redis, DUPLICATE_SHARED, settings.duplicate_window_s),
         articles_emitter=(
             Emitter(text_redis, settings, stream=settings.articles_stream_name)
             if settings.articles_stream_name

@@ -1,0 +1,65 @@
+"""Near-duplicate lookup in Redis: which earlier article tells this same (syndicated) text.
+
+Each sketch value is a set key holding the ids of the articles whose sketch has it. One Lua
+script counts, per earlier article, how many of the new sketch's values it shares, records
+the new article, and answers the best match at or over the threshold: atomic, so two
+workers handling two copies of one wire story at once cannot both call theirs the original.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from service import keys
+
+_LOOKUP = """
+local me = ARGV[1]
+local threshold = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local counts = {}
+for _, key in ipairs(KEYS) do
+  for _, other in ipairs(redis.call('SMEMBERS', key)) do
+    if other ~= me then counts[other] = (counts[other] or 0) + 1 end
+  end
+end
+local best, best_count = false, 0
+for other, n in pairs(counts) do
+  if n >= threshold and (n > best_count or (n == best_count and other < best)) then
+    best, best_count = other, n
+  end
+end
+for _, key in ipairs(KEYS) do
+  redis.call('SADD', key, me)
+  redis.call('EXPIRE', key, ttl)
+end
+if best then
+  local root = redis.call('GET', ARGV[4] .. best)
+  if root then best = root end
+  if best == me then
+    best = false  -- a retried job of the original meets its own copies
+  else
+    redis.call('SET', ARGV[4] .. me, best, 'EX', ttl)
+  end
+end
+return best
+"""
+
+
+class DuplicateIndex:
+    def __init__(self, client: redis.Redis, threshold: int, ttl_s: int) -> None:
+        self.redis = client
+        self.threshold = threshold
+        self.ttl_s = ttl_s
+        self._lookup = client.register_script(_LOOKUP)
+
+    def original_of(self, article_id: str, sketch: list[int]) -> str | None:
+        """The id of the first article this one duplicates, or None; records this one."""
+        if not sketch:
+            return None
+        found = self._lookup(
+            keys=[keys.sketch_value(value) for value in sketch],
+            args=[article_id, self.threshold, self.ttl_s, keys.duplicate_of("")],
+        )
+        if not found:
+            return None
+        return found.decode() if isinstance(found, bytes) else str(found)

@@ -1,0 +1,64 @@
+"""Near-duplicates: a syndicated copy points at the first article; a rewrite does not."""
+
+from __future__ import annotations
+
+import threading
+
+import redis
+
+from service.duplicates import DuplicateIndex
+from tests.conftest import SEEDS_DIR
+from workers.fingerprint import DUPLICATE_SHARED, resemblance, sketch
+
+SEEDS = {p.name[:3]: p.read_text(encoding="utf-8") for p in sorted(SEEDS_DIR.glob("*.txt"))}
+
+
+def syndicated(text: str) -> str:
+    """What a second site does to wire copy: its own headline, a byline, a closing line."""
+    title, _, body = text.partition("\n\n")
+    return f"Li Chenggang heads to Washington\n\nBy Wire Staff\n\n{body}\n\nCopyright 2025 Wire Service."
+
+
+def test_sketch_resemblance() -> None:
+    original = SEEDS["001"]
+    assert resemblance(sketch(original), sketch(syndicated(original))) > 0.8
+    # Seeds 000 and 004 report the same news in different words: not one text.
+    assert resemblance(sketch(SEEDS["000"]), sketch(SEEDS["004"])) < 0.1
+    assert sketch("too short") == []
+
+
+def test_syndicated_copy_points_to_the_first(text_redis: redis.Redis) -> None:
+    index = DuplicateIndex(text_redis, DUPLICATE_SHARED, ttl_s=3600)
+    assert index.original_of("a" * 16, sketch(SEEDS["001"])) is None
+    assert index.original_of("b" * 16, sketch(syndicated(SEEDS["001"]))) == "a" * 16
+    # A copy of the copy still points at the first article.
+    assert index.original_of("c" * 16, sketch(syndicated(syndicated(SEEDS["001"])))) == "a" * 16
+    # A retried job of the original does not find itself.
+    assert index.original_of("a" * 16, sketch(SEEDS["001"])) is None
+    # Different stories stay apart, including the two reports of one event.
+    for name in ("000", "002", "003", "004"):
+        assert index.original_of(name * 5 + "0", sketch(SEEDS[name])) is None
+
+
+def test_racing_copies_agree_on_one_original(redis_url: str) -> None:
+    """Eight workers store eight copies at once: exactly one is the original."""
+    results: dict[str, str | None] = {}
+    barrier = threading.Barrier(8)
+
+    def store(i: int) -> None:
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        index = DuplicateIndex(client, DUPLICATE_SHARED, ttl_s=3600)
+        barrier.wait()
+        results[f"{i:016x}"] = index.original_of(
+            f"{i:016x}", sketch(syndicated(SEEDS["001"]) + f" v{i}")
+        )
+        client.close()
+
+    threads = [threading.Thread(target=store, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    originals = [aid for aid, dup in results.items() if dup is None]
+    assert len(originals) == 1
+    assert {dup for dup in results.values() if dup} == set(originals)
