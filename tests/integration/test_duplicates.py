@@ -15,7 +15,7 @@ SEEDS = {p.name[:3]: p.read_text(encoding="utf-8") for p in sorted(SEEDS_DIR.glo
 
 def syndicated(text: str) -> str:
     """What a second site does to wire copy: its own headline, a byline, a closing line."""
-    title, _, body = text.partition("\n\n")
+    _title, _, body = text.partition("\n\n")
     return f"Li Chenggang heads to Washington\n\nBy Wire Staff\n\n{body}\n\nCopyright 2025 Wire Service."
 
 
