@@ -38,7 +38,7 @@ class _SiteHandler(SimpleHTTPRequestHandler):
             self.send_error(404)
             return
         body = path.read_bytes()
-        if path.suffix in (".xml", ".atom"):
+        if path.suffix in (".xml", ".atom", ".html"):
             host, port = cast(tuple[str, int], self.server.server_address)[:2]
             body = body.replace(b"{{BASE}}", f"http://{host}:{port}".encode())
         self.send_response(200)

@@ -174,7 +174,13 @@ class Poller:
     def _queue_new(self, feed: Feed, parsed: ParsedFeed) -> int:
         """Claim the items nobody has queued yet, queue them, then make the claims durable.
         A failed enqueue releases the claims, so the next poll tries again."""
-        by_id = {item.article_id: item for item in parsed.items}
+        guids = [item.guid for item in parsed.items if item.guid]
+        known = self.claims.known_guids(feed.feed_id, guids) if guids else set()
+        by_id = {
+            item.article_id: item
+            for item in parsed.items
+            if item.guid not in known or not item.guid
+        }
         fresh = self.claims.claim(list(by_id))
         if not fresh:
             return 0
@@ -198,6 +204,9 @@ class Poller:
             self.claims.release(fresh)
             raise
         self.claims.confirm(fresh)
+        self.claims.remember_guids(
+            feed.feed_id, [by_id[aid].guid for aid in fresh if by_id[aid].guid]
+        )
         ITEMS_DISCOVERED.inc(len(jobs))
         for job in jobs:
             log.info("poller.article_queued", url=job.url, article_id=job.article_id)

@@ -17,6 +17,7 @@ import redis
 
 from service import keys
 from service.models import Feed
+from service.urls import short_hash
 
 _CLAIM_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
@@ -145,6 +146,19 @@ class ArticleClaims:
         pipe = self.redis.pipeline(transaction=False)
         for article_id in article_ids:
             pipe.set(keys.seen_url(article_id), "queued", ex=self.seen_ttl_s)
+        pipe.execute()
+
+    def known_guids(self, feed_id: str, guids: Sequence[str]) -> set[str]:
+        """The guids this feed already gave us: an entry whose link changed is not new."""
+        pipe = self.redis.pipeline(transaction=False)
+        for guid in guids:
+            pipe.exists(keys.seen_guid(feed_id, short_hash(guid)))
+        return {guid for guid, hit in zip(guids, pipe.execute(), strict=True) if hit}
+
+    def remember_guids(self, feed_id: str, guids: Sequence[str]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for guid in guids:
+            pipe.set(keys.seen_guid(feed_id, short_hash(guid)), "1", ex=self.seen_ttl_s)
         pipe.execute()
 
     def release(self, article_ids: Sequence[str]) -> None:

@@ -24,7 +24,12 @@ from service.models import Article, ArticleJob, TagResult
 from service.stream import record_verdict
 from workers import resources
 from workers.fingerprint import sketch
-from workers.pipeline import build_article, page_to_extraction, tag_document
+from workers.pipeline import (
+    build_article,
+    page_to_extraction,
+    tag_document,
+    with_page_canonical,
+)
 
 log = structlog.get_logger("tradewire.worker")
 PAGE_TYPES = ("text/html", "application/xhtml", "text/plain")
@@ -62,6 +67,11 @@ def extract_job(payload: dict[str, Any]) -> dict[str, Any]:
             log.info("article.processed", status="refused", reason=reason, detail=str(exc)[:300])
             return {"status": "refused", "reason": reason}
         EXTRACT_SECONDS.observe(time.perf_counter() - started)
+        job = with_page_canonical(job, page.url, extraction.canonical_url)
+        if job.article_id != payload["article_id"] and not deps.claims.claim([job.article_id]):
+            # The page names as canonical a URL another feed item already brought us.
+            log.info("article.processed", status="duplicate", canonical_url=job.canonical_url)
+            return {"status": "duplicate", "article_id": job.article_id}
         article = build_article(job, extraction, datetime.now(UTC))
         original = deps.duplicates.original_of(article.article_id, sketch(article.text))
         if original is not None:

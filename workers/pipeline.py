@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 from service.feeds import rfc3339
 from service.models import Article, ArticleJob, TagResult
+from service.urls import article_id_for, canonicalize_url, is_web_url, resolve_link, same_site
 from workers.document import read_document
 from workers.extract import Extraction, decode_html, extract_article
 from workers.tagging import Taxonomy, tag_article
@@ -29,6 +31,22 @@ def published_at(extraction: Extraction, job: ArticleJob) -> str | None:
             return None
         return rfc3339(day)
     return None
+
+
+def with_page_canonical(job: ArticleJob, page_url: str, canonical: str | None) -> ArticleJob:
+    """Prefer the page's own ``<link rel="canonical">`` when it is on the same site (a
+    canonical pointing elsewhere is a syndication credit or a mistake, not this URL)."""
+    if not canonical:
+        return job
+    absolute = resolve_link(page_url, canonical)
+    if not is_web_url(absolute) or not same_site(absolute, page_url):
+        return job
+    canonical_url = canonicalize_url(absolute)
+    if canonical_url == job.canonical_url:
+        return job
+    return dataclasses.replace(
+        job, canonical_url=canonical_url, article_id=article_id_for(canonical_url)
+    )
 
 
 def build_article(job: ArticleJob, extraction: Extraction, fetched_at: datetime) -> Article:

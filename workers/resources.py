@@ -18,6 +18,7 @@ from service.corpus import Corpus
 from service.duplicates import DuplicateIndex
 from service.fetch import Fetcher
 from service.settings import Settings
+from service.state import ArticleClaims
 from service.stream import Emitter
 from workers.tagging import Taxonomy
 
@@ -33,6 +34,7 @@ class Deps:
     corpus: Corpus
     emitter: Emitter
     duplicates: DuplicateIndex
+    claims: ArticleClaims
     articles_emitter: Emitter | None = None
     _runner: asyncio.Runner | None = None
     _fetcher: Fetcher | None = None

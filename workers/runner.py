@@ -12,8 +12,10 @@ from rq import Queue, SimpleWorker
 
 from service.corpus import Corpus
 from service.duplicates import DuplicateIndex
+from service.poller import CLAIM_TTL_S
 from service.redis_conn import connect
 from service.settings import Settings
+from service.state import ArticleClaims
 from service.stream import Emitter
 from workers import resources
 from workers.fingerprint import DUPLICATE_SHARED
@@ -35,6 +37,7 @@ def build_deps(settings: Settings) -> resources.Deps:
         taxonomy=load_taxonomy(settings.taxonomy_file),
         corpus=Corpus(settings.corpus_dir, text_redis),
         emitter=Emitter(text_redis, settings),
+        claims=ArticleClaims(text_redis, CLAIM_TTL_S, settings.seen_ttl_s),
         duplicates=DuplicateIndex(text_redis, DUPLICATE_SHARED, settings.duplicate_window_s),
         articles_emitter=(
             Emitter(text_redis, settings, stream=settings.articles_stream_name)

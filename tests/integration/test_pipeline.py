@@ -90,8 +90,9 @@ def test_rerun_produces_no_duplicates(
     run_pipeline(settings, text_redis, rq_redis)
     events = text_redis.xlen(settings.stream_name)
     # Forget that the articles were queued and make the feeds due: every job runs again.
-    for key in text_redis.scan_iter(keys.seen_url("*")):
-        text_redis.delete(key)
+    for pattern in (keys.seen_url("*"), keys.seen_guid("*", "*")):
+        for key in text_redis.scan_iter(pattern):
+            text_redis.delete(key)
     for member in text_redis.zrange(keys.FEEDS_DUE, 0, -1):
         text_redis.zadd(keys.FEEDS_DUE, {member: 0})
     assert run_pipeline(settings, text_redis, rq_redis) == 10
@@ -124,3 +125,32 @@ def test_non_html_and_missing_pages_are_refused_without_events(
     from rq.registry import FailedJobRegistry
 
     assert FailedJobRegistry(queue=Queue(keys.EXTRACT_QUEUE, connection=rq_redis)).count == 0
+
+
+def test_page_canonical_merges_two_links_to_one_article(
+    settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis
+) -> None:
+    """An AMP link and a plain link whose pages name one canonical URL: one file, one id."""
+    from pytest_httpserver import HTTPServer
+
+    story = (SITE_DIR / "articles" / "tariff-truce-extended.html").read_bytes()
+    with HTTPServer() as server:
+        page = story.replace(
+            b"{{BASE}}/articles/tariff-truce-extended.html", server.url_for("/news/truce").encode()
+        )
+        server.expect_request("/news/truce").respond_with_data(page, content_type="text/html")
+        server.expect_request("/amp/news/truce").respond_with_data(page, content_type="text/html")
+        server.expect_request("/rss").respond_with_data(
+            "<rss version='2.0'><channel><title>t</title>"
+            f"<item><title>A</title><link>{server.url_for('/amp/news/truce')}</link></item>"
+            f"<item><title>B</title><link>{server.url_for('/news/truce')}</link></item>"
+            "</channel></rss>",
+            content_type="application/rss+xml",
+        )
+        settings.feeds_file.write_text(yaml.safe_dump({"feeds": [{"url": server.url_for("/rss")}]}))
+        assert run_pipeline(settings, text_redis, rq_redis) == 2
+        canonical_id = article_id_for(canonicalize_url(server.url_for("/news/truce")))
+    files = list(settings.corpus_dir.glob("*.txt"))
+    assert [f.name.split("_")[1] for f in files] == [f"{canonical_id}.txt"]
+    entries = text_redis.xrange(settings.stream_name)
+    assert [f["article_id"] for _, f in entries] == [canonical_id]

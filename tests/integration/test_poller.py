@@ -183,3 +183,33 @@ def test_two_pollers_never_poll_a_feed_twice_in_one_cycle(
     assert sum(r.polled for r in reports) == 40
     paths = sorted(request.path for request, _ in httpserver.log)
     assert paths == sorted(f"/f{i}" for i in range(40))
+
+
+def test_entry_with_changed_link_or_title_is_not_new(
+    httpserver: HTTPServer, settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis
+) -> None:
+    """Same guid with a new link, or same link with a new title and date: nothing queued."""
+    version = {"n": 0}
+
+    def handler(request: Request) -> Response:
+        n = version["n"]
+        link = "https://wire.example/a" if n == 0 else "https://wire.example/a-updated-slug"
+        title = "Tariffs" if n < 2 else "Tariffs (updated)"
+        item = f"<item><title>{title}</title><link>{link}</link><guid isPermaLink='false'>g-1</guid><pubDate>Mon, 0{n + 1} Nov 2025 08:00:00 GMT</pubDate></item>"
+        item2 = f"<item><title>{title} 2</title><link>https://wire.example/b</link><pubDate>Mon, 0{n + 1} Nov 2025 08:00:00 GMT</pubDate></item>"
+        return Response(
+            f"<rss version='2.0'><channel><title>t</title>{item}{item2}</channel></rss>",
+            content_type="application/rss+xml",
+        )
+
+    httpserver.expect_request("/rss").respond_with_handler(handler)
+    feed = Feed(url=httpserver.url_for("/rss"))
+    clock = Clock()
+    counts = []
+    for n in range(3):
+        version["n"] = n
+        counts.append(
+            poll(settings, text_redis, rq_redis, [feed], clock, register=n == 0).new_items
+        )
+        clock.now = float(text_redis.hget(keys.feed_state(feed.feed_id), "next_poll_at")) + 1
+    assert counts == [2, 0, 0]
