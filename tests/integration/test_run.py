@@ -74,6 +74,7 @@ def test_run_on_embedded_redis_serves_health_emits_and_stops_cleanly(
         # Append-only persistence is on (Redis 7 keeps it in appendonlydir/, 6.2 in one file).
         redis_dir = tmp_path / "redis"
         assert (redis_dir / "appendonly.aof").exists() or (redis_dir / "appendonlydir").is_dir()
+
         # Metrics of the poller and of the worker processes, summed by the run's /metrics.
         def sample(name: str) -> float:
             metrics = get("/metrics")
