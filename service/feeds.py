@@ -17,6 +17,7 @@ from typing import Any
 
 import feedparser
 
+from service.hints import syndication_hint_s
 from service.models import FeedItem
 from service.urls import article_id_for, canonicalize_url, is_web_url, resolve_link
 
@@ -30,7 +31,8 @@ class ParsedFeed:
     title: str
     items: tuple[FeedItem, ...]
     problem: str | None  # feedparser's bozo message when the feed was malformed
-    ttl_s: float | None
+    hint_s: float | None  # <ttl> and sy:updatePeriod/Frequency: "poll at most this often"
+    published_times: tuple[float, ...]  # epoch seconds of every dated entry (its rhythm)
     skipped_links: int
 
 
@@ -39,21 +41,27 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _struct_to_rfc3339(value: time.struct_time | None) -> str | None:
+def _epoch(value: time.struct_time | None) -> float | None:
     if value is None:
         return None
     try:
-        return rfc3339(datetime.fromtimestamp(calendar.timegm(value), UTC))
+        return float(calendar.timegm(value))
+    except (OverflowError, ValueError):
+        return None
+
+
+def _struct_to_rfc3339(value: time.struct_time | None) -> str | None:
+    seconds = _epoch(value)
+    if seconds is None:
+        return None
+    try:
+        return rfc3339(datetime.fromtimestamp(seconds, UTC))
     except (OverflowError, ValueError, OSError):
         return None
 
 
-def _ttl_seconds(feed: Any) -> float | None:
-    ttl = feed.get("ttl")
-    try:
-        return float(ttl) * 60 if ttl else None
-    except (TypeError, ValueError):
-        return None
+def _text(value: Any) -> str | None:
+    return str(value) if value is not None else None
 
 
 def parse_feed(
@@ -98,10 +106,16 @@ def parse_feed(
             )
         )
     title = " ".join(str(parsed.feed.get("title", "")).split())[:MAX_TITLE_CHARS]
+    times = (_epoch(e.get("published_parsed") or e.get("updated_parsed")) for e in parsed.entries)
     return ParsedFeed(
         title=title,
         items=tuple(items),
         problem=problem,
-        ttl_s=_ttl_seconds(parsed.feed),
+        hint_s=syndication_hint_s(
+            _text(parsed.feed.get("ttl")),
+            _text(parsed.feed.get("sy_updateperiod")),
+            _text(parsed.feed.get("sy_updatefrequency")),
+        ),
+        published_times=tuple(t for t in times if t is not None),
         skipped_links=skipped,
     )

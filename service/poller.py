@@ -22,6 +22,7 @@ from service.enqueue import enqueue_extracts
 from service.errors import FetchError
 from service.feeds import ParsedFeed, parse_feed, rfc3339
 from service.fetch import Fetcher, FetchResult
+from service.hints import adaptive_interval_s, combine_hints, http_cache_hint_s
 from service.metrics import FEED_POLLS, FEEDS_IN_BACKOFF, FEEDS_STALE, ITEMS_DISCOVERED
 from service.models import ArticleJob, Feed
 from service.schedule import SchedulePolicy, error_delay, success_delay
@@ -34,6 +35,20 @@ Clock = Callable[[], float]
 FEED_TYPES = ("application/", "text/xml", "text/html", "text/plain", "text/rss", "text/atom")
 # How long a claim on an article lasts before it is made durable by a successful enqueue.
 CLAIM_TTL_S = 600
+
+
+# Failures that say nothing about the publisher when most feeds fail at once.
+NETWORK_KINDS = frozenset({"connect", "dns", "timeout", "reset"})
+OUTAGE_MIN_FEEDS = 10
+OUTAGE_SHARE = 0.8
+
+
+@dataclasses.dataclass(frozen=True)
+class _Failure:
+    feed_id: str
+    feed: Feed
+    state: FeedState
+    error: FetchError
 
 
 @dataclasses.dataclass
@@ -86,14 +101,43 @@ class Poller:
             if not due:
                 break
             feeds = self.store.feeds(due)
+            states = self.store.states(due)
+            network_failures: list[_Failure] = []
             tasks = [
-                self._poll_guarded(semaphore, feed_id, feed, report)
-                for feed_id, feed in zip(due, feeds, strict=True)
+                self._poll_guarded(semaphore, feed_id, feed, state, report, network_failures)
+                for feed_id, feed, state in zip(due, feeds, states, strict=True)
                 if feed is not None
             ]
             await asyncio.gather(*tasks)
+            self._record_network_failures(network_failures, polled=len(tasks))
             self.heartbeat(report)
         return report
+
+    def _record_network_failures(self, failures: list[_Failure], polled: int) -> None:
+        """Network-level failures of a batch are judged together: when most feeds failed at
+        once, the outage is ours (no network, DNS down), not each publisher's, so no feed's
+        error count grows and one line is logged instead of one per feed."""
+        if not failures:
+            return
+        if polled >= OUTAGE_MIN_FEEDS and len(failures) >= OUTAGE_SHARE * polled:
+            log.warning("poller.outage_suspected", failed=len(failures), polled=polled,
+                        kinds=sorted({f.error.kind for f in failures}))  # fmt: skip
+            now = self.clock()
+            for failure in failures:
+                FEED_POLLS.labels(result="outage").inc()
+                delay = error_delay(self.policy, 1, None, self.rng)
+                self.store.save(failure.feed_id, dataclasses.replace(
+                    failure.state, last_status="outage", last_error=str(failure.error)[:500],
+                    last_polled_at=now, next_poll_at=now + delay,
+                ))  # fmt: skip
+            return
+        for failure in failures:
+            with structlog.contextvars.bound_contextvars(feed=failure.feed.url):
+                error = failure.error
+                self._record_failure(
+                    failure.feed_id, failure.feed, failure.state, error.kind, str(error),
+                    error.retry_after_s,
+                )  # fmt: skip
 
     def heartbeat(self, report: CycleReport | None = None) -> None:
         """Tell readiness checks this poller is alive (and what it last did)."""
@@ -120,12 +164,18 @@ class Poller:
                 await asyncio.wait_for(stop.wait(), timeout=wait)
 
     async def _poll_guarded(
-        self, semaphore: asyncio.Semaphore, feed_id: str, feed: Feed, report: CycleReport
+        self,
+        semaphore: asyncio.Semaphore,
+        feed_id: str,
+        feed: Feed,
+        state: FeedState,
+        report: CycleReport,
+        network_failures: list[_Failure],
     ) -> None:
         async with semaphore:
             with structlog.contextvars.bound_contextvars(feed=feed.url):
                 try:
-                    await self._poll_feed(feed_id, feed, report)
+                    await self._poll_feed(feed_id, feed, state, report, network_failures)
                 except redis.RedisError:
                     raise
                 except Exception:
@@ -133,8 +183,14 @@ class Poller:
                     # it is retried later.
                     log.exception("poller.feed_crashed")
 
-    async def _poll_feed(self, feed_id: str, feed: Feed, report: CycleReport) -> None:
-        state = self.store.state(feed_id)
+    async def _poll_feed(
+        self,
+        feed_id: str,
+        feed: Feed,
+        state: FeedState,
+        report: CycleReport,
+        network_failures: list[_Failure],
+    ) -> None:
         headers = {}
         # One validator is enough; ETag is the stronger one.
         if state.etag:
@@ -151,7 +207,10 @@ class Poller:
             )
         except FetchError as exc:
             report.failed += 1
-            self._record_failure(feed_id, feed, state, exc.kind, str(exc), exc.retry_after_s)
+            if exc.kind in NETWORK_KINDS:
+                network_failures.append(_Failure(feed_id, feed, state, exc))
+            else:
+                self._record_failure(feed_id, feed, state, exc.kind, str(exc), exc.retry_after_s)
             return
         if result.not_modified:
             report.not_modified += 1
@@ -223,9 +282,17 @@ class Poller:
     ) -> None:
         FEED_POLLS.labels(result=str(result.status)).inc()
         now = self.clock()
-        delay = success_delay(
-            self.policy, feed.interval_s, parsed.ttl_s if parsed else None, self.rng
+        cadence = state.cadence_s
+        if parsed is not None:
+            cadence = adaptive_interval_s(
+                parsed.published_times, now, self.policy.default_interval_s,
+                self.policy.min_interval_s, self.policy.max_interval_s,
+            )  # fmt: skip
+        hint = combine_hints(
+            parsed.hint_s if parsed else None, http_cache_hint_s(result.headers, now)
         )
+        # A configured interval wins over the learnt one; the publisher's hints over both.
+        delay = success_delay(self.policy, feed.interval_s or cadence, hint, self.rng)
         self.store.save(
             feed_id,
             dataclasses.replace(
@@ -240,6 +307,7 @@ class Poller:
                 last_polled_at=now,
                 last_new_item_at=now if new_items else state.last_new_item_at,
                 next_poll_at=now + delay,
+                cadence_s=cadence,
                 title=parsed.title if parsed else state.title,
             ),
         )

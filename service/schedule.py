@@ -37,15 +37,17 @@ def clamp(value: float, low: float, high: float) -> float:
 
 def success_delay(
     policy: SchedulePolicy,
-    feed_interval_s: float | None,
-    ttl_hint_s: float | None,
+    interval_s: float | None,
+    hint_s: float | None,
     rng: random.Random,
 ) -> float:
-    """Seconds until the next poll after a 200 or 304: the feed's interval, stretched to its
-    own ``<ttl>`` hint, clamped to the configured bounds, with +-jitter so polls spread out."""
-    base = feed_interval_s or policy.default_interval_s
-    if ttl_hint_s:
-        base = max(base, ttl_hint_s)
+    """Seconds until the next poll after a 200 or 304: the feed's interval (configured, or
+    learnt from its rhythm), stretched to the publisher's own hint (``<ttl>``, ``sy:``,
+    Cache-Control, Expires), clamped to the configured bounds, with +-jitter so polls
+    spread out."""
+    base = interval_s or policy.default_interval_s
+    if hint_s:
+        base = max(base, hint_s)
     base = clamp(base, policy.min_interval_s, policy.max_interval_s)
     return base * rng.uniform(1 - policy.jitter, 1 + policy.jitter)
 

@@ -40,6 +40,7 @@ class FeedState:
     last_polled_at: float = 0.0
     last_new_item_at: float = 0.0
     next_poll_at: float = 0.0
+    cadence_s: float = 0.0  # the interval learnt from the feed's rhythm (0: not yet known)
     title: str = ""
 
     def to_redis(self) -> dict[str, str]:
@@ -104,6 +105,13 @@ class FeedStore:
             return []
         raws = self.redis.hmget(keys.FEEDS_DEFS, ids)
         return [Feed(**json.loads(raw)) if raw else None for raw in raws]
+
+    def states(self, feed_ids: Sequence[str]) -> list[FeedState]:
+        """Several feeds' states in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for feed_id in feed_ids:
+            pipe.hgetall(keys.feed_state(feed_id))
+        return [FeedState.from_redis(cast(dict[str, str], raw)) for raw in pipe.execute()]
 
     def state(self, feed_id: str) -> FeedState:
         raw = cast(dict[str, str], self.redis.hgetall(keys.feed_state(feed_id)))

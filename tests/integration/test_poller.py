@@ -213,3 +213,90 @@ def test_entry_with_changed_link_or_title_is_not_new(
         )
         clock.now = float(text_redis.hget(keys.feed_state(feed.feed_id), "next_poll_at")) + 1
     assert counts == [2, 0, 0]
+
+
+def test_our_own_outage_is_not_held_against_each_feed(
+    settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis
+) -> None:
+    """Twelve feeds all refuse connections (our network is down): one log line, no feed's
+    error count grows, all are retried soon."""
+    import socket
+
+    from structlog.testing import capture_logs
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    feeds = [Feed(url=f"http://127.0.0.1:{closed}/feed{i}") for i in range(12)]
+    clock = Clock()
+    with capture_logs() as logs:
+        report = poll(settings, text_redis, rq_redis, feeds, clock)
+    assert report.failed == 12
+    events = [entry["event"] for entry in logs]
+    assert events.count("poller.outage_suspected") == 1
+    assert "poller.feed_failed" not in events
+    for feed in feeds:
+        state = text_redis.hgetall(keys.feed_state(feed.feed_id))
+        assert state["last_status"] == "outage" and state["consecutive_errors"] == "0"
+        assert float(state["next_poll_at"]) - clock.now <= settings.backoff_base_s
+
+
+def test_one_unreachable_feed_among_healthy_ones_is_its_own_failure(
+    httpserver: HTTPServer, settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis
+) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    body = (FEEDS / "atom.xml").read_bytes()
+    for i in range(11):
+        httpserver.expect_request(f"/ok{i}").respond_with_data(
+            body, content_type="application/atom+xml"
+        )
+    feeds = [Feed(url=httpserver.url_for(f"/ok{i}")) for i in range(11)]
+    broken = Feed(url=f"http://127.0.0.1:{closed}/feed")
+    poll(settings, text_redis, rq_redis, [*feeds, broken], Clock())
+    state = text_redis.hgetall(keys.feed_state(broken.feed_id))
+    assert state["last_status"] == "connect" and state["consecutive_errors"] == "1"
+
+
+def test_hints_and_rhythm_set_the_interval(
+    httpserver: HTTPServer, settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis
+) -> None:
+    """A busy feed is polled more often than the default, a Cache-Control max-age and an
+    sy:updatePeriod push polls out, all within the configured bounds."""
+    import time as _time
+
+    now = 1_800_000_000.0
+    busy_items = "".join(
+        f"<item><title>t{i}</title><link>https://b.example/{i}</link>"
+        f"<pubDate>{_time.strftime('%a, %d %b %Y %H:%M:%S GMT', _time.gmtime(now - i * 240))}</pubDate></item>"
+        for i in range(10)
+    )
+    httpserver.expect_request("/busy").respond_with_data(
+        f"<rss version='2.0'><channel><title>busy</title>{busy_items}</channel></rss>",
+        content_type="application/rss+xml",
+    )
+    httpserver.expect_request("/cached").respond_with_data(
+        (FEEDS / "atom.xml").read_bytes(),
+        content_type="application/atom+xml",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+    httpserver.expect_request("/daily").respond_with_data(
+        "<rss version='2.0' xmlns:sy='http://purl.org/rss/1.0/modules/syndication/'><channel><title>d</title>"
+        "<sy:updatePeriod>daily</sy:updatePeriod><sy:updateFrequency>2</sy:updateFrequency>"
+        "<item><title>x</title><link>https://d.example/x</link></item></channel></rss>",
+        content_type="application/rss+xml",
+    )
+    feeds = {name: Feed(url=httpserver.url_for(f"/{name}")) for name in ("busy", "cached", "daily")}
+    clock = Clock(now)
+    poll(settings, text_redis, rq_redis, list(feeds.values()), clock)
+
+    def delay(name: str) -> float:
+        return float(text_redis.hget(keys.feed_state(feeds[name].feed_id), "next_poll_at")) - now
+
+    # Items every 4 minutes: poll every ~2 minutes (clamped at the 60 s minimum), not 300 s.
+    assert settings.poll_min_interval_s * 0.9 <= delay("busy") <= 130
+    assert delay("cached") >= 3600 * 0.9
+    assert delay("daily") >= 12 * 3600 * 0.9

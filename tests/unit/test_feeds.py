@@ -18,7 +18,8 @@ def parse(name: str, url: str) -> object:
 def test_rss2_links_resolved_canonicalised_and_hostile_ones_skipped() -> None:
     feed = parse_feed((FEEDS / "rss2.xml").read_bytes(), {}, "https://wire.example/rss", 500)
     assert feed.title == "Test Wire — Markets"
-    assert feed.ttl_s == 1800
+    assert feed.hint_s == 1800  # <ttl>30</ttl>
+    assert len(feed.published_times) == 2
     assert [i.canonical_url for i in feed.items] == [
         "https://wire.example/markets/2025/tariff-truce-holds",
         "https://wire.example/markets/2025/soybeans",
