@@ -83,6 +83,7 @@ def run_demo(settings: Settings, out: TextIO, workdir: Path | None = None) -> in
                 feeds_file=feeds_file,
                 corpus_dir=root / "corpus",
                 allow_private_hosts=True,
+                host_min_delay_s=0.0,  # our own local site: no one to be polite to
             )
             out.write(f"Serving the demo news site at {base}\n")
             return _pipeline(demo, out)

@@ -51,6 +51,15 @@ def duplicate_of(article_id: str) -> str:
     return f"{PREFIX}:dupof:{article_id}"
 
 
+# Per-host politeness: the leased download slots of a host and when its last one started.
+def host_slots(host: str) -> str:
+    return f"{PREFIX}:host:{host}:slots"
+
+
+def host_last_start(host: str) -> str:
+    return f"{PREFIX}:host:{host}:last"
+
+
 # The tagger's last verdict on an article, so a re-tag knows what changed.
 def verdict(article_id: str) -> str:
     return f"{PREFIX}:verdict:{article_id}"

@@ -76,6 +76,11 @@ class Settings:
     max_feed_bytes: int = 8 * 1024 * 1024
     max_page_bytes: int = 4 * 1024 * 1024
     allow_private_hosts: bool = False
+    # Article downloads per host: at once, and seconds between starts (all workers together).
+    host_concurrency: int = 2
+    host_min_delay_s: float = 1.0
+    host_max_wait_s: float = 20.0
+    respect_robots_txt: bool = True
 
     # Workers.
     workers: int = 2

@@ -72,6 +72,11 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
         http_connect_timeout_s=2.0,
         backoff_base_s=60.0,
         job_retries=2,
+        # Politeness and robots.txt have tests of their own; elsewhere they would only
+        # slow the suite down (every local site is one host) or need robots.txt handlers.
+        host_min_delay_s=0.0,
+        host_concurrency=8,
+        respect_robots_txt=False,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from rq import get_current_job
@@ -22,6 +22,7 @@ from service.fetch import Fetcher, FetchResult
 from service.metrics import ARTICLES, EVENT_LATENCY, EVENTS, EXTRACT_SECONDS
 from service.models import Article, ArticleJob, TagResult
 from service.stream import record_verdict
+from service.urls import domain_of
 from workers import resources
 from workers.fingerprint import sketch
 from workers.pipeline import (
@@ -50,9 +51,17 @@ def extract_job(payload: dict[str, Any]) -> dict[str, Any]:
         settings = deps.settings
 
         async def download(fetcher: Fetcher) -> FetchResult:
-            return await fetcher.get(
-                job.url, max_bytes=settings.max_page_bytes, accept_types=PAGE_TYPES
-            )
+            if settings.respect_robots_txt and not await deps.robots.allowed(
+                fetcher, job.url, settings.user_agent
+            ):
+                raise RefusedArticleError("robots_disallowed", "robots.txt disallows this page")
+
+            async def get() -> FetchResult:
+                return await fetcher.get(
+                    job.url, max_bytes=settings.max_page_bytes, accept_types=PAGE_TYPES
+                )
+
+            return cast(FetchResult, await deps.host_gate.run(domain_of(job.url), get))
 
         try:
             page: FetchResult = deps.run(download)

@@ -17,6 +17,8 @@ import redis
 from service.corpus import Corpus
 from service.duplicates import DuplicateIndex
 from service.fetch import Fetcher
+from service.politeness import HostGate
+from service.robots import RobotsCache
 from service.settings import Settings
 from service.state import ArticleClaims
 from service.stream import Emitter
@@ -35,6 +37,8 @@ class Deps:
     emitter: Emitter
     duplicates: DuplicateIndex
     claims: ArticleClaims
+    host_gate: HostGate
+    robots: RobotsCache = dataclasses.field(default_factory=RobotsCache)
     articles_emitter: Emitter | None = None
     _runner: asyncio.Runner | None = None
     _fetcher: Fetcher | None = None

@@ -12,6 +12,7 @@ from rq import Queue, SimpleWorker
 
 from service.corpus import Corpus
 from service.duplicates import DuplicateIndex
+from service.politeness import HostGate
 from service.poller import CLAIM_TTL_S
 from service.redis_conn import connect
 from service.settings import Settings
@@ -37,6 +38,13 @@ def build_deps(settings: Settings) -> resources.Deps:
         taxonomy=load_taxonomy(settings.taxonomy_file),
         corpus=Corpus(settings.corpus_dir, text_redis),
         emitter=Emitter(text_redis, settings),
+        host_gate=HostGate(
+            text_redis,
+            settings.host_concurrency,
+            settings.host_min_delay_s,
+            settings.host_max_wait_s,
+            lease_s=settings.http_total_timeout_s + 5,
+        ),
         claims=ArticleClaims(text_redis, CLAIM_TTL_S, settings.seen_ttl_s),
         duplicates=DuplicateIndex(text_redis, DUPLICATE_SHARED, settings.duplicate_window_s),
         articles_emitter=(

@@ -50,6 +50,7 @@ def _start(tmp_path: Path, log: Path) -> subprocess.Popen[bytes]:
         "TRADEWIRE_REDIS_EMBEDDED_DIR": str(tmp_path / "redis"),
         "TRADEWIRE_HEALTH_PORT": str(free_port()),
         "TRADEWIRE_ALLOW_PRIVATE_HOSTS": "1",
+        "TRADEWIRE_HOST_MIN_DELAY_S": "0",
         "TRADEWIRE_WORKERS": "2",
         "TRADEWIRE_CONFIG": str(ROOT / "config" / "settings.yaml"),
         "TRADEWIRE_TAXONOMY_FILE": str(ROOT / "config" / "taxonomy.yaml"),

@@ -40,6 +40,7 @@ def test_run_on_embedded_redis_serves_health_emits_and_stops_cleanly(
         "TRADEWIRE_REDIS_EMBEDDED_DIR": str(tmp_path / "redis"),
         "TRADEWIRE_HEALTH_PORT": str(port),
         "TRADEWIRE_ALLOW_PRIVATE_HOSTS": "1",
+        "TRADEWIRE_HOST_MIN_DELAY_S": "0",
         "TRADEWIRE_WORKERS": "1",
         "TRADEWIRE_CONFIG": str(ROOT / "config" / "settings.yaml"),
         "TRADEWIRE_TAXONOMY_FILE": str(ROOT / "config" / "taxonomy.yaml"),
