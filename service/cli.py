@@ -84,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     feeds = sub.add_parser("feeds", help="feed list tools")
     feeds_sub = feeds.add_subparsers(dest="feeds_command", required=True)
     feeds_sub.add_parser("status", help="each feed's polling state")
+    feeds_import = feeds_sub.add_parser("import", help="add the feeds of an OPML file to the list")
+    feeds_import.add_argument("opml", type=Path)
+    feeds_discover = feeds_sub.add_parser("discover", help="find a site's feeds")
+    feeds_discover.add_argument("site")
+    feeds_discover.add_argument("--add", action="store_true", help="add them to the feed list")
     return parser
 
 
@@ -163,9 +168,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings, metrics_dir: Path | 
             return _operate(args, live)
     if command == "demo":
         return _demo(settings)
-    if command == "feeds":
+    if command == "feeds" and args.feeds_command == "status":
         with app.redis_for(settings, embedded_allowed=False) as live:
             return _feeds_status(live)
+    if command == "feeds":
+        return _feeds_edit(args, settings)
     raise AssertionError(command)  # pragma: no cover - argparse restricts the choices
 
 
@@ -280,6 +287,53 @@ def _demo(settings: Settings) -> int:
         private = settings.with_overrides(redis_url=None, redis_embedded_dir=Path(tmp) / "redis")
         with app.redis_for(private, embedded_allowed=True) as live:
             return run_demo(live, sys.stdout, Path(tmp))
+
+
+def _feeds_edit(args: argparse.Namespace, settings: Settings) -> int:
+    """``feeds import`` and ``feeds discover``: edit the feed list file (comments at its
+    top are kept; pollers pick the change up when they restart)."""
+    import asyncio
+
+    from service.corpus import write_atomically
+    from service.discover import discover_feeds
+    from service.feedlist import load_feeds
+    from service.fetch import Fetcher
+    from service.models import Feed
+    from service.opml import dump_feed_list, merge_feed_list, parse_opml
+
+    if args.feeds_command == "import":
+        try:
+            new = parse_opml(args.opml.read_bytes())
+        except OSError as exc:
+            raise ConfigError(f"cannot read {args.opml}: {exc.strerror or exc}") from exc
+    else:
+
+        async def find() -> list[str]:
+            fetcher = Fetcher(settings)
+            try:
+                return await discover_feeds(fetcher, args.site, settings.max_page_bytes)
+            finally:
+                await fetcher.aclose()
+
+        found = asyncio.run(find())
+        for url in found:
+            print(url)
+        if not found:
+            print(f"no feed found at {args.site}", file=sys.stderr)
+            return 1
+        if not args.add:
+            return 0
+        new = [Feed(url=url) for url in found]
+    path = settings.feeds_file
+    existing = load_feeds(path) if path.exists() else []
+    merged = merge_feed_list(existing, new)
+    old_text = path.read_text(encoding="utf-8") if path.exists() else ""
+    comments = [line for line in old_text.splitlines() if line.startswith("#")]
+    header = "\n".join(comments) if comments and old_text.startswith("#") else None
+    text = dump_feed_list(merged, header) if header else dump_feed_list(merged)
+    write_atomically(path, text.encode("utf-8"))
+    print(f"{len(merged) - len(existing)} feed(s) added to {path} ({len(merged)} in all)")
+    return 0
 
 
 def _feeds_status(settings: Settings) -> int:

@@ -135,3 +135,35 @@ def test_demo_runs_offline_and_shows_events() -> None:
     assert "10 new articles queued" in done.stdout
     assert "6 events on stream tradewire:events" in done.stdout
     assert "10 cleaned articles" in done.stdout
+
+
+def test_feeds_import_and_discover(tmp_path: Path) -> None:
+    """OPML import adds new feeds and keeps the file's comments; discover finds a site's feed."""
+    from pytest_httpserver import HTTPServer
+
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("# our list\n# keep this\nfeeds:\n  - url: https://a.example/rss\n")
+    opml = tmp_path / "subs.opml"
+    opml.write_text(
+        "<opml version='2.0'><body><outline text='News'>"
+        "<outline type='rss' text='A' xmlUrl='https://a.example/rss'/>"
+        "<outline type='rss' text='B' xmlUrl='https://b.example/feed.xml'/>"
+        "</outline></body></opml>"
+    )
+    env = {"TRADEWIRE_FEEDS_FILE": str(feeds)}
+    done = tradewire("feeds", "import", str(opml), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "1 feed(s) added" in done.stdout
+    text = feeds.read_text()
+    assert text.startswith("# our list\n# keep this\n") and "https://b.example/feed.xml" in text
+
+    with HTTPServer() as server:
+        server.expect_request("/").respond_with_data(
+            "<html><head><link rel='alternate' type='application/rss+xml' href='/news/rss'></head></html>",
+            content_type="text/html",
+        )
+        done = tradewire("feeds", "discover", server.url_for("/"), "--add",
+                         env=env | {"TRADEWIRE_ALLOW_PRIVATE_HOSTS": "1"})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == server.url_for("/news/rss")
+    assert server.url_for("/news/rss") in feeds.read_text()
