@@ -30,6 +30,7 @@ from service.fetch import Fetcher
 from service.health import HealthServer, HealthState
 from service.metrics import RedisStateCollector, exposition_registry
 from service.poller import Poller
+from service.recovery import recover_jobs_of
 from service.redis_conn import connect
 from service.settings import Settings, redact_url
 from service.supervisor import Supervisor
@@ -154,7 +155,11 @@ async def _serve(
     collector = RedisStateCollector(rq_redis, settings.stream_name)
     registry.register(collector)
 
-    supervisor = Supervisor()
+    def hand_back_jobs(instance: str, code: int) -> None:
+        if code != 0:  # 0 is a planned recycle after max_jobs: nothing was left started
+            recover_jobs_of(rq_redis, instance)
+
+    supervisor = Supervisor(on_exit=hand_back_jobs)
     supervisor.env["TRADEWIRE_REDIS_URL"] = settings.redis_url
     for i in range(extract_workers):
         supervisor.add(f"extract-{i}", worker_argv(keys.EXTRACT_QUEUE))

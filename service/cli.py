@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     one = sub.add_parser("work-one", help=argparse.SUPPRESS)
     one.add_argument("--queue", choices=keys.QUEUES, required=True)
     one.add_argument("--burst", action="store_true")
+    one.add_argument("--name", default=None, help="the RQ worker name (unique per process)")
 
     extract = sub.add_parser("extract", help="print a saved page's article in the seed format")
     extract.add_argument("page", type=Path)
@@ -151,7 +152,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, metrics_dir: Path | 
 
         app.validate_for_start(settings, feeds=False, workers=True)
         with app.redis_for(settings, embedded_allowed=False) as live:
-            run_worker(live, args.queue, burst=args.burst)
+            run_worker(live, args.queue, burst=args.burst, name=args.name)
         return 0
     if command == "extract":
         return _extract(args, settings)

@@ -37,6 +37,12 @@ FEED_TYPES = ("application/", "text/xml", "text/html", "text/plain", "text/rss",
 CLAIM_TTL_S = 600
 
 
+# New feeds become due at this rate: what one poller sustains (see benchmarks/).
+RAMP_POLLS_PER_S = 350.0
+# A scheduling clock that moves forward by more than this between cycles (or back by
+# more than a minute) jumped: the schedule moves with it instead of bursting or starving.
+CLOCK_JUMP_S = 600.0
+
 # Failures that say nothing about the publisher when most feeds fail at once.
 NETWORK_KINDS = frozenset({"connect", "dns", "timeout", "reset"})
 OUTAGE_MIN_FEEDS = 10
@@ -84,16 +90,24 @@ class Poller:
         self.policy = SchedulePolicy.from_settings(settings)
         self.cycle_s = max(1.0, min(10.0, settings.poll_min_interval_s / 2))
         # Feeds this poller last saw failing or silent, for the gauges (several pollers sum).
+        self._last_clock: float | None = None
         self._in_backoff: set[str] = set()
         self._stale: set[str] = set()
 
     def register(self, feeds: Sequence[Feed]) -> None:
-        added = self.store.register(feeds, self.clock())
+        # New feeds enter at about the rate one poller sustains, not all at once.
+        spread = min(self.policy.default_interval_s, len(feeds) / RAMP_POLLS_PER_S)
+        spread = spread if spread >= 1.0 else 0.0  # a short list is polled at once
+        added = self.store.register(feeds, self.clock(), spread, self.rng)
         log.info("poller.feeds_registered", feeds=len(feeds), new=added)
 
     async def poll_once(self) -> CycleReport:
         """Claim every feed due now (in batches) and poll them concurrently."""
         report = CycleReport()
+        jump = self._clock_jump(self.clock())
+        if jump:
+            moved = self.store.shift_schedule(jump)
+            log.warning("poller.clock_jump", jump_s=round(jump), feeds_shifted=moved)
         semaphore = asyncio.Semaphore(self.settings.poll_concurrency)
         while True:
             now = self.clock()
@@ -138,6 +152,14 @@ class Poller:
                     failure.feed_id, failure.feed, failure.state, error.kind, str(error),
                     error.retry_after_s,
                 )  # fmt: skip
+
+    def _clock_jump(self, now: float) -> float:
+        """How far the clock jumped since this poller's last cycle (0: it did not)."""
+        previous, self._last_clock = self._last_clock, now
+        if previous is None:
+            return 0.0
+        step = now - previous
+        return step if step < -60.0 or step > CLOCK_JUMP_S else 0.0
 
     def heartbeat(self, report: CycleReport | None = None) -> None:
         """Tell readiness checks this poller is alive (and what it last did)."""

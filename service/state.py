@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
@@ -69,22 +70,46 @@ class FeedStore:
         self.redis = client
         self._claim = client.register_script(_CLAIM_DUE)
 
-    def register(self, feeds: Sequence[Feed], now: float) -> int:
-        """Make Redis hold exactly this feed list. New feeds are due now; known feeds keep
-        their schedule, so a restart does not re-poll everything at once. Returns how many
-        feeds were new."""
+    def register(
+        self,
+        feeds: Sequence[Feed],
+        now: float,
+        spread_s: float = 0.0,
+        rng: random.Random | None = None,
+    ) -> int:
+        """Make Redis hold exactly this feed list. New feeds become due over the next
+        ``spread_s`` seconds (100,000 new feeds must not all be due in the same second);
+        known feeds keep their schedule, so a restart does not re-poll everything at once.
+        Returns how many feeds were new."""
         wanted = {feed.feed_id: feed for feed in feeds}
         known = set(cast(list[str], self.redis.hkeys(keys.FEEDS_DEFS)))
+        pick = rng or random.Random()
         pipe = self.redis.pipeline(transaction=False)
         for feed_id, feed in wanted.items():
             pipe.hset(keys.FEEDS_DEFS, feed_id, json.dumps(dataclasses.asdict(feed)))
-            pipe.zadd(keys.FEEDS_DUE, {feed_id: now}, nx=True)
+            pipe.zadd(keys.FEEDS_DUE, {feed_id: now + pick.uniform(0, spread_s)}, nx=True)
         for gone in known - set(wanted):
             pipe.hdel(keys.FEEDS_DEFS, gone)
             pipe.zrem(keys.FEEDS_DUE, gone)
             pipe.delete(keys.feed_state(gone))
         pipe.execute()
         return len(set(wanted) - known)
+
+    def shift_schedule(self, delta_s: float) -> int:
+        """Move every feed's next poll by ``delta_s`` (after a clock jump), keeping their
+        spacing: no burst after a jump forward, no starvation after a jump back."""
+        if not self.redis.set(keys.poller_shift_lock(round(delta_s / 60)), "1", nx=True, ex=60):
+            return 0  # another poller saw the same jump and is shifting
+        moved = 0
+        total = self.redis.zcard(keys.FEEDS_DUE)
+        for start in range(0, total, 5000):
+            members = cast(
+                list[tuple[str, float]],
+                self.redis.zrange(keys.FEEDS_DUE, start, start + 4999, withscores=True),
+            )
+            self.redis.zadd(keys.FEEDS_DUE, {m: s + delta_s for m, s in members}, xx=True)
+            moved += len(members)
+        return moved
 
     def claim_due(self, now: float, lease_s: float, limit: int) -> list[str]:
         """Atomically take up to ``limit`` due feeds, leasing them for ``lease_s`` seconds."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
@@ -26,13 +27,23 @@ class _Child:
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start_at: float = 0.0
+    instance: str = ""  # the name the running process registered with (unique per start)
 
 
 class Supervisor:
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+    """``on_exit(instance_name, exit_code)`` runs after a child died (e.g. to hand its
+    started jobs back); children get ``--name <instance>`` appended to their argv."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        on_exit: Callable[[str, int], None] | None = None,
+    ) -> None:
         self.env = dict(env if env is not None else os.environ)
         self.children: list[_Child] = []
         self.stopping = False
+        self.on_exit = on_exit
+        self._prefix = f"{socket.gethostname()}.{os.getpid()}"
 
     def add(self, name: str, argv: Sequence[str]) -> None:
         self.children.append(_Child(name=name, argv=list(argv)))
@@ -49,6 +60,11 @@ class Supervisor:
                     continue
                 child.process = None
                 child.restarts += 1
+                if self.on_exit is not None:
+                    try:
+                        self.on_exit(child.instance, code)
+                    except Exception:  # Redis may be what killed it; RQ's own pass remains
+                        log.exception("supervisor.on_exit_failed", child=child.name)
                 # Exit 0 is a planned recycle (max_jobs); anything else backs off.
                 delay = 0.0 if code == 0 else min(30.0, 0.5 * 2 ** min(child.restarts, 6))
                 child.next_start_at = now + delay
@@ -56,7 +72,9 @@ class Supervisor:
                     "supervisor.child_exited", child=child.name, code=code, restart_in_s=delay
                 )
             if now >= child.next_start_at:
-                child.process = subprocess.Popen(child.argv, env=self.env, stdin=subprocess.DEVNULL)
+                child.instance = f"{self._prefix}.{child.name}.{child.restarts}"
+                argv = [*child.argv, "--name", child.instance]
+                child.process = subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL)
                 log.info("supervisor.child_started", child=child.name, pid=child.process.pid)
 
     def alive(self) -> int:

@@ -55,23 +55,26 @@ def build_deps(settings: Settings) -> resources.Deps:
     )
 
 
-def make_worker(deps: resources.Deps, queue_name: str) -> SimpleWorker:
+def make_worker(deps: resources.Deps, queue_name: str, name: str | None = None) -> SimpleWorker:
     return SimpleWorker(
         [Queue(queue_name, connection=deps.rq_redis)],
         connection=deps.rq_redis,
+        name=name,
         worker_ttl=WORKER_TTL_S,
         maintenance_interval=MAINTENANCE_INTERVAL_S,
         job_monitoring_interval=JOB_MONITORING_INTERVAL_S,
     )
 
 
-def run_worker(settings: Settings, queue_name: str, *, burst: bool = False) -> bool:
+def run_worker(
+    settings: Settings, queue_name: str, *, burst: bool = False, name: str | None = None
+) -> bool:
     """Work ``queue_name`` until stopped (SIGTERM finishes the job in hand) or, in burst
     mode, until it is empty. Returns whether any job was run."""
     deps = build_deps(settings)
     resources.install(deps)
     try:
-        worker = make_worker(deps, queue_name)
+        worker = make_worker(deps, queue_name, name)
         return bool(
             worker.work(
                 burst=burst,
