@@ -34,10 +34,19 @@ def redis_server_binary() -> str:
 class EmbeddedRedis:
     """Start with ``with EmbeddedRedis(dir) as server: server.url``; stopped on exit."""
 
-    def __init__(self, directory: Path, port: int = 0, appendonly: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        port: int = 0,
+        appendonly: bool = True,
+        extra_args: list[str] | None = None,
+        password: str | None = None,
+    ) -> None:
         self.directory = directory.resolve()
         self.port = port
         self.appendonly = appendonly
+        self.extra_args = extra_args or []  # tests: --requirepass, --tls-port ...
+        self.password = password
         self.process: subprocess.Popen[bytes] | None = None
         self._lock: IO[str] | None = None
 
@@ -73,8 +82,8 @@ class EmbeddedRedis:
         ]  # fmt: skip
         if not self.port:
             args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        self.process = subprocess.Popen([*args, *self.extra_args], stdin=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1, password=self.password)
         deadline = time.monotonic() + timeout_s
         while True:
             try:

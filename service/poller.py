@@ -239,8 +239,14 @@ class Poller:
             self._record_success(feed_id, feed, state, result, None, new_items=0)
             return
         try:
-            parsed = parse_feed(
-                result.body, result.headers, result.url, self.settings.max_items_per_feed
+            # In a thread: a big feed takes seconds to parse, and in the event loop it would
+            # stall every other fetch in flight past its deadline.
+            parsed = await asyncio.to_thread(
+                parse_feed,
+                result.body,
+                result.headers,
+                result.url,
+                self.settings.max_items_per_feed,
             )
         except ValueError as exc:
             report.failed += 1
