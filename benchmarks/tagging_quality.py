@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import statistics
 import sys
 import time
 from collections import Counter
@@ -18,10 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from workers.document import read_document  # noqa: E402
+from workers.document import normalize_paragraph, read_document  # noqa: E402
 from workers.tagging import TOPICS, load_taxonomy, tag_article  # noqa: E402
 
 SEEDS = ROOT.parent / "shared" / "seeds"
+REPEATS = 5
 
 
 def load_cases(data_dir: Path) -> list[dict[str, object]]:
@@ -32,9 +35,22 @@ def load_cases(data_dir: Path) -> list[dict[str, object]]:
                 cases.append(json.loads(line))
     for seed in sorted(SEEDS.glob("*.txt")):
         title, paragraphs = read_document(seed.read_text(encoding="utf-8"))
-        cases.append({"id": f"seed-{seed.name[:3]}", "title": title, "text": "\n\n".join(paragraphs),
+        cases.append({"id": f"seed-{seed.name[:3]}", "title": title, "paragraphs": paragraphs,
                       "language": "en", "label": True, "topics": None, "case": "seed"})  # fmt: skip
     return cases
+
+
+def article(case: dict[str, object]) -> tuple[str, list[str]]:
+    """Title and paragraphs as the pipeline sees them (the seed format: title line, blank
+    line, paragraphs). The dev set's `text` holds the body only, so it is read behind its
+    title; reading it alone would take the lead paragraph for a title and drop it."""
+    if "paragraphs" in case:
+        return str(case["title"]), list(case["paragraphs"])  # type: ignore[call-overload]
+    title, text = str(case["title"]).strip(), str(case["text"])
+    if title:
+        return read_document(f"{title}\n\n{text}")
+    blocks = [normalize_paragraph(b) for b in re.split(r"\n\s*\n", text) if b.strip()]
+    return "", blocks
 
 
 def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
@@ -52,9 +68,7 @@ def main() -> int:
     args = parser.parse_args()
     taxonomy = load_taxonomy(args.taxonomy)
     cases = load_cases(args.data)
-    prepared = [
-        (c, str(c["title"]), read_document(str(c["text"]))[1] or [str(c["text"])]) for c in cases
-    ]
+    prepared = [(c, *article(c)) for c in cases]
 
     counts: Counter[str] = Counter()
     by_lang: dict[str, Counter[str]] = {}
@@ -75,13 +89,17 @@ def main() -> int:
                 topic_total[topic] += 1
                 topic_hits[topic] += (topic in expected) == (topic in result.topics)
 
-    # Speed: tagging alone, one core, several passes over the set.
+    # Speed: tagging alone, one core, several passes over the set; timed REPEATS times,
+    # as other processes only ever slow a run down, the best run is the tagger's speed
+    # (the median shows how noisy the machine was).
     passes = max(1, 2000 // len(prepared))
-    start = time.perf_counter()
-    for _ in range(passes):
-        for _case, title, paragraphs in prepared:
-            tag_article(taxonomy, title, paragraphs)
-    rate = passes * len(prepared) / (time.perf_counter() - start)
+    rates = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        for _ in range(passes):
+            for _case, title, paragraphs in prepared:
+                tag_article(taxonomy, title, paragraphs)
+        rates.append(passes * len(prepared) / (time.perf_counter() - start))
 
     p, r, f = prf(counts["tp"], counts["fp"], counts["fn"])
     print(
@@ -100,8 +118,13 @@ def main() -> int:
     for topic in TOPICS:
         if topic_total[topic]:
             print(f"| {topic} | {topic_hits[topic] / topic_total[topic]:.3f} |")
+    if topic_total:
+        print(f"| (all topics) | {sum(topic_hits.values()) / sum(topic_total.values()):.3f} |")
     print()
-    print(f"speed: {rate:,.0f} articles/s tagging alone (one core, {passes} passes)")
+    print(
+        f"speed: {max(rates):,.0f} articles/s tagging alone (one core, best of {REPEATS} runs"
+        f" of {passes} passes; median {statistics.median(rates):,.0f})"
+    )
     if args.errors:
         print()
         for row in sorted(errors):

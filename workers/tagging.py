@@ -2,17 +2,24 @@
 
 The article must be *about* trade between the two countries, not merely mention both, so
 the tagger weighs where the words stand: sentences and paragraphs that hold a US actor, a
-China actor and trade vocabulary together, the title and the lead. See
-``config/taxonomy.yaml`` for the rules and the score's terms.
+China actor and trade vocabulary together, the title and the lead, how much of the article
+talks trade at all, whether that trade talk is about a third country, and whether "trade"
+means a sports trade or stock trading. See ``config/taxonomy.yaml`` for the rules and the
+score's terms.
+
+Matching works on words, not one big regular expression: each sentence is split into words
+once, and each distinct word is looked up once per taxonomy (the result is cached), so the
+cost per article is about one dictionary look-up per word. Chinese terms are found by
+substring search, as Chinese has no spaces.
 """
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
@@ -37,36 +44,265 @@ TOPICS = (
 _WEIGHT_NAMES = (
     "bias",
     "sentence_all_three",
+    "sentence_commerce",
     "paragraph_all_three",
-    "title",
+    "title_all_three",
     "lead",
-    "bilateral_phrase",
+    "trade_share",
+    "side_balance",
+    "side_trade_balance",
     "topic_density",
     "third_country",
     "negative_context",
 )
-_CJK = re.compile(r"[\u3400-\u9fff]")
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])[\"”’)»]*\s+|(?<=[。！？])")
+# not_terms keys -> the label whose matches they cancel.
+_NOT_TERM_LABELS = {
+    "us": "us",
+    "china": "china",
+    "trade": "trade",
+    "commerce": "commerce",
+    "third_countries": "third",
+}
 MAX_EVIDENCE = 4
+# Topic points: a strong topic term scores these in a US–China trade sentence (or the
+# title), elsewhere in a US–China trade paragraph, and anywhere else; a weak term half.
+# A topic is assigned at TOPIC_POINTS.
+_TOPIC_SCORE = {"focus": 4.0, "paragraph": 3.0, "other": 1.0}
+TOPIC_POINTS = 4.0
+_CACHE_LIMIT = 200_000
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_TOKEN = re.compile(r"\w+")
+# "U.S." -> "US", "U.S.A." -> "USA", "E.U." -> "EU": dotted initials become one word, so
+# they neither end a sentence nor split into letters. The pattern starts at the first dot
+# (a literal, which the regex engine finds fast); _join_initials checks the letter before.
+_INITIALS = re.compile(r"\.(?:[^\W\d_]\.)+")
+# A sentence ends at . ! ? (and closing quotes) followed by a space and a word starting
+# with a capital letter (or CJK); at 。！？； always. Abbreviations ("Mr.", "Dec.",
+# "Calif.") and initials ("Donald J. Trump") do not end a sentence.
+_BOUNDARY = re.compile(r"[.!?][\"”’)»]*\s+(?=[\"“‘(«]?(\w))|[。！？；][\"”’」』)]*\s*")
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr st sen rep gov gen lt col capt sgt corp inc co ltd jr sr vs prof "
+    "jan feb mar apr jun jul aug sep sept oct nov dec calif wash wyo ariz fla mass penn "
+    "mich minn conn ore tex ill ind ky la md mo nev okla tenn va wis ave blvd dept est "
+    "approx fig cf etc al bzw ca ggf nr vgl sog usw ст г гг им".split()
+)
 
 
-def compile_terms(terms: Iterable[str]) -> re.Pattern[str]:
-    """One alternation for a list of terms, following the matching rules in taxonomy.yaml."""
-    parts: list[str] = []
-    for raw in sorted({str(t).strip() for t in terms if str(t).strip()}, key=len, reverse=True):
-        prefix = raw.endswith("*")
-        term = raw.rstrip("*")
-        body = re.escape(term).replace(r"\ ", r"[\s\-–]+")
-        if prefix:
-            body += r"\w*"
-        if term.lower() == term:
-            body = f"(?i:{body})"
-        if not _CJK.search(term):
-            body = rf"(?<!\w){body}" + ("" if prefix else r"(?!\w)")
-        parts.append(body)
-    if not parts:
-        return re.compile(r"(?!x)x")  # matches nothing
-    return re.compile("|".join(parts))
+# --- Terms ---------------------------------------------------------------------------------
+
+_EXACT, _PREFIX, _SUFFIX, _INFIX = 0, 1, 2, 3
+
+
+def _word_matches(token: str, word: str, mode: int) -> bool:
+    if mode == _EXACT:
+        return token == word
+    if mode == _PREFIX:
+        return token.startswith(word)
+    if mode == _SUFFIX:
+        return token.endswith(word)
+    return word in token
+
+
+@dataclasses.dataclass(frozen=True)
+class _Term:
+    """One taxonomy term as a sequence of word patterns, with the label it marks."""
+
+    label: str
+    words: tuple[tuple[str, int], ...]  # (word, mode); lower case unless case-sensitive
+    case_sensitive: bool
+
+    def rest_matches(self, words: Sequence[str], i: int) -> bool:
+        """Whether the term's second and later words follow word ``i`` (whose own match
+        is already known)."""
+        patterns = self.words
+        if i + len(patterns) > len(words):
+            return False
+        for offset in range(1, len(patterns)):
+            word, mode = patterns[offset]
+            token = words[i + offset]
+            if not _word_matches(token if self.case_sensitive else token.lower(), word, mode):
+                return False
+        return True
+
+
+def _join_initials(match: re.Match[str]) -> str:
+    text, start = match.string, match.start()
+    if start and text[start - 1].isalpha() and (start < 2 or not text[start - 2].isalnum()):
+        return match.group(0).replace(".", "")
+    return match.group(0)
+
+
+def normalize_text(text: str) -> str:
+    """Dotted initials to one word ("U.S." -> "US"); tokenising does the rest."""
+    return _INITIALS.sub(_join_initials, text)
+
+
+def _parse_term(raw: str, label: str) -> _Term | str | None:
+    """A term as word patterns, or (for Chinese) the plain string to look for."""
+    text = raw.strip()
+    if not text:
+        return None
+    if _CJK.search(text):
+        return text
+    case_sensitive = text != text.lower()
+    words: list[tuple[str, int]] = []
+    for piece in normalize_text(text).split():
+        tokens = _TOKEN.findall(piece)
+        for k, token in enumerate(tokens):
+            prefix = piece.endswith("*") and k == len(tokens) - 1
+            suffix = piece.startswith("*") and k == 0
+            mode = (
+                _INFIX
+                if prefix and suffix
+                else _PREFIX
+                if prefix
+                else _SUFFIX
+                if suffix
+                else _EXACT
+            )
+            words.append((token if case_sensitive else token.lower(), mode))
+    return _Term(label, tuple(words), case_sensitive) if words else None
+
+
+class _Followers:
+    """Terms of two or more words sharing a first word, indexed by their second word."""
+
+    __slots__ = ("by_second", "others")
+
+    def __init__(self, terms: Sequence[_Term]) -> None:
+        self.by_second: dict[str, list[_Term]] = {}
+        self.others: list[_Term] = []
+        for term in terms:
+            word, mode = term.words[1] if len(term.words) > 1 else ("", _PREFIX)
+            if mode == _EXACT:
+                self.by_second.setdefault(word.lower(), []).append(term)
+            else:
+                self.others.append(term)
+
+    def could_follow(self, following: str) -> bool:
+        """Whether some term may go on with ``following`` (the next word, lower case)."""
+        return bool(self.others) or following in self.by_second
+
+    def matching(self, words: Sequence[str], i: int, following: str) -> list[_Term]:
+        """The terms that match at word ``i`` (whose first word is known to match)."""
+        found = [t for t in self.others if t.rest_matches(words, i)] if self.others else []
+        for term in self.by_second.get(following, ()):
+            if term.rest_matches(words, i):
+                found.append(term)
+        return found
+
+
+# What a word can start: (cancelling terms, labels of one-word terms, longer terms), or ()
+_Entry = tuple[()] | tuple[_Followers | None, tuple[str, ...], _Followers | None]
+
+
+class _Matcher:
+    """All terms of a taxonomy, indexed by first word; labels the words of a sentence."""
+
+    def __init__(self, terms: Iterable[tuple[str, str]]) -> None:
+        self._exact: dict[str, list[_Term]] = {}
+        self._other: list[_Term] = []
+        self._cjk: list[tuple[str, str]] = []
+        self._cjk_cancels: dict[str, list[str]] = {}  # label -> Chinese strings it skips
+        seen: set[tuple[str, str]] = set()
+        for label, raw in terms:
+            if (label, raw) in seen:
+                continue
+            seen.add((label, raw))
+            parsed = _parse_term(raw, label)
+            if parsed is None:
+                continue
+            if isinstance(parsed, str):
+                if label[0] == "!":
+                    self._cjk_cancels.setdefault(label[1:], []).append(parsed)
+                else:
+                    self._cjk.append((parsed, label))
+                continue
+            if parsed.words[0][1] != _EXACT:
+                self._other.append(parsed)
+            else:
+                self._exact.setdefault(parsed.words[0][0].lower(), []).append(parsed)
+        # Distinct word (as written) -> what it can start: (cancelling terms, labels of
+        # one-word terms, longer terms to check). Vocabulary repeats across articles, so
+        # most words are classified once per process.
+        self._cache: dict[str, _Entry] = {}
+
+    def _entry(self, token: str) -> _Entry:
+        lowered = token.lower()
+        items: list[_Term] = []
+        if not _CJK.match(token):  # a run of Chinese holds no word terms
+            for term in [*self._exact.get(lowered, ()), *self._other]:
+                word, mode = term.words[0]
+                if _word_matches(token if term.case_sensitive else lowered, word, mode):
+                    items.append(term)
+        entry: _Entry = ()
+        if items:
+            cancels = [t for t in items if t.label[0] == "!"]
+            longer = [t for t in items if t.label[0] != "!" and len(t.words) > 1]
+            entry = (
+                _Followers(cancels) if cancels else None,
+                tuple(t.label for t in items if t.label[0] != "!" and len(t.words) == 1),
+                _Followers(longer) if longer else None,
+            )
+        if len(token) <= 64:  # long runs (Chinese, junk) are rare and not worth keeping
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[token] = entry
+        return entry
+
+    def classify(self, text: str) -> dict[str, int]:
+        """Labels found in ``text`` (already normalised), with their number of hits."""
+        hits: dict[str, int] = {}
+        words = _TOKEN.findall(text)
+        entries: list[_Entry | None] = list(map(self._cache.get, words))
+        if None in entries:  # words not seen before
+            for i, entry in enumerate(entries):
+                if entry is None:
+                    entries[i] = self._entry(words[i])
+        blocked: dict[str, int] = {}  # label -> index of the first word it may match again
+        # Only the words that can start a term (most cannot).
+        for i in compress(range(len(words)), entries):
+            entry = entries[i]
+            if not entry:  # (never: compress kept only non-empty entries)
+                continue
+            cancels, settled, longer = entry
+            if cancels is not None or longer is not None:
+                following = words[i + 1].lower() if i + 1 < len(words) else ""
+                if cancels is not None and cancels.could_follow(following):
+                    for term in cancels.matching(words, i, following):
+                        label, end = term.label[1:], i + len(term.words)
+                        if blocked.get(label, 0) < end:
+                            blocked[label] = end
+                if longer is not None and not longer.could_follow(following):
+                    longer = None
+            if blocked:
+                for label in settled:
+                    if blocked.get(label, 0) <= i:
+                        hits[label] = hits.get(label, 0) + 1
+                if longer is not None:
+                    for term in longer.matching(words, i, following):
+                        if blocked.get(term.label, 0) <= i:
+                            hits[term.label] = hits.get(term.label, 0) + 1
+                continue
+            for label in settled:
+                hits[label] = hits.get(label, 0) + 1
+            if longer is not None:
+                for term in longer.matching(words, i, following):
+                    hits[term.label] = hits.get(term.label, 0) + 1
+        if self._cjk and not text.isascii() and _CJK.search(text):
+            for chinese, label in self._cjk:
+                if chinese in text:
+                    count = text.count(chinese)
+                    for cancel in self._cjk_cancels.get(label, ()):
+                        if chinese in cancel:  # "中美洲" (Central America) is not "中美"
+                            count -= text.count(cancel) * cancel.count(chinese)
+                    if count > 0:
+                        hits[label] = hits.get(label, 0) + count
+        return hits
+
+
+# --- Taxonomy ------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,14 +312,10 @@ class Taxonomy:
     version: str
     threshold: float
     weights: Mapping[str, float]
-    us: re.Pattern[str]
-    china: re.Pattern[str]
-    trade: re.Pattern[str]
-    bilateral: re.Pattern[str]
-    third_countries: re.Pattern[str]
-    negative: Mapping[str, re.Pattern[str]]
-    topics: Mapping[str, re.Pattern[str]]
-    entities: Sequence[tuple[str, re.Pattern[str]]]
+    matcher: _Matcher
+    topic_names: tuple[str, ...]
+    entity_names: tuple[str, ...]
+    labels: Mapping[str, tuple[str, str]]  # "topic:tariffs" -> ("topic", "tariffs"), ...
 
 
 def load_taxonomy(path: Path) -> Taxonomy:
@@ -97,6 +329,14 @@ def load_taxonomy(path: Path) -> Taxonomy:
     return taxonomy_from_mapping(data, str(path))
 
 
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    return value
+
+
 def taxonomy_from_mapping(data: Any, source: str = "taxonomy") -> Taxonomy:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping")
@@ -104,145 +344,302 @@ def taxonomy_from_mapping(data: Any, source: str = "taxonomy") -> Taxonomy:
     missing = sorted(required - set(data))
     if missing:
         raise ConfigError(f"{source}: missing key(s) {', '.join(missing)}")
-    weights = {name: float(data["weights"].get(name, 0.0)) for name in _WEIGHT_NAMES}
-    unknown_weights = set(data["weights"]) - set(_WEIGHT_NAMES)
+    given_weights = _mapping(data["weights"], f"{source}: weights")
+    unknown_weights = set(given_weights) - set(_WEIGHT_NAMES)
     if unknown_weights:
         raise ConfigError(f"{source}: unknown weight(s) {sorted(unknown_weights)}")
-    unknown_topics = set(data["topics"]) - set(TOPICS)
+    try:
+        weights = {name: float(given_weights.get(name, 0.0)) for name in _WEIGHT_NAMES}
+        threshold = float(data["threshold"])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: weights and threshold must be numbers ({exc})") from exc
+    topics = _mapping(data["topics"], f"{source}: topics")
+    unknown_topics = set(topics) - set(TOPICS)
     if unknown_topics:
         raise ConfigError(f"{source}: unknown topic(s) {sorted(unknown_topics)}")
     actors = data["actors"]
     if not isinstance(actors, dict) or not {"us", "china"} <= set(actors):
         raise ConfigError(f"{source}: 'actors' needs 'us' and 'china' lists")
+
+    terms: list[tuple[str, str]] = []
+
+    def add(labels: Sequence[str], values: Any, where: str) -> None:
+        if values is None:
+            return
+        if not isinstance(values, list):
+            raise ConfigError(f"{source}: {where}: expected a list of terms")
+        for value in values:
+            terms.extend((label, str(value)) for label in labels)
+
+    add(["us"], actors["us"], "actors.us")
+    add(["china"], actors["china"], "actors.china")
+    add(["trade"], data["trade"], "trade")
+    add(["commerce"], data.get("commerce"), "commerce")
+    add(["trade", "pair"], data.get("bilateral_phrases"), "bilateral_phrases")
+    add(["pair"], data.get("bilateral_references"), "bilateral_references")
+    add(["third"], data.get("third_countries"), "third_countries")
+    for key, values in _mapping(data.get("not_terms"), f"{source}: not_terms").items():
+        if key not in _NOT_TERM_LABELS:
+            raise ConfigError(
+                f"{source}: not_terms.{key}: expected one of {sorted(_NOT_TERM_LABELS)}"
+            )
+        add(["!" + _NOT_TERM_LABELS[key]], values, f"not_terms.{key}")
+    negatives = _mapping(data.get("negative_contexts"), f"{source}: negative_contexts")
+    for name, values in negatives.items():
+        add(["negative", f"negative:{name}"], values, f"negative_contexts.{name}")
+    for name, spec in topics.items():
+        if isinstance(spec, dict):
+            unknown = set(spec) - {"terms", "weak"}
+            if unknown:
+                raise ConfigError(f"{source}: topics.{name}: unknown key(s) {sorted(unknown)}")
+            add([f"topic:{name}"], spec.get("terms"), f"topics.{name}.terms")
+            add([f"weak:{name}"], spec.get("weak"), f"topics.{name}.weak")
+        else:
+            add([f"topic:{name}"], spec, f"topics.{name}")
+    entities = _mapping(data.get("entities"), f"{source}: entities")
+    for name, aliases in entities.items():
+        add([f"entity:{name}"], aliases, f"entities.{name}")
     return Taxonomy(
         version=str(data["version"]),
-        threshold=float(data["threshold"]),
+        threshold=threshold,
         weights=weights,
-        us=compile_terms(actors["us"]),
-        china=compile_terms(actors["china"]),
-        # Topic vocabulary (export controls, soybeans, magnets, port fees...) is trade
-        # vocabulary too: reporters write "chip curbs", not "trade in chips".
-        trade=compile_terms(
-            [*data["trade"], *(t for terms in data["topics"].values() for t in terms)]
-        ),
-        bilateral=compile_terms(data.get("bilateral_phrases", [])),
-        third_countries=compile_terms(data.get("third_countries", [])),
-        negative={k: compile_terms(v) for k, v in (data.get("negative_contexts") or {}).items()},
-        topics={k: compile_terms(v) for k, v in data["topics"].items()},
-        entities=[
-            (name, compile_terms(aliases)) for name, aliases in (data.get("entities") or {}).items()
-        ],
+        matcher=_Matcher(terms),
+        topic_names=tuple(t for t in TOPICS if t in topics),
+        entity_names=tuple(str(name) for name in entities),
+        labels={
+            label: (kind, name)
+            for label in {label for label, _ in terms}
+            for kind, _, name in [label.partition(":")]
+            if kind in ("topic", "weak", "entity")
+        },
     )
 
 
-@dataclasses.dataclass(frozen=True)
+# --- Sentences -----------------------------------------------------------------------------
+
+
+def split_sentences(paragraphs: Sequence[str]) -> list[tuple[int, str]]:
+    """(paragraph index, sentence) pairs, normalised ("U.S." is "US")."""
+    out: list[tuple[int, str]] = []
+    for index, paragraph in enumerate(paragraphs):
+        text = normalize_text(paragraph)
+        start = 0
+        for m in _BOUNDARY.finditer(text):
+            following = m.group(1)
+            if following is not None:
+                if not following.isupper() and not _CJK.match(following):
+                    continue  # "rose 2.7%. analysts said"
+                end = m.start()
+                space = text.rfind(" ", start, end)
+                word = text[space + 1 if space >= 0 else start : end]
+                if len(word) <= 6 and (
+                    word.lstrip("(\"'“‘«").lower() in _ABBREVIATIONS
+                    or (len(word) == 1 and word.isalpha())
+                ):
+                    continue  # "Mr. Li", "Dec. 5", "Donald J. Trump"
+            piece = text[start : m.end()].strip()
+            if piece:
+                out.append((index, piece))
+            start = m.end()
+        piece = text[start:].strip() if start else text.strip()
+        if piece:
+            out.append((index, piece))
+    return out
+
+
 class _Sentence:
-    text: str
-    paragraph: int
-    us: bool
-    china: bool
-    trade: bool
+    """A sentence (or the title, paragraph -1) and what it holds."""
+
+    __slots__ = ("china", "commerce", "hits", "paragraph", "text", "third", "trade", "us", "where")
+
+    def __init__(self, text: str, paragraph: int, hits: dict[str, int]) -> None:
+        self.text = text
+        self.paragraph = paragraph
+        self.hits = hits
+        self.us = "us" in hits
+        self.china = "china" in hits
+        self.trade = "trade" in hits
+        self.commerce = "commerce" in hits
+        self.third = "third" in hits
+        self.where = "other"  # for topic points: "focus", "paragraph" or "other"
+
+    @property
+    def econ(self) -> bool:
+        """Trade or commerce vocabulary."""
+        return self.trade or self.commerce
 
     @property
     def all_three(self) -> bool:
         return self.us and self.china and self.trade
 
 
-def split_sentences(paragraphs: Sequence[str]) -> list[tuple[int, str]]:
-    out: list[tuple[int, str]] = []
-    for index, paragraph in enumerate(paragraphs):
-        for sentence in _SENTENCE_END.split(paragraph):
-            if sentence.strip():
-                out.append((index, sentence.strip()))
-    return out
+@dataclasses.dataclass
+class Features:
+    """The score's inputs, and the sentences behind them."""
+
+    values: dict[str, float]
+    title: _Sentence
+    sentences: list[_Sentence]
+    evidence: list[_Sentence]  # sentences naming both sides with trade, then with commerce
+    rejecting: list[_Sentence]  # negative-context and third-country trade sentences
 
 
-def _marks(pattern: re.Pattern[str], text: str, starts: list[int]) -> set[int]:
-    """Indexes of the sentences (by start offset) that contain a match."""
-    return {bisect.bisect_right(starts, m.start()) - 1 for m in pattern.finditer(text)}
+_US, _CHINA, _TRADE, _ECON = 1, 2, 4, 8
+
+
+def article_features(taxonomy: Taxonomy, title: str, paragraphs: Sequence[str]) -> Features:
+    classify = taxonomy.matcher.classify
+    if not any(p.strip() for p in paragraphs):
+        paragraphs = [title]  # a title alone is all there is to read
+    title_text = normalize_text(title).strip()
+    title_s = _Sentence(title_text, -1, classify(title_text) if title_text else {})
+    sentences = [_Sentence(text, p, classify(text)) for p, text in split_sentences(paragraphs)]
+    everything = [title_s, *sentences]
+    n = max(1, len(sentences))
+
+    us_named = china_named = third_named = 0
+    negative: list[_Sentence] = []
+    for s in everything:
+        us_named += s.us
+        china_named += s.china
+        third_named += s.third
+        if "negative" in s.hits:
+            negative.append(s)
+
+    # "The two countries", "双方", "trade war": when each side is named at least twice and
+    # more often than third countries, these name both (unless a third country stands in
+    # the same paragraph).
+    if min(us_named, china_named) >= max(2, third_named + 1):
+        third_paragraphs = {s.paragraph for s in everything if s.third}
+        for s in everything:
+            if "pair" in s.hits and s.paragraph not in third_paragraphs:
+                s.us = s.china = True
+
+    # Sports trades and stock trading: where such sentences outnumber the other sentences
+    # holding both sides and trade or commerce words, their trade words do not count.
+    if negative:
+        clean = sum(1 for s in sentences if s.us and s.china and s.econ and s not in negative)
+        if len(negative) > clean:
+            for s in negative:
+                s.trade = s.commerce = False
+
+    paragraph_sides: dict[int, int] = {}
+    strong: list[_Sentence] = []
+    commerce: list[_Sentence] = []
+    strong_paragraphs: set[int] = set()
+    trade_share = third_count = bilateral_count = 0.0
+    econ_us = econ_china = 0
+    for s in sentences:
+        econ = s.trade or s.commerce
+        sides = s.us * _US | s.china * _CHINA | s.trade * _TRADE | econ * _ECON
+        paragraph_sides[s.paragraph] = paragraph_sides.get(s.paragraph, 0) | sides
+        if not econ:
+            continue
+        econ_us += s.us
+        econ_china += s.china
+        if s.us and s.china:
+            s.where = "focus"
+            if s.trade:
+                strong.append(s)
+                strong_paragraphs.add(s.paragraph)
+            else:
+                commerce.append(s)
+        if not s.third:
+            trade_share += 1.0 if s.trade else 0.5
+        elif s.trade:
+            # Trade talk naming a third country, against US–China trade talk; a sentence
+            # naming all three counts half to each.
+            both = s.us and s.china
+            third_count += 0.5 if both else 1.0
+            bilateral_count += 0.5 if both else 0.0
+        if s.trade and s.us and s.china and not s.third:
+            bilateral_count += 1.0
+    if title_s.econ and title_s.third and not (title_s.us and title_s.china):
+        third_count += 2.0  # a title naming a third country and not both sides
+    title_s.where = "focus"
+
+    econ_paragraphs = set()
+    spread = 0
+    for paragraph, sides in paragraph_sides.items():
+        if sides & (_US | _CHINA) == _US | _CHINA:
+            if sides & _ECON:
+                econ_paragraphs.add(paragraph)
+            if sides & _TRADE and paragraph not in strong_paragraphs:
+                spread += 1
+    for s in sentences:
+        if s.where == "other" and s.paragraph in econ_paragraphs:
+            s.where = "paragraph"
+    focus_topics = {
+        key
+        for s in (title_s, *strong, *commerce)
+        if s.paragraph >= 0 or (s.us and s.china and s.econ)
+        for key in s.hits
+        if key.startswith("topic:")
+    }
+
+    values = {
+        "bias": 1.0,
+        "sentence_all_three": float(min(len(strong), 4)),
+        "sentence_commerce": float(min(len(commerce), 4)),
+        "paragraph_all_three": float(min(spread, 4)),
+        "title_all_three": float(title_s.us and title_s.china and title_s.econ),
+        "lead": float(0 in econ_paragraphs or 1 in econ_paragraphs),
+        "trade_share": trade_share / n,
+        "side_balance": min(us_named, china_named) / n,
+        "side_trade_balance": min(econ_us, econ_china) / n,
+        "topic_density": float(min(len(focus_topics), 4)),
+        "third_country": third_count / (third_count + bilateral_count + 1.0),
+        "negative_context": len(negative) / (len(negative) + len(strong) + len(commerce) + 1),
+    }
+    rejecting = negative + [s for s in everything if s.third and s.trade]
+    return Features(values, title_s, sentences, [*strong, *commerce], rejecting)
+
+
+def score(taxonomy: Taxonomy, features: Features) -> float:
+    """The calibrated-looking relevance: a logistic of the weighted features."""
+    z = sum(taxonomy.weights[name] * value for name, value in features.values.items())
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
 def tag_article(taxonomy: Taxonomy, title: str, paragraphs: Sequence[str]) -> TagResult:
     """Decide whether the article is about US–China trade, and why."""
-    sentences_raw = split_sentences(paragraphs)
-    joined = "\n".join(s for _, s in sentences_raw)
-    starts: list[int] = []
-    offset = 0
-    for _, sentence in sentences_raw:
-        starts.append(offset)
-        offset += len(sentence) + 1
-    us = _marks(taxonomy.us, joined, starts)
-    china = _marks(taxonomy.china, joined, starts)
-    trade = _marks(taxonomy.trade, joined, starts)
-    sentences = [
-        _Sentence(text, para, i in us, i in china, i in trade)
-        for i, (para, text) in enumerate(sentences_raw)
-    ]
+    features = article_features(taxonomy, title, paragraphs)
+    probability = score(taxonomy, features)
+    relevant = probability >= taxonomy.threshold
 
-    weights = taxonomy.weights
-    strong = [s for s in sentences if s.all_three]
-    paragraphs_all = {
-        p
-        for p in {s.paragraph for s in sentences}
-        if all(
-            any(getattr(s, side) for s in sentences if s.paragraph == p)
-            for side in ("us", "china", "trade")
-        )
-    }
-    weak_paragraphs = paragraphs_all - {s.paragraph for s in strong}
-    title_us = bool(taxonomy.us.search(title))
-    title_cn = bool(taxonomy.china.search(title))
-    title_trade = bool(taxonomy.trade.search(title)) or bool(taxonomy.bilateral.search(title))
-    title_hit = (title_trade and (title_us or title_cn)) or (title_us and title_cn)
-    lead_hit = bool(paragraphs_all & {0, 1})
-    both_sides = bool(us or title_us) and bool(china or title_cn)
-    bilateral_hits = list(taxonomy.bilateral.finditer(title + "\n" + joined)) if both_sides else []
+    points: dict[str, float] = {}
+    entities: set[str] = set()
+    labels = taxonomy.labels
+    for s in (features.title, *features.sentences):
+        weight = _TOPIC_SCORE[s.where]
+        for key, count in s.hits.items():
+            info = labels.get(key)
+            if info is None:
+                continue
+            kind, name = info
+            if kind == "entity":
+                entities.add(name)
+            elif relevant:
+                strength = weight if kind == "topic" else weight / 2
+                points[name] = points.get(name, 0.0) + strength * count
 
-    trade_sentences = [s for s in sentences if s.trade]
-    third = [s for s in trade_sentences if not s.china and taxonomy.third_countries.search(s.text)]
-    third_ratio = len(third) / max(1, len(trade_sentences)) if len(third) > len(strong) else 0.0
-    full_text = title + "\n" + joined
-    negative_hits = sum(len(p.findall(full_text)) for p in taxonomy.negative.values())
-
-    focus_text = " ".join([title, *(s.text for s in strong)]) if strong else ""
-    focus_topics = [
-        name for name, p in taxonomy.topics.items() if focus_text and p.search(focus_text)
-    ]
-
-    z = (
-        weights["bias"]
-        + weights["sentence_all_three"] * min(len(strong), 4)
-        + weights["paragraph_all_three"] * min(len(weak_paragraphs), 4)
-        + weights["title"] * title_hit
-        + weights["lead"] * lead_hit
-        + weights["bilateral_phrase"] * bool(bilateral_hits)
-        + weights["topic_density"] * min(len(focus_topics), 4)
-        + weights["third_country"] * third_ratio * 3
-        + weights["negative_context"] * min(negative_hits, 3)
-    )
-    score = 1.0 / (1.0 + math.exp(-z))
-    relevant = score >= taxonomy.threshold
-
-    topics = _topics(taxonomy, full_text) if relevant else ()
     evidence: list[str] = []
-    if title_hit:
-        evidence.append(title)
-    evidence.extend(_clip(s.text) for s in strong[: MAX_EVIDENCE - len(evidence)])
-    if bilateral_hits and len(evidence) < MAX_EVIDENCE:
-        evidence.append(bilateral_hits[0].group(0))
+    topics: tuple[str, ...] = ()
+    if relevant:
+        topics = tuple(t for t in taxonomy.topic_names if points.get(t, 0.0) >= TOPIC_POINTS)
+        title_s = features.title
+        if title_s.text and title_s.econ and (title_s.us or title_s.china):
+            evidence.append(title_s.text)
+        evidence.extend(_clip(s.text) for s in features.evidence)
+    else:
+        evidence.extend(_clip(s.text) for s in features.rejecting if s.text)
     return TagResult(
         us_china_trade=relevant,
-        score=round(score, 4),
+        score=round(probability, 4),
         topics=topics,
-        entities=tuple(name for name, p in taxonomy.entities if p.search(full_text)),
-        evidence=tuple(dict.fromkeys(evidence)),
+        entities=tuple(name for name in taxonomy.entity_names if name in entities),
+        evidence=tuple(dict.fromkeys(evidence))[:MAX_EVIDENCE],
         taxonomy_version=taxonomy.version,
-    )
-
-
-def _topics(taxonomy: Taxonomy, text: str) -> tuple[str, ...]:
-    return tuple(
-        name for name in TOPICS if name in taxonomy.topics and taxonomy.topics[name].search(text)
     )
 
 
