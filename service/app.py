@@ -150,7 +150,11 @@ async def _serve(
     state.liveness["loop"] = lambda: (
         None if time.monotonic() - loop_tick[0] < 60 else "main loop has not turned for 60s"
     )
-    state.readiness["redis"] = redis_check(text_redis)
+    # Checks get their own fail-fast clients; once Redis is found down, the checks that
+    # need it say so instead of each waiting on it.
+    probe = connect(settings, decode=True, probe=True)
+    probe_rq = connect(settings, decode=False, probe=True)
+    state.readiness["redis"] = redis_check(probe)
     registry = exposition_registry(metrics_dir)
     collector = RedisStateCollector(rq_redis, settings.stream_name)
     registry.register(collector)
@@ -166,9 +170,9 @@ async def _serve(
     for i in range(tag_workers):
         supervisor.add(f"tag-{i}", worker_argv(keys.TAG_QUEUE))
     if extract_workers or tag_workers:
-        state.readiness["workers"] = workers_check(rq_redis)
+        state.readiness["workers"] = workers_check(probe_rq)
         state.readiness["queues"] = queue_limits_check(
-            rq_redis, settings.ready_max_backlog, settings.ready_max_failed
+            probe_rq, settings.ready_max_backlog, settings.ready_max_failed
         )
 
     poller: Poller | None = None
@@ -177,7 +181,7 @@ async def _serve(
         fetcher = Fetcher(settings)
         poller = Poller(settings, text_redis, rq_redis, fetcher)
         poller.register(load_feeds(settings.feeds_file))
-        state.readiness["poller"] = poller_heartbeat_check(text_redis, 2 * poller.cycle_s + 5)
+        state.readiness["poller"] = poller_heartbeat_check(probe, 2 * poller.cycle_s + 5)
 
     health = HealthServer(settings.health_host, settings.health_port, state, registry).start()
     log.info("service.started", health_port=health.port, poll=poll, extract_workers=extract_workers,

@@ -36,11 +36,14 @@ class HealthState:
         results: dict[str, Any] = {}
         ok = True
         now = time.time()
+        redis_down = False
         for name, check in checks.items():
             try:
-                problem = check()
+                problem = "not checked: Redis is unreachable" if redis_down else check()
             except Exception as exc:  # a crashing check is a failing check
                 problem = f"{type(exc).__name__}: {exc}"
+            if name == "redis" and problem is not None:
+                redis_down = True
             with self._lock:
                 if problem is None:
                     self.failing_since.pop(name, None)

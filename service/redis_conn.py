@@ -13,16 +13,19 @@ from service.settings import Settings
 MAX_BLOCK_S = 5
 
 
-def connect(settings: Settings, *, decode: bool = True) -> redis.Redis:
-    """A client for ``settings.redis_url``. RQ needs ``decode=False``; our own keys use str."""
+def connect(settings: Settings, *, decode: bool = True, probe: bool = False) -> redis.Redis:
+    """A client for ``settings.redis_url``. RQ needs ``decode=False``; our own keys use str.
+
+    ``probe`` is for health checks: one-second timeouts and no retries, so /readyz answers
+    at once that Redis is gone instead of after the retries a worker's client makes."""
     if settings.redis_url is None:
         raise ValueError("redis_url is not set: start the embedded Redis first")
     return redis.Redis.from_url(
         settings.redis_url,
         decode_responses=decode,
-        socket_timeout=settings.redis_socket_timeout_s,
-        socket_connect_timeout=5,
-        health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=3),
+        socket_timeout=1.0 if probe else settings.redis_socket_timeout_s,
+        socket_connect_timeout=1.0 if probe else 5.0,
+        health_check_interval=0 if probe else 30,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=0 if probe else 3),
         protocol=2,
     )

@@ -44,12 +44,15 @@ class Supervisor:
         self.stopping = False
         self.on_exit = on_exit
         self._prefix = f"{socket.gethostname()}.{os.getpid()}"
+        # Exits whose handler failed (Redis down, say): tried again on the next checks.
+        self._unhandled_exits: list[tuple[str, int]] = []
 
     def add(self, name: str, argv: Sequence[str]) -> None:
         self.children.append(_Child(name=name, argv=list(argv)))
 
     def check(self) -> None:
         """Start children that are not running (with backoff for ones that keep dying)."""
+        self._handle_exits()
         now = time.monotonic()
         for child in self.children:
             if self.stopping:
@@ -60,11 +63,7 @@ class Supervisor:
                     continue
                 child.process = None
                 child.restarts += 1
-                if self.on_exit is not None:
-                    try:
-                        self.on_exit(child.instance, code)
-                    except Exception:  # Redis may be what killed it; RQ's own pass remains
-                        log.exception("supervisor.on_exit_failed", child=child.name)
+                self._unhandled_exits.append((child.instance, code))
                 # Exit 0 is a planned recycle (max_jobs); anything else backs off.
                 delay = 0.0 if code == 0 else min(30.0, 0.5 * 2 ** min(child.restarts, 6))
                 child.next_start_at = now + delay
@@ -76,6 +75,18 @@ class Supervisor:
                 argv = [*child.argv, "--name", child.instance]
                 child.process = subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL)
                 log.info("supervisor.child_started", child=child.name, pid=child.process.pid)
+
+    def _handle_exits(self) -> None:
+        if self.on_exit is None:
+            self._unhandled_exits.clear()
+            return
+        pending, self._unhandled_exits = self._unhandled_exits, []
+        for instance, code in pending:
+            try:
+                self.on_exit(instance, code)
+            except Exception as exc:  # Redis may be what killed it: try again next time
+                self._unhandled_exits.append((instance, code))
+                log.warning("supervisor.on_exit_deferred", instance=instance, error=str(exc)[:200])
 
     def alive(self) -> int:
         return sum(1 for c in self.children if c.process is not None and c.process.poll() is None)
