@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 import email.utils
 import ipaddress
+import math
 import socket
 import time
 import zlib
@@ -31,6 +32,8 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _CHUNK = 64 * 1024
+CONNECTIONS_PER_CLIENT = 8
+DISCARD_MAX_BYTES = 64 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,7 +147,13 @@ class _BoundedDecoder:
 
 
 class Fetcher:
-    """Owns an ``httpx.AsyncClient``; build one per process (after any fork) and close it."""
+    """Owns the ``httpx.AsyncClient``s; build one per process (after any fork), close it.
+
+    Several small clients, each host always on the same one, rather than one big pool:
+    httpcore scans every connection of a pool on each request, so one pool of 64 costs
+    several times the CPU per poll of eight pools of 8 (httpcore issue 1035; measured in
+    benchmarks/poller_bench.py). It also caps connections per host at 8.
+    """
 
     def __init__(
         self,
@@ -154,28 +163,36 @@ class Fetcher:
     ) -> None:
         self.settings = settings
         self.resolver = resolver or system_resolver
-        self.client = httpx.AsyncClient(
-            transport=transport,
-            follow_redirects=False,
-            timeout=httpx.Timeout(
-                connect=settings.http_connect_timeout_s,
-                read=settings.http_read_timeout_s,
-                write=settings.http_read_timeout_s,
-                pool=settings.http_total_timeout_s,
-            ),
-            limits=httpx.Limits(
-                max_connections=settings.poll_concurrency,
-                max_keepalive_connections=settings.poll_concurrency,
-            ),
-            headers={
-                "User-Agent": settings.user_agent,
-                # Only encodings we can decode with a bound; never br/zstd.
-                "Accept-Encoding": "gzip, deflate",
-            },
-        )
+        shards = max(1, math.ceil(settings.poll_concurrency / CONNECTIONS_PER_CLIENT))
+        self.clients = [
+            httpx.AsyncClient(
+                transport=transport,
+                follow_redirects=False,
+                timeout=httpx.Timeout(
+                    connect=settings.http_connect_timeout_s,
+                    read=settings.http_read_timeout_s,
+                    write=settings.http_read_timeout_s,
+                    pool=settings.http_total_timeout_s,
+                ),
+                limits=httpx.Limits(
+                    max_connections=CONNECTIONS_PER_CLIENT,
+                    max_keepalive_connections=CONNECTIONS_PER_CLIENT,
+                ),
+                headers={
+                    "User-Agent": settings.user_agent,
+                    # Only encodings we can decode with a bound; never br/zstd.
+                    "Accept-Encoding": "gzip, deflate",
+                },
+            )
+            for _ in range(shards)
+        ]
+
+    def client_for(self, url: httpx.URL) -> httpx.AsyncClient:
+        return self.clients[zlib.crc32(url.host.encode()) % len(self.clients)]
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        for client in self.clients:
+            await client.aclose()
 
     async def get(
         self,
@@ -211,8 +228,9 @@ class Fetcher:
         for _hop in range(self.settings.http_max_redirects + 1):
             await self.check_url(current)
             try:
-                request = self.client.build_request("GET", current, headers=headers)
-                response = await self.client.send(request, stream=True)
+                client = self.client_for(httpx.URL(current))
+                request = client.build_request("GET", current, headers=headers)
+                response = await client.send(request, stream=True)
             except httpx.TimeoutException as exc:
                 raise TransientFetchError(
                     current, "timeout", str(exc) or type(exc).__name__
@@ -225,12 +243,15 @@ class Fetcher:
                 raise TransientFetchError(current, "http_error", str(exc)) from exc
             try:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
+                    await self._discard(response)
                     current = str(response.url.join(response.headers["location"]))
                     continue
                 error = classify_status(current, response)
                 if error is not None:
+                    await self._discard(response)
                     raise error
                 if response.status_code == 304:
+                    await self._discard(response)
                     body = b""
                 else:
                     self._check_type(current, response, accept_types)
@@ -268,6 +289,19 @@ class Fetcher:
             raise PermanentFetchError(
                 url, "blocked_address", f"{parsed.host} resolves to non-public {blocked}"
             )
+
+    @staticmethod
+    async def _discard(response: httpx.Response) -> None:
+        """Read a small unwanted body (304, error, redirect) to its end, so the connection
+        goes back to the pool instead of being closed; a large one is not worth it."""
+        seen = 0
+        try:
+            async for chunk in response.aiter_raw(_CHUNK):
+                seen += len(chunk)
+                if seen > DISCARD_MAX_BYTES:
+                    return
+        except (httpx.HTTPError, httpx.StreamError):
+            return
 
     @staticmethod
     def _check_type(

@@ -7,12 +7,12 @@ Orchestration only: fetching is ``fetch``, parsing ``feeds``, timing ``schedule`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 import structlog
@@ -91,6 +91,7 @@ class Poller:
         self.cycle_s = max(1.0, min(10.0, settings.poll_min_interval_s / 2))
         # Feeds this poller last saw failing or silent, for the gauges (several pollers sum).
         self._last_clock: float | None = None
+        self._unsaved: dict[str, FeedState] = {}
         self._in_backoff: set[str] = set()
         self._stale: set[str] = set()
 
@@ -124,8 +125,23 @@ class Poller:
             ]
             await asyncio.gather(*tasks)
             self._record_network_failures(network_failures, polled=len(tasks))
+            self.flush()
             self.heartbeat(report)
         return report
+
+    def _save(self, feed_id: str, state: FeedState) -> None:
+        self._unsaved[feed_id] = state
+
+    def flush(self) -> None:
+        """Write the buffered feed states (one round trip)."""
+        if self._unsaved:
+            pending, self._unsaved = self._unsaved, {}
+            try:
+                self.store.save_many(pending)
+            except redis.RedisError:
+                # Keep them for the next try; until then their leases hold the feeds.
+                self._unsaved = {**pending, **self._unsaved}
+                raise
 
     def _record_network_failures(self, failures: list[_Failure], polled: int) -> None:
         """Network-level failures of a batch are judged together: when most feeds failed at
@@ -140,7 +156,7 @@ class Poller:
             for failure in failures:
                 FEED_POLLS.labels(result="outage").inc()
                 delay = error_delay(self.policy, 1, None, self.rng)
-                self.store.save(failure.feed_id, dataclasses.replace(
+                self._save(failure.feed_id, dataclasses.replace(
                     failure.state, last_status="outage", last_error=str(failure.error)[:500],
                     last_polled_at=now, next_poll_at=now + delay,
                 ))  # fmt: skip
@@ -166,24 +182,79 @@ class Poller:
         self.text_redis.set(keys.POLLER_HEARTBEAT, f"{self.clock():.3f}", ex=int(self.cycle_s * 10))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll until ``stop`` is set. Redis outages are waited out, never fatal."""
+        """Poll until ``stop`` is set, keeping ``poll_concurrency`` fetches in flight.
+
+        Feeds are claimed as fetch slots free up, not in batches, so one slow feed never
+        holds the others back. Network failures are judged per one-second window (an
+        outage of ours shows as most of a window failing). Redis outages are waited out.
+        """
+        in_flight: set[asyncio.Task[None]] = set()
+        semaphore = asyncio.Semaphore(self.settings.poll_concurrency)
+        window, failures = CycleReport(), list[_Failure]()
+        window_started = time.monotonic()
         outage_delay = 1.0
         while not stop.is_set():
+            wait = self.cycle_s
             try:
-                report = await self.poll_once()
-                self.heartbeat(report)
-                if report.polled:
-                    log.info("poller.cycle", **dataclasses.asdict(report))
+                now = self.clock()
+                jump = self._clock_jump(now)
+                if jump:
+                    moved = self.store.shift_schedule(jump)
+                    log.warning("poller.clock_jump", jump_s=round(jump), feeds_shifted=moved)
+                free = self.settings.poll_concurrency - len(in_flight)
+                due = self.store.claim_due(now, self.settings.poll_lease_s, free) if free else []
+                if due:
+                    for feed_id, feed, state in zip(
+                        due, self.store.feeds(due), self.store.states(due), strict=True
+                    ):
+                        if feed is None:
+                            continue
+                        task = asyncio.create_task(
+                            self._poll_guarded(semaphore, feed_id, feed, state, window, failures)
+                        )
+                        in_flight.add(task)
+                        task.add_done_callback(in_flight.discard)
+                if time.monotonic() - window_started >= 1.0:
+                    # Judged and reset in place: tasks still running report into them.
+                    judged = list(failures)
+                    failures.clear()
+                    self._record_network_failures(judged, polled=window.polled)
+                    if window.polled:
+                        log.debug("poller.window", **dataclasses.asdict(window))
+                    window.polled = window.not_modified = window.failed = window.new_items = 0
+                    window_started = time.monotonic()
+                    self.heartbeat()
+                self.flush()
                 outage_delay = 1.0
-                next_due = self.store.next_due_at()
-                wait = self.cycle_s if next_due is None else next_due - self.clock()
-                wait = min(max(wait, 0.05), self.cycle_s)
+                if len(due) < free:  # nothing more is due now: sleep until the next one
+                    next_due = self.store.next_due_at()
+                    if next_due is not None:
+                        wait = min(max(next_due - self.clock(), 0.02), self.cycle_s)
+                else:
+                    wait = 0.5
             except redis.RedisError as exc:
                 log.warning("poller.redis_unavailable", error=str(exc), retry_in_s=outage_delay)
                 wait = outage_delay
                 outage_delay = min(outage_delay * 2, 30.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=wait)
+            waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(stop.wait()), *in_flight}
+            _done, pending = await asyncio.wait(
+                waiters, timeout=min(wait, 1.0), return_when=asyncio.FIRST_COMPLETED
+            )
+            for future in pending - in_flight:
+                future.cancel()
+        await self._drain(in_flight)
+
+    async def _drain(self, in_flight: set[asyncio.Task[None]]) -> None:
+        """On stop: let fetches in flight finish briefly, then cancel (their leases expire
+        and another poller, or this one restarted, polls them)."""
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=5.0)
+            for task in in_flight:
+                task.cancel()
+        try:
+            self.flush()
+        except redis.RedisError:
+            log.warning("poller.state_not_saved", feeds=len(self._unsaved))
 
     async def _poll_guarded(
         self,
@@ -321,7 +392,7 @@ class Poller:
         )
         # A configured interval wins over the learnt one; the publisher's hints over both.
         delay = success_delay(self.policy, feed.interval_s or cadence, hint, self.rng)
-        self.store.save(
+        self._save(
             feed_id,
             dataclasses.replace(
                 state,
@@ -369,7 +440,7 @@ class Poller:
         now = self.clock()
         errors = state.consecutive_errors + 1
         delay = error_delay(self.policy, errors, retry_after_s, self.rng)
-        self.store.save(
+        self._save(
             feed_id,
             dataclasses.replace(
                 state,

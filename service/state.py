@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import redis
@@ -144,9 +144,17 @@ class FeedStore:
 
     def save(self, feed_id: str, state: FeedState) -> None:
         """Store the state and reschedule; a feed removed meanwhile stays removed."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(keys.feed_state(feed_id), mapping=cast(Any, state.to_redis()))
-        pipe.zadd(keys.FEEDS_DUE, {feed_id: state.next_poll_at}, xx=True)
+        self.save_many({feed_id: state})
+
+    def save_many(self, states: Mapping[str, FeedState]) -> None:
+        """Several feeds' states in one round trip (the poller buffers them per loop turn:
+        one blocking call per poll would stall its event loop)."""
+        if not states:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for feed_id, state in states.items():
+            pipe.hset(keys.feed_state(feed_id), mapping=cast(Any, state.to_redis()))
+        pipe.zadd(keys.FEEDS_DUE, {fid: s.next_poll_at for fid, s in states.items()}, xx=True)
         pipe.execute()
 
     def all_states(self) -> list[tuple[Feed, FeedState]]:
