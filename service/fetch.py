@@ -33,6 +33,8 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 _REDIRECTS = {301, 302, 303, 307, 308}
 _CHUNK = 64 * 1024
 CONNECTIONS_PER_CLIENT = 8
+DNS_CACHE_S = 60.0
+DNS_CACHE_ENTRIES = 50_000
 DISCARD_MAX_BYTES = 64 * 1024
 
 
@@ -163,6 +165,7 @@ class Fetcher:
     ) -> None:
         self.settings = settings
         self.resolver = resolver or system_resolver
+        self._dns: dict[tuple[str, int], tuple[float, list[str]]] = {}
         shards = max(1, math.ceil(settings.poll_concurrency / CONNECTIONS_PER_CLIENT))
         self.clients = [
             httpx.AsyncClient(
@@ -281,7 +284,7 @@ class Fetcher:
             return
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         try:
-            addresses = await self.resolver(parsed.host, port)
+            addresses = await self._resolve(parsed.host, port)
         except OSError as exc:
             raise TransientFetchError(url, "dns", str(exc)) from exc
         blocked = [a for a in addresses if not is_public_address(a)]
@@ -289,6 +292,19 @@ class Fetcher:
             raise PermanentFetchError(
                 url, "blocked_address", f"{parsed.host} resolves to non-public {blocked}"
             )
+
+    async def _resolve(self, host: str, port: int) -> list[str]:
+        """The resolver's answer, remembered for ``DNS_CACHE_S``: polling thousands of feeds
+        on a few hundred hosts must not cost a getaddrinfo (a thread hop) per request."""
+        now = time.monotonic()
+        cached = self._dns.get((host, port))
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        addresses = await self.resolver(host, port)
+        if len(self._dns) > DNS_CACHE_ENTRIES:
+            self._dns.clear()
+        self._dns[(host, port)] = (now + DNS_CACHE_S, addresses)
+        return addresses
 
     @staticmethod
     async def _discard(response: httpx.Response) -> None:
