@@ -7,10 +7,8 @@ talks trade at all, whether that trade talk is about a third country, and whethe
 means a sports trade or stock trading. See ``config/taxonomy.yaml`` for the rules and the
 score's terms.
 
-Matching works on words, not one big regular expression: each sentence is split into words
-once, and each distinct word is looked up once per taxonomy (the result is cached), so the
-cost per article is about one dictionary look-up per word. Chinese terms are found by
-substring search, as Chinese has no spaces.
+Term matching (words, prefixes, Chinese substrings, cancelling ``not_terms``) lives in
+``workers.lexicon``; this module turns matches into features, a score and a verdict.
 """
 
 from __future__ import annotations
@@ -18,8 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from itertools import compress
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +24,7 @@ import yaml
 
 from service.errors import ConfigError
 from service.models import TagResult
+from workers.lexicon import CJK, TermMatcher, normalize_text
 
 TOPICS = (
     "tariffs",
@@ -69,14 +67,7 @@ MAX_EVIDENCE = 4
 # A topic is assigned at TOPIC_POINTS.
 _TOPIC_SCORE = {"focus": 4.0, "paragraph": 3.0, "other": 1.0}
 TOPIC_POINTS = 4.0
-_CACHE_LIMIT = 200_000
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_TOKEN = re.compile(r"\w+")
-# "U.S." -> "US", "U.S.A." -> "USA", "E.U." -> "EU": dotted initials become one word, so
-# they neither end a sentence nor split into letters. The pattern starts at the first dot
-# (a literal, which the regex engine finds fast); _join_initials checks the letter before.
-_INITIALS = re.compile(r"\.(?:[^\W\d_]\.)+")
 # A sentence ends at . ! ? (and closing quotes) followed by a space and a word starting
 # with a capital letter (or CJK); at 。！？； always. Abbreviations ("Mr.", "Dec.",
 # "Calif.") and initials ("Donald J. Trump") do not end a sentence.
@@ -89,219 +80,6 @@ _ABBREVIATIONS = frozenset(
 )
 
 
-# --- Terms ---------------------------------------------------------------------------------
-
-_EXACT, _PREFIX, _SUFFIX, _INFIX = 0, 1, 2, 3
-
-
-def _word_matches(token: str, word: str, mode: int) -> bool:
-    if mode == _EXACT:
-        return token == word
-    if mode == _PREFIX:
-        return token.startswith(word)
-    if mode == _SUFFIX:
-        return token.endswith(word)
-    return word in token
-
-
-@dataclasses.dataclass(frozen=True)
-class _Term:
-    """One taxonomy term as a sequence of word patterns, with the label it marks."""
-
-    label: str
-    words: tuple[tuple[str, int], ...]  # (word, mode); lower case unless case-sensitive
-    case_sensitive: bool
-
-    def rest_matches(self, words: Sequence[str], i: int) -> bool:
-        """Whether the term's second and later words follow word ``i`` (whose own match
-        is already known)."""
-        patterns = self.words
-        if i + len(patterns) > len(words):
-            return False
-        for offset in range(1, len(patterns)):
-            word, mode = patterns[offset]
-            token = words[i + offset]
-            if not _word_matches(token if self.case_sensitive else token.lower(), word, mode):
-                return False
-        return True
-
-
-def _join_initials(match: re.Match[str]) -> str:
-    text, start = match.string, match.start()
-    if start and text[start - 1].isalpha() and (start < 2 or not text[start - 2].isalnum()):
-        return match.group(0).replace(".", "")
-    return match.group(0)
-
-
-def normalize_text(text: str) -> str:
-    """Dotted initials to one word ("U.S." -> "US"); tokenising does the rest."""
-    return _INITIALS.sub(_join_initials, text)
-
-
-def _parse_term(raw: str, label: str) -> _Term | str | None:
-    """A term as word patterns, or (for Chinese) the plain string to look for."""
-    text = raw.strip()
-    if not text:
-        return None
-    if _CJK.search(text):
-        return text
-    case_sensitive = text != text.lower()
-    words: list[tuple[str, int]] = []
-    for piece in normalize_text(text).split():
-        tokens = _TOKEN.findall(piece)
-        for k, token in enumerate(tokens):
-            prefix = piece.endswith("*") and k == len(tokens) - 1
-            suffix = piece.startswith("*") and k == 0
-            mode = (
-                _INFIX
-                if prefix and suffix
-                else _PREFIX
-                if prefix
-                else _SUFFIX
-                if suffix
-                else _EXACT
-            )
-            words.append((token if case_sensitive else token.lower(), mode))
-    return _Term(label, tuple(words), case_sensitive) if words else None
-
-
-class _Followers:
-    """Terms of two or more words sharing a first word, indexed by their second word."""
-
-    __slots__ = ("by_second", "others")
-
-    def __init__(self, terms: Sequence[_Term]) -> None:
-        self.by_second: dict[str, list[_Term]] = {}
-        self.others: list[_Term] = []
-        for term in terms:
-            word, mode = term.words[1] if len(term.words) > 1 else ("", _PREFIX)
-            if mode == _EXACT:
-                self.by_second.setdefault(word.lower(), []).append(term)
-            else:
-                self.others.append(term)
-
-    def could_follow(self, following: str) -> bool:
-        """Whether some term may go on with ``following`` (the next word, lower case)."""
-        return bool(self.others) or following in self.by_second
-
-    def matching(self, words: Sequence[str], i: int, following: str) -> list[_Term]:
-        """The terms that match at word ``i`` (whose first word is known to match)."""
-        found = [t for t in self.others if t.rest_matches(words, i)] if self.others else []
-        for term in self.by_second.get(following, ()):
-            if term.rest_matches(words, i):
-                found.append(term)
-        return found
-
-
-# What a word can start: (cancelling terms, labels of one-word terms, longer terms), or ()
-_Entry = tuple[()] | tuple[_Followers | None, tuple[str, ...], _Followers | None]
-
-
-class _Matcher:
-    """All terms of a taxonomy, indexed by first word; labels the words of a sentence."""
-
-    def __init__(self, terms: Iterable[tuple[str, str]]) -> None:
-        self._exact: dict[str, list[_Term]] = {}
-        self._other: list[_Term] = []
-        self._cjk: list[tuple[str, str]] = []
-        self._cjk_cancels: dict[str, list[str]] = {}  # label -> Chinese strings it skips
-        seen: set[tuple[str, str]] = set()
-        for label, raw in terms:
-            if (label, raw) in seen:
-                continue
-            seen.add((label, raw))
-            parsed = _parse_term(raw, label)
-            if parsed is None:
-                continue
-            if isinstance(parsed, str):
-                if label[0] == "!":
-                    self._cjk_cancels.setdefault(label[1:], []).append(parsed)
-                else:
-                    self._cjk.append((parsed, label))
-                continue
-            if parsed.words[0][1] != _EXACT:
-                self._other.append(parsed)
-            else:
-                self._exact.setdefault(parsed.words[0][0].lower(), []).append(parsed)
-        # Distinct word (as written) -> what it can start: (cancelling terms, labels of
-        # one-word terms, longer terms to check). Vocabulary repeats across articles, so
-        # most words are classified once per process.
-        self._cache: dict[str, _Entry] = {}
-
-    def _entry(self, token: str) -> _Entry:
-        lowered = token.lower()
-        items: list[_Term] = []
-        if not _CJK.match(token):  # a run of Chinese holds no word terms
-            for term in [*self._exact.get(lowered, ()), *self._other]:
-                word, mode = term.words[0]
-                if _word_matches(token if term.case_sensitive else lowered, word, mode):
-                    items.append(term)
-        entry: _Entry = ()
-        if items:
-            cancels = [t for t in items if t.label[0] == "!"]
-            longer = [t for t in items if t.label[0] != "!" and len(t.words) > 1]
-            entry = (
-                _Followers(cancels) if cancels else None,
-                tuple(t.label for t in items if t.label[0] != "!" and len(t.words) == 1),
-                _Followers(longer) if longer else None,
-            )
-        if len(token) <= 64:  # long runs (Chinese, junk) are rare and not worth keeping
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[token] = entry
-        return entry
-
-    def classify(self, text: str) -> dict[str, int]:
-        """Labels found in ``text`` (already normalised), with their number of hits."""
-        hits: dict[str, int] = {}
-        words = _TOKEN.findall(text)
-        entries: list[_Entry | None] = list(map(self._cache.get, words))
-        if None in entries:  # words not seen before
-            for i, entry in enumerate(entries):
-                if entry is None:
-                    entries[i] = self._entry(words[i])
-        blocked: dict[str, int] = {}  # label -> index of the first word it may match again
-        # Only the words that can start a term (most cannot).
-        for i in compress(range(len(words)), entries):
-            entry = entries[i]
-            if not entry:  # (never: compress kept only non-empty entries)
-                continue
-            cancels, settled, longer = entry
-            if cancels is not None or longer is not None:
-                following = words[i + 1].lower() if i + 1 < len(words) else ""
-                if cancels is not None and cancels.could_follow(following):
-                    for term in cancels.matching(words, i, following):
-                        label, end = term.label[1:], i + len(term.words)
-                        if blocked.get(label, 0) < end:
-                            blocked[label] = end
-                if longer is not None and not longer.could_follow(following):
-                    longer = None
-            if blocked:
-                for label in settled:
-                    if blocked.get(label, 0) <= i:
-                        hits[label] = hits.get(label, 0) + 1
-                if longer is not None:
-                    for term in longer.matching(words, i, following):
-                        if blocked.get(term.label, 0) <= i:
-                            hits[term.label] = hits.get(term.label, 0) + 1
-                continue
-            for label in settled:
-                hits[label] = hits.get(label, 0) + 1
-            if longer is not None:
-                for term in longer.matching(words, i, following):
-                    hits[term.label] = hits.get(term.label, 0) + 1
-        if self._cjk and not text.isascii() and _CJK.search(text):
-            for chinese, label in self._cjk:
-                if chinese in text:
-                    count = text.count(chinese)
-                    for cancel in self._cjk_cancels.get(label, ()):
-                        if chinese in cancel:  # "中美洲" (Central America) is not "中美"
-                            count -= text.count(cancel) * cancel.count(chinese)
-                    if count > 0:
-                        hits[label] = hits.get(label, 0) + count
-        return hits
-
-
 # --- Taxonomy ------------------------------------------------------------------------------
 
 
@@ -312,7 +90,7 @@ class Taxonomy:
     version: str
     threshold: float
     weights: Mapping[str, float]
-    matcher: _Matcher
+    matcher: TermMatcher
     topic_names: tuple[str, ...]
     entity_names: tuple[str, ...]
     labels: Mapping[str, tuple[str, str]]  # "topic:tariffs" -> ("topic", "tariffs"), ...
@@ -403,7 +181,7 @@ def taxonomy_from_mapping(data: Any, source: str = "taxonomy") -> Taxonomy:
         version=str(data["version"]),
         threshold=threshold,
         weights=weights,
-        matcher=_Matcher(terms),
+        matcher=TermMatcher(terms),
         topic_names=tuple(t for t in TOPICS if t in topics),
         entity_names=tuple(str(name) for name in entities),
         labels={
@@ -427,7 +205,7 @@ def split_sentences(paragraphs: Sequence[str]) -> list[tuple[int, str]]:
         for m in _BOUNDARY.finditer(text):
             following = m.group(1)
             if following is not None:
-                if not following.isupper() and not _CJK.match(following):
+                if not following.isupper() and not CJK.match(following):
                     continue  # "rose 2.7%. analysts said"
                 end = m.start()
                 space = text.rfind(" ", start, end)
