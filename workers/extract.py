@@ -173,7 +173,14 @@ def _body_paragraphs(document: Any) -> list[str]:
     return strip_boilerplate([p for p in (normalize_paragraph(b) for b in blocks) if p])
 
 
-def extract_article(html: str, url: str, min_words: int, fallback_title: str = "") -> Extraction:
+def extract_article(
+    html: str,
+    url: str,
+    min_words: int,
+    fallback_title: str = "",
+    *,
+    refuse_non_articles: bool = True,
+) -> Extraction:
     """Extract the article of ``html``; raise RefusedArticleError when there is none.
 
     One parse serves both our metadata lookups and trafilatura. The fast, precise pass
@@ -194,7 +201,7 @@ def extract_article(html: str, url: str, min_words: int, fallback_title: str = "
         raise RefusedArticleError("empty", "no main text found")
     words = word_count(" ".join(paragraphs))
     reason = refusal_reason(html[:20000], paragraphs, words, meta.page_type)
-    if reason is not None:
+    if reason is not None and refuse_non_articles:
         raise RefusedArticleError(reason, f"{words} words kept")
     if words < min_words:
         raise RefusedArticleError("too_short", f"{words} words")

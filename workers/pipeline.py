@@ -14,10 +14,20 @@ from workers.tagging import Taxonomy, tag_article
 
 
 def page_to_extraction(
-    body: bytes, content_type: str, url: str, min_words: int, fallback_title: str
+    body: bytes,
+    content_type: str,
+    url: str,
+    min_words: int,
+    fallback_title: str,
+    *,
+    refuse_non_articles: bool = True,
 ) -> Extraction:
-    """Decode and extract; raises RefusedArticleError when the page is not an article."""
-    return extract_article(decode_html(body, content_type), url, min_words, fallback_title)
+    """Decode and extract; raises RefusedArticleError when the page is not an article.
+    Benchmarks of extraction quality turn the walls/teasers check off to score the text."""
+    html = decode_html(body, content_type)
+    return extract_article(
+        html, url, min_words, fallback_title, refuse_non_articles=refuse_non_articles
+    )
 
 
 def published_at(extraction: Extraction, job: ArticleJob) -> str | None:
