@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -101,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tradewire: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.log_level, settings.log_format)
+    # A stop request while still starting up unwinds like Ctrl-C, so what was started (the
+    # embedded Redis) is stopped too; the running service installs its own handlers.
+    signal.signal(signal.SIGTERM, _stop_during_startup)
     metrics_dir: str | None = None
     if args.command in ("run", "poll", "worker"):
         # Every process of this command (children inherit the variable) writes its metrics
@@ -115,9 +119,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+    except _StopRequestedError:
+        return 0
     finally:
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+class _StopRequestedError(Exception):
+    """SIGTERM arrived before the service was up."""
+
+
+def _stop_during_startup(signum: int, frame: object) -> None:
+    raise _StopRequestedError
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings, metrics_dir: Path | None) -> int:

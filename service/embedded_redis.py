@@ -8,7 +8,9 @@ append-only persistence, and a lock file keeps two runs from sharing (and corrup
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -69,8 +71,10 @@ class EmbeddedRedis:
             raise ConfigError(
                 f"another tradewire process is using the embedded Redis in {self.directory}"
             ) from exc
+        self._stop_leftover()
         args = [
             redis_server_binary(),
+            "--pidfile", str(self.pidfile),
             "--dir", str(self.directory),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
@@ -83,6 +87,15 @@ class EmbeddedRedis:
         if not self.port:
             args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
         self.process = subprocess.Popen([*args, *self.extra_args], stdin=subprocess.DEVNULL)
+        try:
+            self._wait_ready(timeout_s)
+        except BaseException:  # including a stop request while waiting: leave nothing behind
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        assert self.process is not None
         client = redis.Redis.from_url(self.url, socket_connect_timeout=1, password=self.password)
         deadline = time.monotonic() + timeout_s
         while True:
@@ -97,7 +110,26 @@ class EmbeddedRedis:
                     raise ConfigError(f"embedded redis-server did not start: {tail}") from None
                 time.sleep(0.05)
         client.close()
-        return self
+
+    @property
+    def pidfile(self) -> Path:
+        return self.directory / "redis.pid"
+
+    def _stop_leftover(self) -> None:
+        """A redis-server left running by a run that was killed outright (SIGKILL stops
+        no children) still holds this directory's AOF: stop it before starting ours, so
+        two servers never write one AOF. Checked under the lock, so it is not a live run's."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if b"redis-server" not in cmdline:
+            return
+        os.kill(pid, signal.SIGTERM)  # Redis flushes its AOF on SIGTERM
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM (Redis flushes its AOF and exits), then SIGKILL if it does not."""

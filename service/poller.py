@@ -37,6 +37,8 @@ FEED_TYPES = ("application/", "text/xml", "text/html", "text/plain", "text/rss",
 CLAIM_TTL_S = 600
 
 
+# Fetch slots that must be free before the poller claims more feeds.
+CLAIM_CHUNK = 16
 # New feeds become due at this rate: what one poller sustains (see benchmarks/).
 RAMP_POLLS_PER_S = 350.0
 # A scheduling clock that moves forward by more than this between cycles (or back by
@@ -202,7 +204,12 @@ class Poller:
                     moved = self.store.shift_schedule(jump)
                     log.warning("poller.clock_jump", jump_s=round(jump), feeds_shifted=moved)
                 free = self.settings.poll_concurrency - len(in_flight)
-                due = self.store.claim_due(now, self.settings.poll_lease_s, free) if free else []
+                # Claim in chunks: three Redis round trips per claim are cheap for 16 feeds
+                # and most of a poll's cost for one.
+                worth_it = free >= min(CLAIM_CHUNK, self.settings.poll_concurrency) or not in_flight
+                due = (
+                    self.store.claim_due(now, self.settings.poll_lease_s, free) if worth_it else []
+                )
                 if due:
                     for feed_id, feed, state in zip(
                         due, self.store.feeds(due), self.store.states(due), strict=True
@@ -226,7 +233,9 @@ class Poller:
                     self.heartbeat()
                 self.flush()
                 outage_delay = 1.0
-                if len(due) < free:  # nothing more is due now: sleep until the next one
+                if not worth_it:
+                    wait = 0.5  # woken by the next fetches to finish
+                elif len(due) < free:  # nothing more is due now: sleep until the next one
                     next_due = self.store.next_due_at()
                     if next_due is not None:
                         wait = min(max(next_due - self.clock(), 0.02), self.cycle_s)

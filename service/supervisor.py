@@ -7,6 +7,7 @@ SIGTERM (RQ's warm shutdown: finish the job in hand), then SIGKILL after a timeo
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import os
 import signal
@@ -18,6 +19,17 @@ from collections.abc import Callable, Mapping, Sequence
 import structlog
 
 log = structlog.get_logger("tradewire.supervisor")
+
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the supervisor dies, even by SIGKILL
+    (RQ's warm shutdown then finishes the job in hand). Only an async-signal-safe syscall
+    runs here, as the parent has threads."""
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclasses.dataclass
@@ -73,7 +85,9 @@ class Supervisor:
             if now >= child.next_start_at:
                 child.instance = f"{self._prefix}.{child.name}.{child.restarts}"
                 argv = [*child.argv, "--name", child.instance]
-                child.process = subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL)
+                child.process = subprocess.Popen(
+                    argv, env=self.env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+                )
                 log.info("supervisor.child_started", child=child.name, pid=child.process.pid)
 
     def _handle_exits(self) -> None:

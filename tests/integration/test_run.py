@@ -106,3 +106,59 @@ def test_run_on_embedded_redis_serves_health_emits_and_stops_cleanly(
     assert len(list((tmp_path / "corpus").glob("*.txt"))) == 10
     # The embedded Redis was stopped with the service.
     assert not (tmp_path / "redis" / "redis.sock").exists()
+
+
+def test_children_do_not_outlive_a_killed_run(demo_site: str, tmp_path: Path) -> None:
+    """`run` killed with SIGKILL: its workers stop by themselves, and the next start stops
+    the embedded redis-server it left behind instead of sharing the AOF with it."""
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(yaml.safe_dump({"feeds": demo_feeds(demo_site)}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWIRE_")} | {
+        "TRADEWIRE_FEEDS_FILE": str(feeds), "TRADEWIRE_CORPUS_DIR": str(tmp_path / "corpus"),
+        "TRADEWIRE_REDIS_EMBEDDED_DIR": str(tmp_path / "redis"), "TRADEWIRE_HEALTH_PORT": str(free_port()),
+        "TRADEWIRE_ALLOW_PRIVATE_HOSTS": "1", "TRADEWIRE_WORKERS": "1",
+        "TRADEWIRE_CONFIG": str(ROOT / "config" / "settings.yaml"),
+        "TRADEWIRE_TAXONOMY_FILE": str(ROOT / "config" / "taxonomy.yaml"),
+    }  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "service", "run"], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    def kids() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if (
+                    entry.name.isdigit()
+                    and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == proc.pid
+                ):
+                    found.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+        return found
+
+    assert wait_for(lambda: len(kids()) >= 3, 30)  # redis-server, extract and tag workers
+    children = kids()
+    redis_pid = int((tmp_path / "redis" / "redis.pid").read_text())
+    proc.kill()
+    proc.wait()
+    workers = [pid for pid in children if pid != redis_pid]
+    assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 45)
+    assert Path(f"/proc/{redis_pid}").exists()  # nothing can stop it but the next start
+    second = subprocess.Popen([sys.executable, "-m", "service", "run"], env=env, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        assert wait_for(lambda: not Path(f"/proc/{redis_pid}").exists(), 20)
+        health = f"http://127.0.0.1:{env['TRADEWIRE_HEALTH_PORT']}/healthz"
+
+        def serving() -> bool:
+            try:
+                return httpx.get(health, timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        assert wait_for(serving, 30)
+        assert wait_for(lambda: (tmp_path / "redis" / "redis.pid").exists()
+                        and int((tmp_path / "redis" / "redis.pid").read_text()) != redis_pid, 20)  # fmt: skip
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(60) == 0
