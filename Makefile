@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck check demo bench compose-check clean
+.PHONY: run test lint typecheck check demo bench bench-peers compose-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,11 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
-bench: $(STAMP)
+bench: $(STAMP)  ## pipeline vs bare trafilatura, peers (after `make bench-peers`), latency, memory, stages
 	$(BIN)/python benchmarks/run_all.py
+
+bench-peers: $(STAMP)  ## newspaper4k and readability-lxml for the peers table, kept out of .venv itself
+	$(BIN)/python -m pip install --quiet --target $(VENV)/bench-peers newspaper4k==0.9.6 readability-lxml==0.9
 
 compose-check:
 	docker-compose -f docker-compose.yml config --quiet
