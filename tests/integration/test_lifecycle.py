@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +21,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from service import keys
 from service.demo import SITE_DIR, _SiteHandler, demo_feeds
 from service.status import failed_jobs, render_status, retry_failed, status_report
-from tests.conftest import ROOT, free_port
+from tests.processes import run_env, start_run, wait_until
 
 
 class _SlowHandler(_SiteHandler):
@@ -44,34 +42,7 @@ def slow_site() -> Iterator[str]:
 
 
 def _start(tmp_path: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWIRE_")} | {
-        "TRADEWIRE_FEEDS_FILE": str(tmp_path / "feeds.yaml"),
-        "TRADEWIRE_CORPUS_DIR": str(tmp_path / "corpus"),
-        "TRADEWIRE_REDIS_EMBEDDED_DIR": str(tmp_path / "redis"),
-        "TRADEWIRE_HEALTH_PORT": str(free_port()),
-        "TRADEWIRE_ALLOW_PRIVATE_HOSTS": "1",
-        "TRADEWIRE_HOST_MIN_DELAY_S": "0",
-        "TRADEWIRE_WORKERS": "2",
-        "TRADEWIRE_CONFIG": str(ROOT / "config" / "settings.yaml"),
-        "TRADEWIRE_TAXONOMY_FILE": str(ROOT / "config" / "taxonomy.yaml"),
-    }
-    with log.open("ab") as out:  # the child keeps its own descriptor
-        return subprocess.Popen(
-            [sys.executable, "-m", "service", "run"], env=env, cwd=tmp_path, stdout=out,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-
-def _wait(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except redis.RedisError:
-            pass
-        time.sleep(0.1)
-    return False
+    return start_run(run_env(tmp_path, tmp_path / "feeds.yaml", workers="2"), tmp_path, log)
 
 
 def test_sigterm_with_jobs_in_flight_loses_nothing(slow_site: str, tmp_path: Path) -> None:
@@ -84,7 +55,7 @@ def test_sigterm_with_jobs_in_flight_loses_nothing(slow_site: str, tmp_path: Pat
         client = redis.Redis(unix_socket_path=sock, decode_responses=True)
         rq_client = redis.Redis(unix_socket_path=sock)
         started = StartedJobRegistry(queue=Queue(keys.EXTRACT_QUEUE, connection=rq_client))
-        assert _wait(lambda: started.count > 0, 30), log.read_text()[-2000:]
+        assert wait_until(lambda: started.count > 0, 30), log.read_text()[-2000:]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
         client.close()
@@ -99,7 +70,7 @@ def test_sigterm_with_jobs_in_flight_loses_nothing(slow_site: str, tmp_path: Pat
         client = redis.Redis(unix_socket_path=sock, decode_responses=True)
         # Every article was tagged exactly once more or less, none lost: all 10 have a
         # verdict, and the stream holds one event per relevant one.
-        assert _wait(lambda: len(list(client.scan_iter(keys.verdict("*")))) == 10, 90), (
+        assert wait_until(lambda: len(list(client.scan_iter(keys.verdict("*")))) == 10, 90), (
             log.read_text()[-3000:]
         )
         time.sleep(1)

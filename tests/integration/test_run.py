@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,17 +13,8 @@ import redis
 import yaml
 
 from service.demo import demo_feeds
-from tests.conftest import ROOT, free_port
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.2):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
+from tests.conftest import free_port
+from tests.processes import child_pids, run_env, wait_until
 
 
 def test_run_on_embedded_redis_serves_health_emits_and_stops_cleanly(
@@ -34,17 +23,7 @@ def test_run_on_embedded_redis_serves_health_emits_and_stops_cleanly(
     feeds = tmp_path / "feeds.yaml"
     feeds.write_text(yaml.safe_dump({"feeds": demo_feeds(demo_site)}))
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWIRE_")} | {
-        "TRADEWIRE_FEEDS_FILE": str(feeds),
-        "TRADEWIRE_CORPUS_DIR": str(tmp_path / "corpus"),
-        "TRADEWIRE_REDIS_EMBEDDED_DIR": str(tmp_path / "redis"),
-        "TRADEWIRE_HEALTH_PORT": str(port),
-        "TRADEWIRE_ALLOW_PRIVATE_HOSTS": "1",
-        "TRADEWIRE_HOST_MIN_DELAY_S": "0",
-        "TRADEWIRE_WORKERS": "1",
-        "TRADEWIRE_CONFIG": str(ROOT / "config" / "settings.yaml"),
-        "TRADEWIRE_TAXONOMY_FILE": str(ROOT / "config" / "taxonomy.yaml"),
-    }
+    env = run_env(tmp_path, feeds, health_port=str(port), workers="1")
     log_path = tmp_path / "run.log"
     log_file = log_path.open("wb")  # a file, not a pipe nobody reads, which would fill and block
     proc = subprocess.Popen(
@@ -60,9 +39,9 @@ def test_run_on_embedded_redis_serves_health_emits_and_stops_cleanly(
             except httpx.HTTPError:
                 return None
 
-        live = wait_for(lambda: get("/healthz"), 20)
+        live = wait_until(lambda: get("/healthz"), 20)
         assert live is not None and live.status_code == 200
-        ready = wait_for(
+        ready = wait_until(
             lambda: (r := get("/readyz")) is not None and r.status_code == 200 and r, 30
         )
         assert ready, get("/readyz").text if get("/readyz") else "no answer"
@@ -71,7 +50,7 @@ def test_run_on_embedded_redis_serves_health_emits_and_stops_cleanly(
         client = redis.Redis(
             unix_socket_path=str(tmp_path / "redis" / "redis.sock"), decode_responses=True
         )
-        assert wait_for(lambda: client.xlen("tradewire:events") >= 6, 60)
+        assert wait_until(lambda: client.xlen("tradewire:events") >= 6, 60)
         # Append-only persistence is on (Redis 7 keeps it in appendonlydir/, 6.2 in one file).
         redis_dir = tmp_path / "redis"
         assert (redis_dir / "appendonly.aof").exists() or (redis_dir / "appendonlydir").is_dir()
@@ -86,7 +65,7 @@ def test_run_on_embedded_redis_serves_health_emits_and_stops_cleanly(
                 if line.startswith(name)
             )
 
-        assert wait_for(lambda: sample('tradewire_events_total{outcome="emitted"}') == 6, 10)
+        assert wait_until(lambda: sample('tradewire_events_total{outcome="emitted"}') == 6, 10)
         assert sample('tradewire_articles_total{reason="",status="extracted"}') == 10
         assert sample('tradewire_feed_polls_total{result="200"}') == 2
         assert sample("tradewire_items_discovered_total") == 10
@@ -113,41 +92,25 @@ def test_children_do_not_outlive_a_killed_run(demo_site: str, tmp_path: Path) ->
     the embedded redis-server it left behind instead of sharing the AOF with it."""
     feeds = tmp_path / "feeds.yaml"
     feeds.write_text(yaml.safe_dump({"feeds": demo_feeds(demo_site)}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWIRE_")} | {
-        "TRADEWIRE_FEEDS_FILE": str(feeds), "TRADEWIRE_CORPUS_DIR": str(tmp_path / "corpus"),
-        "TRADEWIRE_REDIS_EMBEDDED_DIR": str(tmp_path / "redis"), "TRADEWIRE_HEALTH_PORT": str(free_port()),
-        "TRADEWIRE_ALLOW_PRIVATE_HOSTS": "1", "TRADEWIRE_WORKERS": "1",
-        "TRADEWIRE_CONFIG": str(ROOT / "config" / "settings.yaml"),
-        "TRADEWIRE_TAXONOMY_FILE": str(ROOT / "config" / "taxonomy.yaml"),
-    }  # fmt: skip
+    env = run_env(tmp_path, feeds, workers="1")
     proc = subprocess.Popen([sys.executable, "-m", "service", "run"], env=env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
     def kids() -> list[int]:
-        found = []
-        for entry in Path("/proc").iterdir():
-            try:
-                if (
-                    entry.name.isdigit()
-                    and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == proc.pid
-                ):
-                    found.append(int(entry.name))
-            except (OSError, ValueError, IndexError):
-                continue
-        return found
+        return child_pids(proc.pid)
 
-    assert wait_for(lambda: len(kids()) >= 3, 30)  # redis-server, extract and tag workers
+    assert wait_until(lambda: len(kids()) >= 3, 30)  # redis-server, extract and tag workers
     children = kids()
     redis_pid = int((tmp_path / "redis" / "redis.pid").read_text())
     proc.kill()
     proc.wait()
     workers = [pid for pid in children if pid != redis_pid]
-    assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 45)
+    assert wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 45)
     assert Path(f"/proc/{redis_pid}").exists()  # nothing can stop it but the next start
     second = subprocess.Popen([sys.executable, "-m", "service", "run"], env=env, cwd=tmp_path,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        assert wait_for(lambda: not Path(f"/proc/{redis_pid}").exists(), 20)
+        assert wait_until(lambda: not Path(f"/proc/{redis_pid}").exists(), 20)
         health = f"http://127.0.0.1:{env['TRADEWIRE_HEALTH_PORT']}/healthz"
 
         def serving() -> bool:
@@ -156,8 +119,8 @@ def test_children_do_not_outlive_a_killed_run(demo_site: str, tmp_path: Path) ->
             except httpx.HTTPError:
                 return False
 
-        assert wait_for(serving, 30)
-        assert wait_for(lambda: (tmp_path / "redis" / "redis.pid").exists()
+        assert wait_until(serving, 30)
+        assert wait_until(lambda: (tmp_path / "redis" / "redis.pid").exists()
                         and int((tmp_path / "redis" / "redis.pid").read_text()) != redis_pid, 20)  # fmt: skip
     finally:
         second.send_signal(signal.SIGTERM)

@@ -7,10 +7,9 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,59 +24,24 @@ from service import keys
 from service.embedded_redis import EmbeddedRedis
 from service.models import Feed
 from service.settings import Settings
-from tests.conftest import ROOT, free_port
+from tests.conftest import free_port
 from tests.integration.test_poller import Clock, poll
+from tests.processes import child_pids, run_env, start_run, wait_until
 from tests.reliability.conftest import Recorder
 from tests.reliability.site import Site, serve
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, every: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except redis.RedisError:
-            pass
-        time.sleep(every)
-    return False
-
-
-def start_run(
+def start_site_run(
     tmp_path: Path, site: Site, redis_url: str | None, health_port: int, log: Path
 ) -> subprocess.Popen[bytes]:
     feeds = tmp_path / "feeds.yaml"
     feeds.write_text(
         yaml.safe_dump({"feeds": [{"url": u, "interval_s": 60} for u in site.feed_urls()]})
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWIRE_")} | {
-        "TRADEWIRE_FEEDS_FILE": str(feeds), "TRADEWIRE_CORPUS_DIR": str(tmp_path / "corpus"),
-        "TRADEWIRE_REDIS_EMBEDDED_DIR": str(tmp_path / "redis"), "TRADEWIRE_HEALTH_PORT": str(health_port),
-        "TRADEWIRE_ALLOW_PRIVATE_HOSTS": "1", "TRADEWIRE_HOST_MIN_DELAY_S": "0",
-        "TRADEWIRE_HOST_CONCURRENCY": "8", "TRADEWIRE_WORKERS": "2",
-        "TRADEWIRE_CONFIG": str(ROOT / "config" / "settings.yaml"),
-        "TRADEWIRE_TAXONOMY_FILE": str(ROOT / "config" / "taxonomy.yaml"),
-    }  # fmt: skip
+    env = run_env(tmp_path, feeds, health_port=str(health_port), host_concurrency="8", workers="2")
     if redis_url:
         env["TRADEWIRE_REDIS_URL"] = redis_url
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "service", "run"], env=env, cwd=tmp_path,
-                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-
-
-def children(pid: int, needle: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == pid and needle in cmdline:
-            found.append(int(entry.name))
-    return found
+    return start_run(env, tmp_path, log)
 
 
 def outcome(
@@ -117,7 +81,7 @@ def test_worker_killed_mid_extraction(
 ) -> None:
     with serve(Site(copies=20, feeds=4, delay_s=0.15)) as site:
         log = tmp_path / "run.log"
-        proc = start_run(tmp_path, site, None, free_port(), log)
+        proc = start_site_run(tmp_path, site, None, free_port(), log)
         stop_at_end.append(proc)
         sock = str(tmp_path / "redis" / "redis.sock")
         assert wait_until(lambda: Path(sock).exists(), 20)
@@ -127,7 +91,7 @@ def test_worker_killed_mid_extraction(
         kills = 0
         for _ in range(3):
             assert wait_until(lambda: started.count > 0, 30), log.read_text()[-2000:]
-            victims = children(proc.pid, "--queue extract")
+            victims = child_pids(proc.pid, "--queue extract")
             assert victims
             os.kill(victims[0], signal.SIGKILL)
             kills += 1
@@ -158,7 +122,7 @@ def test_redis_stopped_and_restarted(
     try:
         with serve(Site(copies=50, feeds=5, delay_s=0.02)) as site:
             log = tmp_path / "run.log"
-            proc = start_run(tmp_path, site, server.url, health, log)
+            proc = start_site_run(tmp_path, site, server.url, health, log)
             stop_at_end.append(proc)
             client = redis.Redis.from_url(server.url, decode_responses=True, socket_timeout=2)
             assert wait_until(lambda: outcome(client)[0] >= 100, 90), log.read_text()[-2000:]
