@@ -48,14 +48,14 @@ def refusal_reason(
 
     ``html_head`` is the start of the page (challenges and paywall flags sit early),
     ``paragraphs`` what extraction kept, ``page_type`` its og:type when it has one."""
-    if _CHALLENGE.search(html_head) and words < WALL_MAX_WORDS:
-        return BOT_CHALLENGE
-    text = " ".join(paragraphs)
-    if words < WALL_MAX_WORDS and len(_CONSENT.findall(text)) >= 3:
-        return CONSENT_WALL
-    walled = _PAYWALL.search(html_head) or _PAYWALL.search(text[-2000:])
-    if walled and words < WALL_MAX_WORDS:
-        return PAYWALL
+    if words < WALL_MAX_WORDS:  # walls leave little text; most pages skip the searches
+        if _CHALLENGE.search(html_head):
+            return BOT_CHALLENGE
+        text = " ".join(paragraphs)
+        if len(_CONSENT.findall(text)) >= 3:
+            return CONSENT_WALL
+        if _PAYWALL.search(html_head) or _PAYWALL.search(text[-2000:]):
+            return PAYWALL
     if paragraphs and page_type in ("website", "section", "object"):
         lengths = [len(p.split()) for p in paragraphs]
         if len(lengths) >= 5 and statistics.median(lengths) < 14:
