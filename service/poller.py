@@ -422,7 +422,9 @@ class Poller:
         if state.consecutive_errors:
             log.info("poller.feed_recovered", after_errors=state.consecutive_errors)
         last_new = now if new_items else state.last_new_item_at
-        usual = feed.interval_s or self.settings.poll_interval_s
+        # Stale: silent for three times the feed's usual gap between items (twice the
+        # learnt polling cadence, which polls twice per gap), a day at least.
+        usual = 2 * cadence if cadence else feed.interval_s or self.settings.poll_interval_s
         self._track(
             feed_id, failing=False, stale=bool(last_new) and now - last_new > max(3 * usual, 86400)
         )
