@@ -128,7 +128,7 @@ class Poller:
             await asyncio.gather(*tasks)
             self._record_network_failures(network_failures, polled=len(tasks))
             self.flush()
-            self.heartbeat(report)
+            self.heartbeat()
         return report
 
     def _save(self, feed_id: str, state: FeedState) -> None:
@@ -179,8 +179,8 @@ class Poller:
         step = now - previous
         return step if step < -60.0 or step > CLOCK_JUMP_S else 0.0
 
-    def heartbeat(self, report: CycleReport | None = None) -> None:
-        """Tell readiness checks this poller is alive (and what it last did)."""
+    def heartbeat(self) -> None:
+        """Tell readiness checks this poller is alive."""
         self.text_redis.set(keys.POLLER_HEARTBEAT, f"{self.clock():.3f}", ex=int(self.cycle_s * 10))
 
     async def run(self, stop: asyncio.Event) -> None:
