@@ -1855,9 +1855,8 @@ def profile_workers(args: argparse.Namespace, pages: list[Page]) -> dict[str, An
             "pyinstrument is not installed: .venv/bin/python -m pip install pyinstrument"
         ) from exc
     from service.feedlist import load_feeds
-    from service.fetch import Fetcher
     from service.logs import configure_logging
-    from service.poller import Poller
+    from service.poller import poll_feeds_once
     from service.settings import load_settings
     from workers.runner import run_worker
 
@@ -1879,16 +1878,8 @@ def profile_workers(args: argparse.Namespace, pages: list[Page]) -> dict[str, An
             feeds = [{"url": site.base + p} for p in feed_paths(label, n, len(pages))]
             settings.feeds_file.write_text(yaml.safe_dump({"feeds": feeds}), encoding="utf-8")
 
-            async def poll() -> int:
-                fetcher = Fetcher(settings)
-                try:
-                    poller = Poller(settings, text_redis, rq_redis, fetcher)
-                    poller.register(load_feeds(settings.feeds_file))
-                    return (await poller.poll_once()).new_items
-                finally:
-                    await fetcher.aclose()
-
-            return asyncio.run(poll())
+            feeds_list = load_feeds(settings.feeds_file)
+            return poll_feeds_once(settings, text_redis, rq_redis, feeds_list).new_items
 
         log(f"profile: warm-up with {len(pages)} articles")
         enqueue("warm", len(pages))

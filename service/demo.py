@@ -6,7 +6,6 @@ chrome real pages carry. Feeds hold ``{{BASE}}`` where the server's own address 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import tempfile
 import threading
@@ -21,8 +20,7 @@ import yaml
 
 from service import keys
 from service.feedlist import load_feeds
-from service.fetch import Fetcher
-from service.poller import Poller
+from service.poller import poll_feeds_once
 from service.redis_conn import connect
 from service.settings import Settings
 from workers.runner import run_worker
@@ -93,17 +91,8 @@ def _pipeline(settings: Settings, out: TextIO) -> int:
     text_redis = connect(settings, decode=True)
     rq_redis = connect(settings, decode=False)
 
-    async def poll() -> int:
-        fetcher = Fetcher(settings)
-        try:
-            poller = Poller(settings, text_redis, rq_redis, fetcher)
-            poller.register(load_feeds(settings.feeds_file))
-            report = await poller.poll_once()
-            return report.new_items
-        finally:
-            await fetcher.aclose()
-
-    queued = asyncio.run(poll())
+    feeds = load_feeds(settings.feeds_file)
+    queued = poll_feeds_once(settings, text_redis, rq_redis, feeds).new_items
     out.write(f"Polled 2 feeds: {queued} new articles queued\n")
     run_worker(settings, keys.EXTRACT_QUEUE, burst=True)
     run_worker(settings, keys.TAG_QUEUE, burst=True)

@@ -107,10 +107,7 @@ class Poller:
     async def poll_once(self) -> CycleReport:
         """Claim every feed due now (in batches) and poll them concurrently."""
         report = CycleReport()
-        jump = self._clock_jump(self.clock())
-        if jump:
-            moved = self.store.shift_schedule(jump)
-            log.warning("poller.clock_jump", jump_s=round(jump), feeds_shifted=moved)
+        self._follow_clock_jump(self.clock())
         semaphore = asyncio.Semaphore(self.settings.poll_concurrency)
         while True:
             now = self.clock()
@@ -171,13 +168,16 @@ class Poller:
                     error.retry_after_s,
                 )  # fmt: skip
 
-    def _clock_jump(self, now: float) -> float:
-        """How far the clock jumped since this poller's last cycle (0: it did not)."""
+    def _follow_clock_jump(self, now: float) -> None:
+        """When the clock jumped since this poller's last cycle (back by over a minute,
+        forward by over CLOCK_JUMP_S), move the whole schedule with it."""
         previous, self._last_clock = self._last_clock, now
         if previous is None:
-            return 0.0
+            return
         step = now - previous
-        return step if step < -60.0 or step > CLOCK_JUMP_S else 0.0
+        if step < -60.0 or step > CLOCK_JUMP_S:
+            moved = self.store.shift_schedule(step)
+            log.warning("poller.clock_jump", jump_s=round(step), feeds_shifted=moved)
 
     def heartbeat(self) -> None:
         """Tell readiness checks this poller is alive."""
@@ -199,10 +199,7 @@ class Poller:
             wait = self.cycle_s
             try:
                 now = self.clock()
-                jump = self._clock_jump(now)
-                if jump:
-                    moved = self.store.shift_schedule(jump)
-                    log.warning("poller.clock_jump", jump_s=round(jump), feeds_shifted=moved)
+                self._follow_clock_jump(now)
                 free = self.settings.poll_concurrency - len(in_flight)
                 # Claim in chunks: three Redis round trips per claim are cheap for 16 feeds
                 # and most of a poll's cost for one.
@@ -471,3 +468,29 @@ class Poller:
             errors=errors,
             retry_in_s=round(delay),
         )
+
+
+def poll_feeds_once(
+    settings: Settings,
+    text_redis: redis.Redis,
+    rq_redis: redis.Redis,
+    feeds: Sequence[Feed],
+    *,
+    clock: Clock = time.time,
+    rng: random.Random | None = None,
+    register: bool = True,
+) -> CycleReport:
+    """One pass over the feeds due now, with a fetcher of its own (demo, tests, benchmarks):
+    register ``feeds`` (unless told not to), poll, close the fetcher."""
+
+    async def go() -> CycleReport:
+        fetcher = Fetcher(settings)
+        try:
+            poller = Poller(settings, text_redis, rq_redis, fetcher, clock=clock, rng=rng)
+            if register:
+                poller.register(feeds)
+            return await poller.poll_once()
+        finally:
+            await fetcher.aclose()
+
+    return asyncio.run(go())

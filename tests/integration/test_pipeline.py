@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
@@ -14,8 +13,7 @@ import yaml
 from service import keys
 from service.demo import SITE_DIR, demo_feeds
 from service.feedlist import load_feeds
-from service.fetch import Fetcher
-from service.poller import Poller
+from service.poller import poll_feeds_once
 from service.settings import Settings
 from service.urls import article_id_for, canonicalize_url
 from workers.document import read_document
@@ -26,16 +24,8 @@ SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "event-v1
 
 
 def run_pipeline(settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis) -> int:
-    async def poll() -> int:
-        fetcher = Fetcher(settings)
-        try:
-            poller = Poller(settings, text_redis, rq_redis, fetcher)
-            poller.register(load_feeds(settings.feeds_file))
-            return (await poller.poll_once()).new_items
-        finally:
-            await fetcher.aclose()
-
-    queued = asyncio.run(poll())
+    feeds = load_feeds(settings.feeds_file)
+    queued = poll_feeds_once(settings, text_redis, rq_redis, feeds).new_items
     run_worker(settings, keys.EXTRACT_QUEUE, burst=True)
     run_worker(settings, keys.TAG_QUEUE, burst=True)
     return queued

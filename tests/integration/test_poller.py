@@ -14,7 +14,7 @@ from werkzeug import Request, Response
 from service import keys
 from service.fetch import Fetcher
 from service.models import Feed
-from service.poller import CycleReport, Poller
+from service.poller import CycleReport, Poller, poll_feeds_once
 from service.settings import Settings
 
 FEEDS = Path(__file__).resolve().parents[1] / "data" / "feeds"
@@ -30,19 +30,8 @@ class Clock:
 
 def poll(settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis, feeds: list[Feed],
          clock: Clock, register: bool = True) -> CycleReport:  # fmt: skip
-    async def go() -> CycleReport:
-        fetcher = Fetcher(settings)
-        try:
-            poller = Poller(
-                settings, text_redis, rq_redis, fetcher, clock=clock, rng=random.Random(1)
-            )
-            if register:
-                poller.register(feeds)
-            return await poller.poll_once()
-        finally:
-            await fetcher.aclose()
-
-    return asyncio.run(go())
+    return poll_feeds_once(settings, text_redis, rq_redis, feeds, clock=clock,
+                           rng=random.Random(1), register=register)  # fmt: skip
 
 
 def test_new_items_are_queued_once_and_304_costs_nothing(
