@@ -50,11 +50,21 @@ Phases, in order (rows of the table):
 3. warm burst: every feed due at once again (``interval_s`` unset, a 1-hour minimum
    interval so none comes due twice), now with ETags known (the steady mix), one
    ``poll_once()`` capped at ``--burst-timeout`` s: the poller's saturated throughput.
-4. closed loops without Redis or parsing, ``--raw-seconds`` each, same concurrency:
-   ``Fetcher.get`` on the same mix; raw ``httpx.AsyncClient`` on the same mix; raw httpx on
-   the 304 feeds only (no slow feeds holding connections), with a pool of ``--concurrency``
-   and with a pool of 8 (httpcore's pool bookkeeping grows with the pool size).
+4. closed loops without Redis or parsing, ``--raw-seconds`` each, ``--concurrency`` in
+   flight: ``Fetcher.get`` on the same mix (our HTTP layer with every guard); then, on the
+   304 feeds only, plain ``httpx.AsyncClient`` on the aiohttp transport the Fetcher uses,
+   plain httpx on its default httpcore transport with a pool of ``--concurrency`` and of 8
+   (httpcore's pool bookkeeping grows with the pool size), and bare aiohttp (the floor).
    Conditional GETs with the ETags the poller stored. Their lag is not applicable.
+
+Feeds are spread over ``--hosts`` loopback addresses (127.0.1.1, 127.0.1.2, ..., default
+100 hosts of 100 feeds): 100,000 real feeds live on thousands of hosts, and the Fetcher caps
+connections per host, so feeds all on one host would measure that politeness cap (8
+connections, a quarter of them held 2 s by slow feeds), not the poller.
+
+Verdict: PASS when the steady window completed at least 97% of the polls that came due in
+it (the offered rate is its ceiling), the warm burst (saturated) reached 350 polls/s, and
+the steady p99 lag is under 5 s.
 
 CPU ms/poll = process CPU seconds (user+sys, this process only) in the window / polls
 completed in the window. The server's and Redis' CPU (from /proc/<pid>/stat) and the CPU
@@ -112,8 +122,10 @@ sys.path.insert(0, str(ROOT))
 # Counters must be plain in-process counters here, never the multiprocess files.
 os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
+import aiohttp  # noqa: E402
 import httpx  # noqa: E402
 import redis  # noqa: E402
+from httpx_aiohttp import AiohttpTransport  # noqa: E402
 
 from service import keys  # noqa: E402
 from service.embedded_redis import EmbeddedRedis  # noqa: E402
@@ -289,12 +301,20 @@ class FeedServer:
         )
 
 
-async def _serve(conn: Any, parent_pid: int, slow_s: float, epoch: float) -> None:
+def feed_host(i: int, hosts: int) -> str:
+    """Feed i lives on one of ``hosts`` loopback addresses (127.0.1.1, 127.0.1.2, ...): to
+    the poller they are distinct publishers, each with its own connection limit."""
+    return f"127.0.1.{1 + i % hosts}"
+
+
+async def _serve(conn: Any, parent_pid: int, slow_s: float, epoch: float, hosts: int) -> None:
     server = FeedServer(slow_s, epoch)
+    port = free_port()
+    addresses = ["127.0.0.1", *sorted({feed_host(i, hosts) for i in range(hosts)})]
     listener = await asyncio.start_server(
-        server.handle, "127.0.0.1", 0, backlog=4096, limit=1 << 16
+        server.handle, addresses, port, backlog=4096, limit=1 << 16
     )
-    conn.send(listener.sockets[0].getsockname()[1])
+    conn.send(port)
     conn.close()
     deadline = time.monotonic() + CHILD_MAX_LIFETIME_S
     async with listener:
@@ -305,10 +325,10 @@ async def _serve(conn: Any, parent_pid: int, slow_s: float, epoch: float) -> Non
                 await asyncio.wait_for(server.stop.wait(), 1.0)
 
 
-def serve_feeds(conn: Any, parent_pid: int, slow_s: float, epoch: float) -> None:
+def serve_feeds(conn: Any, parent_pid: int, slow_s: float, epoch: float, hosts: int) -> None:
     """Entry point of the feed-server process."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(conn, parent_pid, slow_s, epoch))
+        asyncio.run(_serve(conn, parent_pid, slow_s, epoch, hosts))
 
 
 # --------------------------------------------------------------------------- snapshotter
@@ -578,7 +598,8 @@ async def closed_loop(
 @dataclass
 class Context:
     args: argparse.Namespace
-    base_url: str
+    base_url: str  # the feed server's control endpoints
+    port: int
     redis_url: str
     tmp: Path
     pids: dict[str, int | None]
@@ -788,7 +809,8 @@ async def steady(
 
 LIBRARIES = (
     ("/httpcore/", "httpcore"), ("/httpx/", "httpx"), ("/anyio/", "anyio"), ("/h11/", "h11"),
-    ("/sniffio/", "httpx"), ("/redis/", "redis-py"), ("/rq/", "rq"), ("/feedparser/", "feedparser"),
+    ("/httpx_aiohttp/", "httpx-aiohttp"), ("/aiohttp/", "aiohttp"), ("/yarl/", "aiohttp"),
+    ("/multidict/", "aiohttp"), ("/redis/", "redis-py"), ("/rq/", "rq"), ("/feedparser/", "feedparser"),
     ("/structlog/", "structlog"), ("/prometheus_client/", "prometheus"), ("/asyncio/", "asyncio"),
     ("/service/", "service"), ("poller_bench", "benchmark"),
 )  # fmt: skip
@@ -828,7 +850,7 @@ def self_times(session: Any) -> tuple[Counter[str], Counter[str], float]:
 
 # Where the poller's time goes, inclusive (a function's time with everything it calls).
 COMPONENTS = (
-    ("Fetcher.get (httpx/httpcore/anyio: the HTTP request)", "get", "service/fetch.py"),
+    ("Fetcher.get (httpx over aiohttp: the HTTP request)", "get", "service/fetch.py"),
     ("  of which AsyncClient.send", "send", "httpx/_client.py"),
     ("  of which Response.aclose", "aclose", "httpx/_models.py"),
     ("FeedStore.save (sync Redis MULTI round trip)", "save", "service/state.py"),
@@ -928,9 +950,9 @@ async def bench(ctx: Context) -> dict[str, Any]:
     rq_redis = connect(base, decode=False)
     fetcher = Fetcher(base)
     server_log = ServerLog(ctx.base_url)
-    url = f"{ctx.base_url}/feed/"
-    unpinned = [Feed(url=f"{url}{i}") for i in range(n)]
-    pinned = [Feed(url=f"{url}{i}", interval_s=interval) for i in range(n)]
+    urls = [f"http://{feed_host(i, args.hosts)}:{ctx.port}/feed/{i}" for i in range(n)]
+    unpinned = [Feed(url=urls[i]) for i in range(n)]
+    pinned = [Feed(url=urls[i], interval_s=interval) for i in range(n)]
     feed_ids = [f.feed_id for f in unpinned]
     rows: list[Row] = []
     extra: dict[str, Any] = {}
@@ -987,61 +1009,91 @@ async def bench(ctx: Context) -> dict[str, Any]:
         random.Random(3).shuffle(mix)
         fast = [i for i in mix if group(i) == "conditional"]
 
-        def raw_client(pool: int) -> httpx.AsyncClient:
+        def httpx_client(pool: int, aiohttp_wire: bool) -> httpx.AsyncClient:
+            transport = None
+            if aiohttp_wire:
+                transport = AiohttpTransport(
+                    client=lambda: aiohttp.ClientSession(
+                        connector=aiohttp.TCPConnector(limit=pool, limit_per_host=8),
+                        auto_decompress=False,
+                    )
+                )
             return httpx.AsyncClient(
-                timeout=fetcher.clients[0].timeout,
+                transport=transport,
+                timeout=fetcher.client.timeout,
                 limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
                 headers={"User-Agent": base.user_agent, "Accept-Encoding": "gzip, deflate"},
             )
 
-        def raw_one(client: httpx.AsyncClient) -> Callable[[int], Awaitable[str]]:
+        def conditional_headers(i: int) -> dict[str, str]:
+            return {"If-None-Match": etags[i]} if i in etags else {}
+
+        def remember(i: int, status: int, etag: str | None) -> str:
+            if status == 200 and etag:
+                etags[i] = etag
+            return str(status)
+
+        def httpx_loop(client: httpx.AsyncClient) -> Callable[[int], Awaitable[str]]:
             async def one(i: int) -> str:
-                headers = {"If-None-Match": etags[i]} if i in etags else {}
                 try:
-                    response = await client.get(f"{url}{i}", headers=headers)
+                    response = await client.get(urls[i], headers=conditional_headers(i))
                 except httpx.HTTPError as exc:
                     return type(exc).__name__
-                if response.status_code == 200 and "etag" in response.headers:
-                    etags[i] = response.headers["etag"]
-                return str(response.status_code)
+                return remember(i, response.status_code, response.headers.get("etag"))
+
+            return one
+
+        def aiohttp_loop(session: aiohttp.ClientSession) -> Callable[[int], Awaitable[str]]:
+            async def one(i: int) -> str:
+                try:
+                    async with session.get(urls[i], headers=conditional_headers(i)) as response:
+                        await response.read()
+                except aiohttp.ClientError as exc:
+                    return type(exc).__name__
+                return remember(i, response.status, response.headers.get("etag"))
 
             return one
 
         async def fetcher_one(i: int) -> str:
-            headers = {"If-None-Match": etags[i]} if i in etags else {}
             try:
                 result = await fetcher.get(
-                    f"{url}{i}",
+                    urls[i],
                     max_bytes=base.max_feed_bytes,
-                    headers=headers,
+                    headers=conditional_headers(i),
                     accept_types=FEED_TYPES,
                 )
             except FetchError as exc:
                 return exc.kind
-            if result.status == 200 and "etag" in result.headers:
-                etags[i] = result.headers["etag"]
-            return str(result.status)
+            return remember(i, result.status, result.headers.get("etag"))
 
         c = args.concurrency
-        loops: list[tuple[str, int, Callable[[httpx.AsyncClient | None], Any], list[int]]] = [
-            (f"Fetcher.get only, same mix, pool {c}", c, lambda _: fetcher_one, mix),
-            (f"raw httpx, same mix, pool {c}", c, lambda cl: raw_one(cl), mix),
-            (f"raw httpx, 304 feeds only, pool {c}", c, lambda cl: raw_one(cl), fast),
-            (
-                f"raw httpx, 304 feeds only, pool {SMALL_POOL}",
-                SMALL_POOL,
-                lambda cl: raw_one(cl),
-                fast,
-            ),
-        ]
-        for name, pool, make, indices in loops:
+        Client = httpx.AsyncClient | aiohttp.ClientSession | None
+        loops: list[tuple[str, Callable[[], Client], Callable[[Any], Any], list[int]]] = [
+            (f"Fetcher.get only, same mix, {c} in flight", lambda: None,
+             lambda _: fetcher_one, mix),
+            (f"raw httpx on aiohttp (our wire), 304 feeds only, {c} in flight",
+             lambda: httpx_client(c, aiohttp_wire=True), httpx_loop, fast),
+            (f"raw httpx on httpcore (default), 304 feeds only, pool {c}",
+             lambda: httpx_client(c, aiohttp_wire=False), httpx_loop, fast),
+            (f"raw httpx on httpcore (default), 304 feeds only, pool {SMALL_POOL}",
+             lambda: httpx_client(SMALL_POOL, aiohttp_wire=False), httpx_loop, fast),
+            (f"bare aiohttp, 304 feeds only, {c} in flight",
+             lambda: aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=c)),
+             aiohttp_loop, fast),
+        ]  # fmt: skip
+        for name, make_client, make_loop, indices in loops:
             print(f"{name} (closed loop): {args.raw_seconds:.0f} s ...", flush=True)
-            client = None if name.startswith("Fetcher") else raw_client(pool)
+            client = make_client()
+            in_flight = SMALL_POOL if name.endswith(f"pool {SMALL_POOL}") else c
             try:
-                a, b = await closed_loop(make(client), indices, pool, args.raw_seconds, ctx.pids)
+                a, b = await closed_loop(
+                    make_loop(client), indices, in_flight, args.raw_seconds, ctx.pids
+                )
             finally:
-                if client is not None:
+                if isinstance(client, httpx.AsyncClient):
                     await client.aclose()
+                elif client is not None:
+                    await client.close()
             server_log.fetch()
             row = make_row(name, a, b, len(server_log.window(a.wall, b.wall)))
             row.connections_opened = server_log.connections(a.wall, b.wall)
@@ -1135,29 +1187,44 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
         f"{x['stop_latency_s']} s after stop"
         f"{' (cancelled: still inside poll_once)' if x['run_cancelled_after_stop'] else ''}."
     )
-    raw = find("raw httpx, same mix")
+    fetch_only = find("Fetcher.get only")
     warm = find("poller warm burst")
     ratio: dict[str, float] = {}
-    if raw and raw["cpu_ms_per_poll"] and st["cpu_ms_per_poll"]:
-        ratio["cpu_per_poll_poller_over_raw"] = st["cpu_ms_per_poll"] / raw["cpu_ms_per_poll"]
-        line = f"Poller steady vs raw httpx (same mix): CPU per poll x{ratio['cpu_per_poll_poller_over_raw']:.2f}"
-        if warm and raw["polls_per_s"]:
-            ratio["warm_burst_over_raw_rate"] = warm["polls_per_s"] / raw["polls_per_s"]
-            line += f"; warm-burst polls/s {ratio['warm_burst_over_raw_rate']:.0%} of raw httpx"
+    if fetch_only and fetch_only["cpu_ms_per_poll"] and st["cpu_ms_per_poll"]:
+        ratio["cpu_per_poll_poller_over_fetch"] = (
+            st["cpu_ms_per_poll"] / fetch_only["cpu_ms_per_poll"]
+        )
+        line = (
+            f"Poller steady vs Fetcher.get alone (same mix): CPU per poll "
+            f"x{ratio['cpu_per_poll_poller_over_fetch']:.2f}"
+        )
+        if warm and fetch_only["polls_per_s"]:
+            ratio["warm_burst_over_fetch_rate"] = warm["polls_per_s"] / fetch_only["polls_per_s"]
+            line += f"; warm-burst polls/s {ratio['warm_burst_over_fetch_rate']:.0%} of Fetcher.get alone"
         print(line + ".")
     one_core = 1000 / st["cpu_ms_per_poll"] if st["cpu_ms_per_poll"] else 0.0
-    rate_ok = st["polls_per_s"] >= TARGET_RATE
+    # Sustained: the steady window completed what came due in it (the offered rate is the
+    # ceiling there), and the saturated warm burst shows the capacity behind it.
+    kept_up = st["polls_per_s"] >= 0.97 * x["offered_per_s"]
+    capacity = warm["polls_per_s"] if warm else st["polls_per_s"]
+    rate_ok = kept_up and capacity >= TARGET_RATE
     lag_ok = st["lag_p99_s"] is not None and st["lag_p99_s"] < TARGET_P99_S
     verdict = "PASS" if rate_ok and lag_ok else "FAIL"
     reasons = []
-    if not rate_ok:
-        reasons.append(f"{st['polls_per_s']:.0f} polls/s < {TARGET_RATE:.0f}")
+    if not kept_up:
+        reasons.append(
+            f"steady {st['polls_per_s']:.0f} polls/s < 97% of the {x['offered_per_s']:.0f}/s due"
+        )
+    if capacity < TARGET_RATE:
+        reasons.append(f"capacity {capacity:.0f} polls/s < {TARGET_RATE:.0f}")
     if not lag_ok:
         reasons.append(f"p99 lag {fmt(st['lag_p99_s'])} s >= {TARGET_P99_S:.0f} s")
     print(
         f"Verdict vs goal (>= {TARGET_RATE:.0f} polls/s sustained, p99 lag < {TARGET_P99_S:.0f} s): "
-        f"{verdict}{' — ' + '; '.join(reasons) if reasons else ''}. At the steady CPU cost one "
-        f"core does at most ~{one_core:.0f} polls/s."
+        f"{verdict}{' — ' + '; '.join(reasons) if reasons else ''}. Steady kept up with "
+        f"{st['polls_per_s'] / x['offered_per_s']:.0%} of what came due; saturated capacity "
+        f"(warm burst) {capacity:.0f} polls/s; at the steady CPU cost one core does at most "
+        f"~{one_core:.0f} polls/s."
     )
     return {
         "verdict": verdict,
@@ -1174,7 +1241,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--feeds", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=60.0, help="steady window")
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=Settings().poll_concurrency)
+    parser.add_argument("--hosts", type=int, default=100, help="feed hosts (loopback addresses)")
     parser.add_argument(
         "--interval", type=float, default=None, help="poll interval (default feeds/350 s)"
     )
@@ -1189,6 +1257,8 @@ def main() -> int:
         parser.error("--feeds must be 1..200000 and --seconds 1..600")
     if not 0 < args.concurrency <= 1024 or not 0 < args.raw_seconds <= 120:
         parser.error("--concurrency must be 1..1024 and --raw-seconds 1..120")
+    if not 0 < args.hosts <= 254:
+        parser.error("--hosts must be 1..254")
 
     tmp = Path(tempfile.mkdtemp(prefix="poller-bench-"))
     spawn = multiprocessing.get_context("spawn")
@@ -1200,7 +1270,7 @@ def main() -> int:
         epoch = time.time()
         receiver, sender = spawn.Pipe(duplex=False)
         server = spawn.Process(
-            target=serve_feeds, args=(sender, os.getpid(), SLOW_S, epoch), daemon=True
+            target=serve_feeds, args=(sender, os.getpid(), SLOW_S, epoch, args.hosts), daemon=True
         )
         server.start()
         if not receiver.poll(60):
@@ -1211,6 +1281,7 @@ def main() -> int:
         ctx = Context(
             args=args,
             base_url=f"http://127.0.0.1:{port}",
+            port=port,
             redis_url=store.url,
             tmp=tmp,
             pids={"server": server.pid, "redis": store.process.pid},

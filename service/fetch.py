@@ -7,7 +7,14 @@ Every fetch here
 - runs under one overall deadline, because httpx's read timeout only measures inactivity
   and a server dripping a byte a second would otherwise never be cut off;
 - decompresses gzip/deflate itself with a bound on the *decoded* size, so a gzip bomb is cut
-  at the cap after at most one chunk of output, never inflated in memory.
+  at the cap after at most one chunk of output, never inflated in memory;
+- connects only to the addresses it vetted: the connector asks the same (cached) resolver
+  that the address check used, so a name cannot rebind to 127.0.0.1 between check and connect.
+
+httpx is the client API; the wire is aiohttp's (through the ``httpx-aiohttp`` transport).
+httpcore spends twice aiohttp's CPU per request and scans its whole pool on every request
+(httpcore issue 1035), while aiohttp's connector limits connections per host, which is the
+politeness a poller needs (benchmarks/poller_bench.py measures both).
 """
 
 from __future__ import annotations
@@ -15,15 +22,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import email.utils
+import http.cookiejar
 import ipaddress
-import math
 import socket
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
+import aiohttp
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
+from httpx_aiohttp import AiohttpTransport
 
 from service.errors import FetchError, PermanentFetchError, TransientFetchError
 from service.settings import Settings
@@ -32,7 +42,7 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _CHUNK = 64 * 1024
-CONNECTIONS_PER_CLIENT = 8
+CONNECTIONS_PER_HOST = 8
 DNS_CACHE_S = 60.0
 DNS_CACHE_ENTRIES = 50_000
 DISCARD_MAX_BYTES = 64 * 1024
@@ -102,6 +112,32 @@ def classify_status(url: str, response: httpx.Response) -> FetchError | None:
     return PermanentFetchError(url, f"http_{status}", retry_after_s=retry_after)
 
 
+class BlockedAddressError(OSError):
+    """A host resolves to an address we must not connect to."""
+
+
+def transport_error_kind(exc: BaseException) -> str:
+    """The poller's kind for a failure below HTTP: connect, dns, timeout or reset.
+
+    httpx-aiohttp maps every aiohttp connection error to ConnectTimeout, so the aiohttp
+    exception it chains (``__cause__``) is looked at first.
+    """
+    cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
+    if isinstance(cause, aiohttp.ClientConnectorDNSError):
+        return "dns"
+    if isinstance(cause, aiohttp.ClientConnectorError | httpx.ConnectError):
+        return "connect"
+    if isinstance(cause, aiohttp.ServerTimeoutError | httpx.TimeoutException | TimeoutError):
+        return "timeout"
+    if isinstance(cause, aiohttp.ClientError | httpx.TransportError):
+        return "reset"  # dropped, reset, or not speaking HTTP: the connection broke
+    return "http_error"
+
+
+def describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
 class _BoundedDecoder:
     """Content-Encoding decoding with a hard cap on decoded bytes."""
 
@@ -148,13 +184,40 @@ class _BoundedDecoder:
         self.parts.append(data)
 
 
-class Fetcher:
-    """Owns the ``httpx.AsyncClient``s; build one per process (after any fork), close it.
+class _VettedResolver(AbstractResolver):
+    """aiohttp's resolver for the connector: the Fetcher's cached answer, and only if every
+    address in it may be connected to. Connections thus go to the addresses that were checked."""
 
-    Several small clients, each host always on the same one, rather than one big pool:
-    httpcore scans every connection of a pool on each request, so one pool of 64 costs
-    several times the CPU per poll of eight pools of 8 (httpcore issue 1035; measured in
-    benchmarks/poller_bench.py). It also caps connections per host at 8.
+    def __init__(self, fetcher: Fetcher) -> None:
+        self.fetcher = fetcher
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        addresses = await self.fetcher.vetted_addresses(host, port)
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in addresses
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+class Fetcher:
+    """Owns the HTTP client; build one per process (after any fork) and close it.
+
+    One ``httpx.AsyncClient`` over one aiohttp connector: at most ``poll_concurrency``
+    connections in all and ``CONNECTIONS_PER_HOST`` to any one host, so a slow publisher
+    holds its own connections and nobody else's. Cookies are neither kept nor sent: feeds
+    and articles are fetched anonymously, and a jar filled by 100,000 feeds would only grow.
     """
 
     def __init__(
@@ -166,36 +229,40 @@ class Fetcher:
         self.settings = settings
         self.resolver = resolver or system_resolver
         self._dns: dict[tuple[str, int], tuple[float, list[str]]] = {}
-        shards = max(1, math.ceil(settings.poll_concurrency / CONNECTIONS_PER_CLIENT))
-        self.clients = [
-            httpx.AsyncClient(
-                transport=transport,
-                follow_redirects=False,
-                timeout=httpx.Timeout(
-                    connect=settings.http_connect_timeout_s,
-                    read=settings.http_read_timeout_s,
-                    write=settings.http_read_timeout_s,
-                    pool=settings.http_total_timeout_s,
-                ),
-                limits=httpx.Limits(
-                    max_connections=CONNECTIONS_PER_CLIENT,
-                    max_keepalive_connections=CONNECTIONS_PER_CLIENT,
-                ),
-                headers={
-                    "User-Agent": settings.user_agent,
-                    # Only encodings we can decode with a bound; never br/zstd.
-                    "Accept-Encoding": "gzip, deflate",
-                },
-            )
-            for _ in range(shards)
-        ]
+        self.client = httpx.AsyncClient(
+            transport=transport or AiohttpTransport(client=self._session),
+            follow_redirects=False,
+            timeout=httpx.Timeout(
+                connect=settings.http_connect_timeout_s,
+                read=settings.http_read_timeout_s,
+                write=settings.http_read_timeout_s,
+                pool=settings.http_total_timeout_s,
+            ),
+            cookies=http.cookiejar.CookieJar(
+                http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+            ),
+            headers={
+                "User-Agent": settings.user_agent,
+                # Only encodings we can decode with a bound; never br/zstd.
+                "Accept-Encoding": "gzip, deflate",
+            },
+        )
 
-    def client_for(self, url: httpx.URL) -> httpx.AsyncClient:
-        return self.clients[zlib.crc32(url.host.encode()) % len(self.clients)]
+    def _session(self) -> aiohttp.ClientSession:
+        """Built on the first request, inside the event loop that will use it."""
+        connector = aiohttp.TCPConnector(
+            limit=max(self.settings.poll_concurrency, CONNECTIONS_PER_HOST),
+            limit_per_host=CONNECTIONS_PER_HOST,
+            resolver=_VettedResolver(self),
+            use_dns_cache=False,  # ours, in vetted_addresses
+            ssl=httpx.create_ssl_context(),
+        )
+        return aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
+        )
 
     async def aclose(self) -> None:
-        for client in self.clients:
-            await client.aclose()
+        await self.client.aclose()
 
     async def get(
         self,
@@ -231,19 +298,12 @@ class Fetcher:
         for _hop in range(self.settings.http_max_redirects + 1):
             await self.check_url(current)
             try:
-                client = self.client_for(httpx.URL(current))
-                request = client.build_request("GET", current, headers=headers)
-                response = await client.send(request, stream=True)
-            except httpx.TimeoutException as exc:
+                request = self.client.build_request("GET", current, headers=headers)
+                response = await self.client.send(request, stream=True)
+            except (httpx.HTTPError, aiohttp.ClientError) as exc:
                 raise TransientFetchError(
-                    current, "timeout", str(exc) or type(exc).__name__
+                    current, transport_error_kind(exc), describe(exc)
                 ) from exc
-            except httpx.ConnectError as exc:
-                raise TransientFetchError(current, "connect", str(exc)) from exc
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-                raise TransientFetchError(current, "reset", str(exc)) from exc
-            except httpx.HTTPError as exc:
-                raise TransientFetchError(current, "http_error", str(exc)) from exc
             try:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
                     await self._discard(response)
@@ -280,18 +340,25 @@ class Fetcher:
             raise PermanentFetchError(url, "bad_url", str(exc)) from exc
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise PermanentFetchError(url, "bad_scheme", f"scheme {parsed.scheme!r}")
-        if self.settings.allow_private_hosts:
-            return
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         try:
-            addresses = await self._resolve(parsed.host, port)
+            await self.vetted_addresses(parsed.host, port)
+        except BlockedAddressError as exc:
+            raise PermanentFetchError(url, "blocked_address", str(exc)) from exc
         except OSError as exc:
             raise TransientFetchError(url, "dns", str(exc)) from exc
-        blocked = [a for a in addresses if not is_public_address(a)]
-        if blocked or not addresses:
-            raise PermanentFetchError(
-                url, "blocked_address", f"{parsed.host} resolves to non-public {blocked}"
-            )
+
+    async def vetted_addresses(self, host: str, port: int) -> list[str]:
+        """The addresses of ``host`` that may be connected to; BlockedAddressError when any
+        of them is not public (unless ``allow_private_hosts``), OSError when it has none."""
+        addresses = await self._resolve(host, port)
+        if not addresses:
+            raise OSError(f"{host} has no address")
+        if not self.settings.allow_private_hosts:
+            blocked = [a for a in addresses if not is_public_address(a)]
+            if blocked:
+                raise BlockedAddressError(f"{host} resolves to non-public {blocked}")
+        return addresses
 
     async def _resolve(self, host: str, port: int) -> list[str]:
         """The resolver's answer, remembered for ``DNS_CACHE_S``: polling thousands of feeds
@@ -316,7 +383,7 @@ class Fetcher:
                 seen += len(chunk)
                 if seen > DISCARD_MAX_BYTES:
                     return
-        except (httpx.HTTPError, httpx.StreamError):
+        except (httpx.HTTPError, httpx.StreamError, aiohttp.ClientError):
             return
 
     @staticmethod
@@ -339,8 +406,8 @@ class Fetcher:
         try:
             async for chunk in response.aiter_raw(_CHUNK):
                 decoder.feed(chunk)
-        except httpx.TimeoutException as exc:
-            raise TransientFetchError(url, "timeout", "stalled mid-body") from exc
-        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            raise TransientFetchError(url, "reset", str(exc)) from exc
+        except (httpx.HTTPError, aiohttp.ClientError) as exc:
+            kind = transport_error_kind(exc)
+            detail = "stalled mid-body" if kind == "timeout" else describe(exc)
+            raise TransientFetchError(url, kind, detail) from exc
         return decoder.finish()

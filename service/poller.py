@@ -105,28 +105,9 @@ class Poller:
         log.info("poller.feeds_registered", feeds=len(feeds), new=added)
 
     async def poll_once(self) -> CycleReport:
-        """Claim every feed due now (in batches) and poll them concurrently."""
-        report = CycleReport()
-        self._follow_clock_jump(self.clock())
-        semaphore = asyncio.Semaphore(self.settings.poll_concurrency)
-        while True:
-            now = self.clock()
-            due = self.store.claim_due(now, self.settings.poll_lease_s, limit=1000)
-            if not due:
-                break
-            feeds = self.store.feeds(due)
-            states = self.store.states(due)
-            network_failures: list[_Failure] = []
-            tasks = [
-                self._poll_guarded(semaphore, feed_id, feed, state, report, network_failures)
-                for feed_id, feed, state in zip(due, feeds, states, strict=True)
-                if feed is not None
-            ]
-            await asyncio.gather(*tasks)
-            self._record_network_failures(network_failures, polled=len(tasks))
-            self.flush()
-            self.heartbeat()
-        return report
+        """Poll every feed due now, ``poll_concurrency`` at a time, and return once none is
+        due and none is in flight (the demo, the tests, the benchmark's bursts)."""
+        return await self._poll(asyncio.Event(), until_idle=True)
 
     def _save(self, feed_id: str, state: FeedState) -> None:
         self._unsaved[feed_id] = state
@@ -184,16 +165,21 @@ class Poller:
         self.text_redis.set(keys.POLLER_HEARTBEAT, f"{self.clock():.3f}", ex=int(self.cycle_s * 10))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll until ``stop`` is set, keeping ``poll_concurrency`` fetches in flight.
+        """Poll until ``stop`` is set; Redis outages are waited out."""
+        await self._poll(stop, until_idle=False)
+
+    async def _poll(self, stop: asyncio.Event, *, until_idle: bool) -> CycleReport:
+        """Keep ``poll_concurrency`` fetches in flight until ``stop`` (or, ``until_idle``,
+        until nothing is due or in flight).
 
         Feeds are claimed as fetch slots free up, not in batches, so one slow feed never
         holds the others back. Network failures are judged per one-second window (an
-        outage of ours shows as most of a window failing). Redis outages are waited out.
+        outage of ours shows as most of a window failing).
         """
         in_flight: set[asyncio.Task[None]] = set()
         semaphore = asyncio.Semaphore(self.settings.poll_concurrency)
-        window, failures = CycleReport(), list[_Failure]()
-        window_started = time.monotonic()
+        report, failures = CycleReport(), list[_Failure]()
+        window_started, window_polled = time.monotonic(), 0
         outage_delay = 1.0
         while not stop.is_set():
             wait = self.cycle_s
@@ -214,31 +200,35 @@ class Poller:
                         if feed is None:
                             continue
                         task = asyncio.create_task(
-                            self._poll_guarded(semaphore, feed_id, feed, state, window, failures)
+                            self._poll_guarded(semaphore, feed_id, feed, state, report, failures)
                         )
                         in_flight.add(task)
                         task.add_done_callback(in_flight.discard)
-                if time.monotonic() - window_started >= 1.0:
-                    # Judged and reset in place: tasks still running report into them.
+                idle = until_idle and not due and not in_flight
+                if idle or time.monotonic() - window_started >= 1.0:
+                    # Tasks still running report into the next window.
                     judged = list(failures)
                     failures.clear()
-                    self._record_network_failures(judged, polled=window.polled)
-                    if window.polled:
-                        log.debug("poller.window", **dataclasses.asdict(window))
-                    window.polled = window.not_modified = window.failed = window.new_items = 0
-                    window_started = time.monotonic()
+                    self._record_network_failures(judged, polled=report.polled - window_polled)
+                    window_started, window_polled = time.monotonic(), report.polled
                     self.heartbeat()
                 self.flush()
+                if idle:
+                    break
                 outage_delay = 1.0
                 if not worth_it:
                     wait = 0.5  # woken by the next fetches to finish
-                elif len(due) < free:  # nothing more is due now: sleep until the next one
+                elif len(due) < free and not until_idle:
+                    # Nothing more is due now: sleep until the next one.
                     next_due = self.store.next_due_at()
                     if next_due is not None:
                         wait = min(max(next_due - self.clock(), 0.02), self.cycle_s)
                 else:
                     wait = 0.5
             except redis.RedisError as exc:
+                if until_idle:
+                    await self._drain(in_flight)
+                    raise
                 log.warning("poller.redis_unavailable", error=str(exc), retry_in_s=outage_delay)
                 wait = outage_delay
                 outage_delay = min(outage_delay * 2, 30.0)
@@ -249,6 +239,7 @@ class Poller:
             for future in pending - in_flight:
                 future.cancel()
         await self._drain(in_flight)
+        return report
 
     async def _drain(self, in_flight: set[asyncio.Task[None]]) -> None:
         """On stop: let fetches in flight finish briefly, then cancel (their leases expire

@@ -60,7 +60,7 @@ class Settings:
     poll_interval_s: float = 300.0
     poll_min_interval_s: float = 60.0
     poll_max_interval_s: float = 24 * 3600.0
-    poll_concurrency: int = 64
+    poll_concurrency: int = 256
     poll_lease_s: float = 120.0
     backoff_base_s: float = 60.0
     backoff_max_s: float = 6 * 3600.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import socket
 import threading
@@ -10,17 +11,22 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 
 from service.errors import FetchError, PermanentFetchError, TransientFetchError
 from service.fetch import (
+    CONNECTIONS_PER_HOST,
+    BlockedAddressError,
     Fetcher,
     FetchResult,
+    _VettedResolver,
     classify_status,
     is_public_address,
     parse_retry_after,
+    transport_error_kind,
 )
 from service.settings import Settings
 
@@ -240,3 +246,208 @@ def test_connection_refused_is_transient(local: Settings) -> None:
     with pytest.raises(TransientFetchError) as info:
         fetch(local, f"http://127.0.0.1:{port}/")
     assert info.value.kind == "connect"
+
+
+def test_connections_go_to_the_addresses_the_resolver_vetted(
+    httpserver: HTTPServer, local: Settings
+) -> None:
+    """The connector asks the Fetcher's resolver, not the system's: a name only our
+    resolver knows reaches the server it names (the address check and the connection use
+    one answer, so a name cannot rebind between them)."""
+    httpserver.expect_request("/feed").respond_with_data("pinned")
+    asked: list[str] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return {"feeds.tradewire.invalid": ["127.0.0.1"]}[host]
+
+    async def go() -> FetchResult:
+        fetcher = Fetcher(local, resolver=resolver)
+        try:
+            return await fetcher.get(
+                f"http://feeds.tradewire.invalid:{httpserver.port}/feed", max_bytes=1000
+            )
+        finally:
+            await fetcher.aclose()
+
+    assert asyncio.run(go()).body == b"pinned"
+    assert set(asked) == {"feeds.tradewire.invalid"}
+    assert httpserver.log[0][0].headers["Host"] == f"feeds.tradewire.invalid:{httpserver.port}"
+
+
+def test_the_connector_refuses_a_private_answer(settings: Settings) -> None:
+    """What the connector is given to connect to: only vetted addresses, or an error."""
+    answers = {"public.test": ["93.184.216.34"], "rebound.test": ["93.184.216.34", "10.0.0.7"]}
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return answers[host]
+
+    async def go() -> tuple[list[str], BaseException | None]:
+        fetcher = Fetcher(settings.with_overrides(allow_private_hosts=False), resolver=resolver)
+        connector_resolver = _VettedResolver(fetcher)
+        public = [r["host"] for r in await connector_resolver.resolve("public.test", 80)]
+        try:
+            await connector_resolver.resolve("rebound.test", 80)
+        except BlockedAddressError as exc:
+            return public, exc
+        finally:
+            await fetcher.aclose()
+        return public, None
+
+    public, refused = asyncio.run(go())
+    assert public == ["93.184.216.34"]
+    assert isinstance(refused, BlockedAddressError) and "10.0.0.7" in str(refused)
+
+
+class CountingServer:
+    """Answers every request after ``delay_s`` on each of ``hosts``; counts how many
+    connections each host has open at most."""
+
+    def __init__(self, hosts: list[str], delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.open: dict[str, int] = dict.fromkeys(hosts, 0)
+        self.peak: dict[str, int] = dict.fromkeys(hosts, 0)
+        self.answered: dict[str, list[float]] = {h: [] for h in hosts}
+        self.hosts = hosts
+        self.port = 0
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._start())
+        self.ready.set()
+        self.loop.run_forever()
+
+    async def _start(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.server = await asyncio.start_server(self._handle, self.hosts, self.port)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        host = writer.get_extra_info("sockname")[0]
+        self.open[host] += 1
+        self.peak[host] = max(self.peak[host], self.open[host])
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                slow = b"/slow" in head.split(b"\r\n", 1)[0]
+                await asyncio.sleep(self.delay_s if slow else 0)
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
+                    b"Set-Cookie: session=abc; Path=/\r\n\r\nok"
+                )
+                await writer.drain()
+                self.answered[host].append(time.monotonic())
+        finally:
+            self.open[host] -= 1
+            writer.close()
+
+    def __enter__(self) -> CountingServer:
+        self.thread.start()
+        self.ready.wait(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        async def close() -> None:
+            self.server.close()
+            await self.server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+def test_a_slow_host_holds_only_its_own_connections(local: Settings) -> None:
+    """30 requests at once to a slow host open at most CONNECTIONS_PER_HOST connections
+    there, and a second host meanwhile answers at once."""
+    with CountingServer(["127.0.0.1", "127.0.0.2"], delay_s=0.5) as server:
+
+        async def go() -> float:
+            fetcher = Fetcher(local)
+            try:
+                slow = [
+                    asyncio.create_task(
+                        fetcher.get(f"http://127.0.0.1:{server.port}/slow/{i}", max_bytes=100)
+                    )
+                    for i in range(30)
+                ]
+                await asyncio.sleep(0.1)
+                started = time.monotonic()
+                for i in range(5):
+                    await fetcher.get(f"http://127.0.0.2:{server.port}/fast/{i}", max_bytes=100)
+                fast_s = time.monotonic() - started
+                await asyncio.gather(*slow)
+                return fast_s
+            finally:
+                await fetcher.aclose()
+
+        fast_s = asyncio.run(go())
+    assert server.peak["127.0.0.1"] == CONNECTIONS_PER_HOST
+    assert len(server.answered["127.0.0.1"]) == 30
+    assert fast_s < 0.4  # not queued behind the slow host's 30 x 0.5 s / 8 connections
+
+
+def test_cookies_are_neither_kept_nor_sent(httpserver: HTTPServer, local: Settings) -> None:
+    httpserver.expect_request("/").respond_with_data("ok", headers={"Set-Cookie": "id=1; Path=/"})
+
+    async def go() -> None:
+        fetcher = Fetcher(local)
+        try:
+            for _ in range(2):
+                await fetcher.get(httpserver.url_for("/"), max_bytes=100)
+        finally:
+            await fetcher.aclose()
+
+    asyncio.run(go())
+    assert [request.headers.get("Cookie") for request, _ in httpserver.log] == [None, None]
+
+
+def test_a_connection_closed_without_an_answer_is_a_reset(local: Settings) -> None:
+    """aiohttp retries an idempotent GET once on a dropped connection; then it is a reset."""
+    accepted: list[float] = []
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        sock.settimeout(5)
+        port = sock.getsockname()[1]
+
+        def close_each() -> None:
+            with contextlib.suppress(OSError):
+                while len(accepted) < 3:
+                    conn, _ = sock.accept()
+                    accepted.append(time.monotonic())
+                    conn.recv(1000)
+                    conn.close()
+
+        thread = threading.Thread(target=close_each, daemon=True)
+        thread.start()
+        with pytest.raises(TransientFetchError) as info:
+            fetch(local.with_overrides(http_total_timeout_s=3.0), f"http://127.0.0.1:{port}/")
+    thread.join(6)
+    assert info.value.kind == "reset"
+    assert len(accepted) == 2
+
+
+def test_transport_error_kinds() -> None:
+    """httpx-aiohttp turns every aiohttp connection error into ConnectTimeout; the kind
+    comes from the aiohttp error it chains."""
+    key = aiohttp.client_reqrep.ConnectionKey("h", 80, False, True, None, None, None)
+
+    def chained(cause: BaseException) -> httpx.ConnectTimeout:
+        exc = httpx.ConnectTimeout("x")
+        exc.__cause__ = cause
+        return exc
+
+    assert transport_error_kind(chained(aiohttp.ServerDisconnectedError())) == "reset"
+    assert transport_error_kind(chained(aiohttp.ClientConnectorError(key, OSError(111, "refused")))) == "connect"  # fmt: skip
+    assert transport_error_kind(chained(aiohttp.ClientConnectorDNSError(key, OSError(-2, "no name")))) == "dns"  # fmt: skip
+    assert transport_error_kind(chained(aiohttp.SocketTimeoutError())) == "timeout"
+    assert transport_error_kind(httpx.ReadTimeout("slow")) == "timeout"
+    assert transport_error_kind(httpx.RemoteProtocolError("garbage")) == "reset"
