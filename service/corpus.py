@@ -8,9 +8,11 @@ replay and retagging sits beside them in ``.meta/<article id>.json``.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,18 @@ n = redis.call('INCR', KEYS[1]) - 1
 redis.call('SET', KEYS[2], n)
 return n
 """
+
+
+def _stage(path: Path, data: bytes) -> tuple[Path, Path]:
+    """Write ``data`` beside ``path`` under a temporary name; (temporary, final)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp), path
 
 
 def check_corpus_dir(directory: Path) -> None:
@@ -57,25 +71,91 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def sync_filesystem(directory: Path) -> None:
+    """Flush every file written on ``directory``'s filesystem: one journal commit for a
+    whole batch of files, where an fsync per file costs one each."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        syncfs = getattr(_libc, "syncfs", None)
+        if syncfs is None:
+            os.sync()
+        elif syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs({directory}): {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+def sync_directory(directory: Path) -> None:
+    """Make renames in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class Corpus:
     def __init__(self, directory: Path, client: redis.Redis) -> None:
         self.directory = directory
+        self.meta_directory = directory / ".meta"
         self.redis = client
         self._number = client.register_script(_NUMBER)
 
     def number_for(self, article_id: str) -> int:
-        return int(self._number(keys=[keys.CORPUS_SEQ, keys.corpus_number(article_id)]))
+        return self.numbers_for([article_id])[0]
+
+    def numbers_for(self, article_ids: Sequence[str]) -> list[int]:
+        """Each article's number (given once per id), in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for article_id in article_ids:
+            self._number(keys=[keys.CORPUS_SEQ, keys.corpus_number(article_id)], client=pipe)
+        return [int(n) for n in pipe.execute()]
 
     def write(self, article_id: str, text: str, meta: dict[str, Any]) -> Path:
         """Write the document and its metadata; returns the document's path."""
-        path = self.directory / file_name(self.number_for(article_id), article_id)
-        (self.directory / ".meta").mkdir(parents=True, exist_ok=True)
-        write_atomically(
-            self.directory / ".meta" / f"{article_id}.json",
-            json.dumps({**meta, "corpus_file": path.name}, ensure_ascii=False).encode("utf-8"),
-        )
-        write_atomically(path, text.encode("utf-8"))
-        return path
+        return self.write_many([(article_id, text, meta)])[0]
+
+    def write_many(self, documents: Sequence[tuple[str, str, dict[str, Any]]]) -> list[Path]:
+        """Write documents (article id, text, metadata) with one flush to disk for all.
+
+        Every file is written under a temporary name, the filesystem is flushed once, the
+        files are renamed into place and the directories flushed: neither a reader nor a
+        crash ever sees half a file, and a batch costs one journal commit instead of two
+        fsyncs per article (pipeline_bench: the fsyncs and the file creations stalled
+        behind them were a tenth of an extract worker's time).
+        """
+        if not documents:
+            return []
+        self.meta_directory.mkdir(parents=True, exist_ok=True)
+        numbers = self.numbers_for([article_id for article_id, _, _ in documents])
+        paths: list[Path] = []
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for (article_id, text, meta), number in zip(documents, numbers, strict=True):
+                path = self.directory / file_name(number, article_id)
+                record = {**meta, "corpus_file": path.name}
+                staged.append(
+                    _stage(
+                        self.meta_directory / f"{article_id}.json",
+                        json.dumps(record, ensure_ascii=False).encode("utf-8"),
+                    )
+                )
+                staged.append(_stage(path, text.encode("utf-8")))
+                paths.append(path)
+            sync_filesystem(self.directory)
+            for tmp, final in staged:
+                tmp.replace(final)
+            staged = []
+        finally:
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
+        sync_directory(self.meta_directory)
+        sync_directory(self.directory)
+        return paths
 
     def stored_articles(self) -> list[dict[str, Any]]:
         """Metadata of every stored article with its text, in corpus order."""

@@ -8,6 +8,8 @@ workers handling two copies of one wire story at once cannot both call theirs th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import redis
 
 from service import keys
@@ -54,12 +56,26 @@ class DuplicateIndex:
 
     def original_of(self, article_id: str, sketch: list[int]) -> str | None:
         """The id of the first article this one duplicates, or None; records this one."""
-        if not sketch:
-            return None
-        found = self._lookup(
-            keys=[keys.sketch_value(value) for value in sketch],
-            args=[article_id, self.threshold, self.ttl_s, keys.duplicate_of("")],
-        )
-        if not found:
-            return None
-        return found.decode() if isinstance(found, bytes) else str(found)
+        return self.originals_of([(article_id, sketch)])[0]
+
+    def originals_of(self, sketches: Sequence[tuple[str, list[int]]]) -> list[str | None]:
+        """``original_of`` for several articles in one round trip, in order: a later one
+        of them can be a copy of an earlier one."""
+        pipe = self.redis.pipeline(transaction=False)
+        looked_up = []
+        for article_id, sketch in sketches:
+            if sketch:
+                self._lookup(
+                    keys=[keys.sketch_value(value) for value in sketch],
+                    args=[article_id, self.threshold, self.ttl_s, keys.duplicate_of("")],
+                    client=pipe,
+                )
+                looked_up.append(article_id)
+        found = dict(zip(looked_up, pipe.execute(), strict=True)) if looked_up else {}
+        return [_text(found.get(article_id)) for article_id, _ in sketches]
+
+
+def _text(value: object) -> str | None:
+    if not value:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from datetime import timedelta
+from typing import Any, TypeVar
 
 import redis
 from rq import Queue, Retry
@@ -16,6 +17,7 @@ EXTRACT_FUNC = "workers.jobs.extract_job"
 TAG_FUNC = "workers.jobs.tag_job"
 _RETRY_INTERVALS_S = [10, 60, 300, 900, 3600]
 FAILURE_TTL_S = 30 * 24 * 3600
+T = TypeVar("T")
 
 
 def retry_policy(settings: Settings) -> Retry | None:
@@ -26,45 +28,87 @@ def retry_policy(settings: Settings) -> Retry | None:
     return Retry(max=settings.job_retries, interval=intervals)
 
 
+def first_retry_interval_s(settings: Settings) -> float:
+    return float(_RETRY_INTERVALS_S[0]) if settings.job_retries else 0.0
+
+
 def queue(connection: redis.Redis, name: str) -> Queue:
     return Queue(name, connection=connection)
 
 
-def _job_kwargs(settings: Settings, job_id: str) -> dict[str, Any]:
+def _job_kwargs(settings: Settings, job_id: str, articles: int = 1) -> dict[str, Any]:
     return {
         "job_id": job_id,
-        "timeout": settings.job_timeout_s,
+        # The timeout bounds each page's extraction; a batch gets one bound per article.
+        "timeout": settings.job_timeout_s * articles,
         "retry": retry_policy(settings),
         "result_ttl": 0,
         "failure_ttl": FAILURE_TTL_S,
     }
 
 
+def batched(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def batch_job_id(stage: str, article_ids: Sequence[str]) -> str:
+    """``extract-<id>`` for one article, ``extract-<first id>_x<n>`` for a batch of n, so a
+    batch split into single jobs never reuses the batch's own id."""
+    first, n = article_ids[0], len(article_ids)
+    return f"{stage}-{first}" if n == 1 else f"{stage}-{first}_x{n}"
+
+
 def enqueue_extracts(
-    connection: redis.Redis, settings: Settings, jobs: Sequence[ArticleJob]
+    connection: redis.Redis,
+    settings: Settings,
+    jobs: Sequence[ArticleJob],
+    *,
+    batch_size: int | None = None,
+    delay_s: float = 0.0,
 ) -> None:
-    """Queue one extract job per article in a single round trip."""
+    """Queue the articles as extract jobs of up to ``job_batch_size`` articles each, in one
+    round trip (``delay_s`` > 0: scheduled for later instead, one call per job).
+
+    Batches, because RQ's own cost per job (~60 Redis commands, ~4 ms of worker CPU and
+    ~1 ms of Redis CPU; benchmarks/pipeline_bench.py) is as much as all the rest of an
+    article's handling besides extraction. A batch never waits to fill: it is what one
+    feed poll brought.
+    """
     if not jobs:
         return
     extract = queue(connection, keys.EXTRACT_QUEUE)
-    extract.enqueue_many(
-        [
-            Queue.prepare_data(
-                EXTRACT_FUNC,
-                args=(job.to_dict(),),
-                description=f"extract {job.canonical_url[:200]}",
-                **_job_kwargs(settings, keys.extract_job_id(job.article_id)),
-            )
-            for job in jobs
-        ]
-    )
+    prepared = [
+        Queue.prepare_data(
+            EXTRACT_FUNC,
+            args=([job.to_dict() for job in batch],),
+            description=f"extract {len(batch)}: {batch[0].canonical_url[:200]}",
+            **_job_kwargs(
+                settings, batch_job_id("extract", [j.article_id for j in batch]), len(batch)
+            ),
+        )
+        for batch in batched(jobs, batch_size or settings.job_batch_size)
+    ]
+    if delay_s <= 0:
+        extract.enqueue_many(prepared)
+        return
+    for data in prepared:
+        extract.enqueue_in(
+            timedelta(seconds=delay_s), data.func, *data.args, description=data.description,
+            job_id=data.job_id, job_timeout=data.timeout, retry=data.retry,
+            result_ttl=data.result_ttl, failure_ttl=data.failure_ttl,
+        )  # fmt: skip
 
 
-def enqueue_tag(connection: redis.Redis, settings: Settings, article: dict[str, Any]) -> None:
+def enqueue_tags(
+    connection: redis.Redis, settings: Settings, articles: Sequence[dict[str, Any]]
+) -> None:
+    """One tag job for the articles one extract job stored."""
+    if not articles:
+        return
     tag = queue(connection, keys.TAG_QUEUE)
     tag.enqueue_call(
         TAG_FUNC,
-        args=(article,),
-        description=f"tag {article['canonical_url'][:200]}",
-        **_job_kwargs(settings, keys.tag_job_id(article["article_id"])),
+        args=(list(articles),),
+        description=f"tag {len(articles)}: {articles[0]['canonical_url'][:200]}",
+        **_job_kwargs(settings, batch_job_id("tag", [a["article_id"] for a in articles])),
     )

@@ -404,7 +404,7 @@ class Fetcher:
             raise PermanentFetchError(url, "too_large", f"Content-Length {declared}")
         decoder = _BoundedDecoder(url, encoding, max_bytes)
         try:
-            async for chunk in response.aiter_raw(_CHUNK):
+            async for chunk in response.aiter_raw():  # as they arrive: no re-chunking copies
                 decoder.feed(chunk)
         except (httpx.HTTPError, aiohttp.ClientError) as exc:
             kind = transport_error_kind(exc)

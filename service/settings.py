@@ -86,6 +86,7 @@ class Settings:
     workers: int = 2
     job_timeout_s: int = 60
     job_retries: int = 3
+    job_batch_size: int = 16
     worker_max_jobs: int = 1000
     min_article_words: int = 80
     duplicate_window_s: int = 14 * 24 * 3600  # how long a text is remembered for near-dups
@@ -238,6 +239,8 @@ def _validate(settings: Settings) -> None:
         problems.append("health_port must be a TCP port (1-65535)")
     if settings.poll_min_interval_s > settings.poll_max_interval_s:
         problems.append("poll_min_interval_s must not exceed poll_max_interval_s")
+    if not 1 <= settings.job_batch_size <= 100:
+        problems.append("job_batch_size must be 1..100")
     if settings.job_retries < 0 or settings.http_max_redirects < 0:
         problems.append("job_retries and http_max_redirects must not be negative")
     if settings.http_total_timeout_s >= settings.job_timeout_s:

@@ -193,13 +193,14 @@ def extract_article(
     meta = page_metadata(tree)
     wrap_loose_text(tree)
     paragraphs = _body_paragraphs(_trafilatura(tree, url, fast=True))
-    if word_count(" ".join(paragraphs)) < SECOND_PASS_WORDS:
+    words = word_count(" ".join(paragraphs))
+    if words < SECOND_PASS_WORDS:
         fuller = _body_paragraphs(_trafilatura(tree, url, fast=False))
-        if word_count(" ".join(fuller)) > word_count(" ".join(paragraphs)):
-            paragraphs = fuller
+        fuller_words = word_count(" ".join(fuller))
+        if fuller_words > words:
+            paragraphs, words = fuller, fuller_words
     if not paragraphs:
         raise RefusedArticleError("empty", "no main text found")
-    words = word_count(" ".join(paragraphs))
     reason = refusal_reason(html[:20000], paragraphs, words, meta.page_type)
     if reason is not None and refuse_non_articles:
         raise RefusedArticleError(reason, f"{words} words kept")

@@ -7,20 +7,25 @@ retrying cannot help, and the failed-job registry is for things a person should 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import redis
 import structlog
 from rq import get_current_job
 
-from service.enqueue import enqueue_tag
-from service.errors import PermanentFetchError, RefusedArticleError
+from service.enqueue import enqueue_extracts, enqueue_tags, first_retry_interval_s
+from service.errors import PermanentFetchError, RefusedArticleError, TransientFetchError
 from service.events import build_event
 from service.fetch import Fetcher, FetchResult
 from service.metrics import ARTICLES, EVENT_LATENCY, EVENTS, EXTRACT_SECONDS
 from service.models import Article, ArticleJob, TagResult
+from service.politeness import HostBusyError
+from service.settings import Settings
 from service.stream import record_verdict
 from service.urls import domain_of
 from workers import resources
@@ -41,89 +46,200 @@ def _job_id() -> str | None:
     return job.id if job is not None else None
 
 
-def extract_job(payload: dict[str, Any]) -> dict[str, Any]:
-    """Download, extract and store one article, then queue its tag job."""
+def extract_job(payload: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
+    """Download, extract and store a batch of articles, then queue one tag job for them.
+
+    The batch's pages are downloaded concurrently (each through the host gate) and each is
+    extracted as soon as it arrives. A page that fails for good is refused with a reason;
+    one that fails transiently leaves the batch as a single-article job of its own,
+    retried on the usual schedule. A batch that fails as a whole (the job timeout, a crash,
+    Redis) is retried by RQ and then split into single-article jobs, so one poisonous page
+    cannot hold its batch-mates back. Every step is idempotent per article.
+    """
     deps = resources.current()
-    job = ArticleJob.from_dict(payload)
-    with structlog.contextvars.bound_contextvars(
-        article_id=job.article_id, url=job.url, job_id=_job_id()
-    ):
-        settings = deps.settings
+    payloads = [payload] if isinstance(payload, dict) else payload  # dict: jobs queued by 0.1
+    jobs = [ArticleJob.from_dict(p) for p in payloads]
+    job_id = _job_id()
+    if len(jobs) > 1 and _is_retry(deps.settings):
+        enqueue_extracts(deps.rq_redis, deps.settings, jobs, batch_size=1)
+        log.warning("extract.batch_split", job_id=job_id, articles=len(jobs))
+        return {"status": "split", "articles": len(jobs)}
 
-        async def download(fetcher: Fetcher) -> FetchResult:
-            if settings.respect_robots_txt and not await deps.robots.allowed(
-                fetcher, job.url, settings.user_agent
-            ):
-                raise RefusedArticleError("robots_disallowed", "robots.txt disallows this page")
-
-            async def get() -> FetchResult:
-                return await fetcher.get(
-                    job.url, max_bytes=settings.max_page_bytes, accept_types=PAGE_TYPES
-                )
-
-            return cast(FetchResult, await deps.host_gate.run(domain_of(job.url), get))
-
+    async def run_batch(fetcher: Fetcher) -> tuple[list[Article], list[ArticleJob], Counter[str]]:
+        extracted: list[Article] = []
+        retry_later: list[ArticleJob] = []
+        outcomes: Counter[str] = Counter()
+        downloads = [asyncio.ensure_future(_download(deps, fetcher, job)) for job in jobs]
         try:
-            page: FetchResult = deps.run(download)
-            started = time.perf_counter()
-            extraction = page_to_extraction(
-                page.body, page.headers.get("content-type", ""), page.url,
-                settings.min_article_words, job.title,
-            )  # fmt: skip
-        except (PermanentFetchError, RefusedArticleError) as exc:
-            reason = exc.kind if isinstance(exc, PermanentFetchError) else exc.reason
-            ARTICLES.labels(status="refused", reason=reason).inc()
-            log.info("article.processed", status="refused", reason=reason, detail=str(exc)[:300])
-            return {"status": "refused", "reason": reason}
-        EXTRACT_SECONDS.observe(time.perf_counter() - started)
-        job = with_page_canonical(job, page.url, extraction.canonical_url)
-        if job.article_id != payload["article_id"] and not deps.claims.claim([job.article_id]):
-            # The page names as canonical a URL another feed item already brought us.
-            log.info("article.processed", status="duplicate", canonical_url=job.canonical_url)
-            return {"status": "duplicate", "article_id": job.article_id}
-        article = build_article(job, extraction, datetime.now(UTC))
-        original = deps.duplicates.original_of(article.article_id, sketch(article.text))
+            for finished in asyncio.as_completed(downloads):
+                try:
+                    job, page = await finished
+                except _DownloadFailed as failed:
+                    job, error = failed.job, failed.error
+                    if len(jobs) == 1 or isinstance(error, redis.RedisError):
+                        raise error from None  # RQ retries the job
+                    with _article_context(job, job_id):
+                        log.info("article.retry_later", error=str(error)[:300])
+                    retry_later.append(job)
+                    outcomes["retry_later"] += 1
+                    continue
+                with _article_context(job, job_id):
+                    article = _extract(deps, job, page)
+                if isinstance(article, Article):
+                    extracted.append(article)
+                else:
+                    outcomes[article] += 1
+        finally:
+            # The loop outlives this job: no download may linger into the next one.
+            for download in downloads:
+                download.cancel()
+            await asyncio.gather(*downloads, return_exceptions=True)
+        return extracted, retry_later, outcomes
+
+    extracted, retry_later, outcomes = deps.run(run_batch)
+    extracted = _mark_duplicates(deps, extracted)
+    paths = deps.corpus.write_many([(a.article_id, a.text, _meta(a)) for a in extracted])
+    stored = [
+        dataclasses.replace(a, corpus_file=p.name) for a, p in zip(extracted, paths, strict=True)
+    ]
+    for article in stored:
+        with _article_context(article, job_id):
+            ARTICLES.labels(status="extracted", reason="").inc()
+            log.info("article.extracted", status="extracted", corpus_file=article.corpus_file)
+    outcomes["extracted"] = len(stored)
+    enqueue_tags(deps.rq_redis, deps.settings, [article.to_dict() for article in stored])
+    if retry_later:
+        enqueue_extracts(
+            deps.rq_redis, deps.settings, retry_later, batch_size=1,
+            delay_s=first_retry_interval_s(deps.settings),
+        )  # fmt: skip
+    return dict(outcomes)
+
+
+class _DownloadFailed(Exception):
+    def __init__(self, job: ArticleJob, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.job = job
+        self.error = error
+
+
+async def _download(
+    deps: resources.Deps, fetcher: Fetcher, job: ArticleJob
+) -> tuple[ArticleJob, FetchResult | RefusedArticleError | PermanentFetchError]:
+    """The page, or the permanent reason there is none; _DownloadFailed when worth a retry."""
+    settings = deps.settings
+    try:
+        if settings.respect_robots_txt and not await deps.robots.allowed(
+            fetcher, job.url, settings.user_agent
+        ):
+            return job, RefusedArticleError("robots_disallowed", "robots.txt disallows this page")
+
+        async def get() -> FetchResult:
+            return await fetcher.get(
+                job.url, max_bytes=settings.max_page_bytes, accept_types=PAGE_TYPES
+            )
+
+        page = cast(FetchResult, await deps.host_gate.run(domain_of(job.url), get))
+    except PermanentFetchError as exc:
+        return job, exc
+    except (TransientFetchError, HostBusyError, redis.RedisError) as exc:
+        raise _DownloadFailed(job, exc) from exc
+    return job, page
+
+
+def _extract(
+    deps: resources.Deps,
+    job: ArticleJob,
+    page: FetchResult | RefusedArticleError | PermanentFetchError,
+) -> Article | str:
+    """The article of one downloaded page (not yet stored), or the status it ended in."""
+    settings = deps.settings
+    queued_id = job.article_id
+    try:
+        if not isinstance(page, FetchResult):
+            raise page
+        started = time.perf_counter()
+        extraction = page_to_extraction(
+            page.body, page.headers.get("content-type", ""), page.url,
+            settings.min_article_words, job.title,
+        )  # fmt: skip
+    except (PermanentFetchError, RefusedArticleError) as exc:
+        reason = exc.kind if isinstance(exc, PermanentFetchError) else exc.reason
+        ARTICLES.labels(status="refused", reason=reason).inc()
+        log.info("article.processed", status="refused", reason=reason, detail=str(exc)[:300])
+        return "refused"
+    EXTRACT_SECONDS.observe(time.perf_counter() - started)
+    job = with_page_canonical(job, page.url, extraction.canonical_url)
+    if job.article_id != queued_id and not deps.claims.claim([job.article_id]):
+        # The page names as canonical a URL another feed item already brought us.
+        log.info("article.processed", status="duplicate", canonical_url=job.canonical_url)
+        return "duplicate"
+    return build_article(job, extraction, datetime.now(UTC))
+
+
+def _mark_duplicates(deps: resources.Deps, articles: list[Article]) -> list[Article]:
+    """Name the original of each article that repeats an earlier one's text."""
+    originals = deps.duplicates.originals_of([(a.article_id, sketch(a.text)) for a in articles])
+    marked = []
+    for article, original in zip(articles, originals, strict=True):
         if original is not None:
             article = dataclasses.replace(article, duplicate_of=original)
             EVENTS.labels(outcome="near_duplicate").inc()
-        path = deps.corpus.write(article.article_id, article.text, _meta(article))
-        stored = Article.from_dict({**article.to_dict(), "corpus_file": path.name})
-        enqueue_tag(deps.rq_redis, settings, stored.to_dict())
-        ARTICLES.labels(status="extracted", reason="").inc()
-        log.info("article.extracted", status="extracted", corpus_file=path.name)
-        return {"status": "extracted", "corpus_file": path.name}
+        marked.append(article)
+    return marked
 
 
-def tag_job(payload: dict[str, Any]) -> dict[str, Any]:
-    """Tag one stored article and emit its event when it is about US–China trade."""
+def tag_job(payload: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
+    """Tag stored articles and emit an event for each one about US–China trade."""
     deps = resources.current()
-    article = Article.from_dict(payload)
-    with structlog.contextvars.bound_contextvars(
-        article_id=article.article_id, url=article.url, job_id=_job_id()
-    ):
-        tags = tag_document(deps.taxonomy, article.text, article.title)
-        event = build_event(article, tags, now=datetime.now(UTC))
-        if deps.articles_emitter is not None:
-            deps.articles_emitter.emit(event)
-        if not tags.us_china_trade:
-            _record(deps, article, tags)
-            log.info("article.processed", status="not_relevant", score=tags.score)
-            return {"status": "not_relevant", "score": tags.score}
-        result = deps.emitter.emit(event)
-        # Bookkeeping only after the event is safely on the stream: a crash before this
-        # line retries the job, and the emitter makes the retry harmless.
+    payloads = [payload] if isinstance(payload, dict) else payload  # dict: jobs queued by 0.1
+    job_id = _job_id()
+    outcomes: Counter[str] = Counter()
+    for item in payloads:
+        article = Article.from_dict(item)
+        with _article_context(article, job_id):
+            outcomes[_tag_and_emit(deps, article)] += 1
+    return dict(outcomes)
+
+
+def _tag_and_emit(deps: resources.Deps, article: Article) -> str:
+    tags = tag_document(deps.taxonomy, article.text, article.title)
+    event = build_event(article, tags, now=datetime.now(UTC))
+    if deps.articles_emitter is not None:
+        deps.articles_emitter.emit(event)
+    if not tags.us_china_trade:
         _record(deps, article, tags)
-        EVENTS.labels(outcome="emitted" if result.created else "duplicate_suppressed").inc()
-        if result.created:
-            _observe_latency(article)
-        log.info(
-            "article.processed",
-            status="emitted" if result.created else "already_emitted",
-            entry_id=result.entry_id,
-            score=tags.score,
-            topics=list(tags.topics),
-        )
-        return {"status": "emitted", "entry_id": result.entry_id, "created": result.created}
+        log.info("article.processed", status="not_relevant", score=tags.score)
+        return "not_relevant"
+    result = deps.emitter.emit(event)
+    # Bookkeeping only after the event is safely on the stream: a crash before this
+    # line retries the job, and the emitter makes the retry harmless.
+    _record(deps, article, tags)
+    EVENTS.labels(outcome="emitted" if result.created else "duplicate_suppressed").inc()
+    if result.created:
+        _observe_latency(article)
+    log.info(
+        "article.processed",
+        status="emitted" if result.created else "already_emitted",
+        entry_id=result.entry_id,
+        score=tags.score,
+        topics=list(tags.topics),
+    )
+    return "emitted" if result.created else "already_emitted"
+
+
+def _article_context(article: ArticleJob | Article, job_id: str | None) -> Any:
+    return structlog.contextvars.bound_contextvars(
+        article_id=article.article_id, url=article.url, job_id=job_id
+    )
+
+
+def _is_retry(settings: Settings) -> bool:
+    """Whether the running job already failed once (RQ counts retries down)."""
+    job = get_current_job()
+    return (
+        job is not None and job.retries_left is not None and job.retries_left < settings.job_retries
+    )
 
 
 def _observe_latency(article: Article) -> None:

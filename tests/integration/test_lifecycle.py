@@ -42,7 +42,10 @@ def slow_site() -> Iterator[str]:
 
 
 def _start(tmp_path: Path, log: Path) -> subprocess.Popen[bytes]:
-    return start_run(run_env(tmp_path, tmp_path / "feeds.yaml", workers="2"), tmp_path, log)
+    # Jobs of two articles: the two workers' jobs in hand when SIGTERM comes hold four of
+    # the ten, so work is still queued when the service stops.
+    env = run_env(tmp_path, tmp_path / "feeds.yaml", workers="2", job_batch_size="2")
+    return start_run(env, tmp_path, log)
 
 
 def test_sigterm_with_jobs_in_flight_loses_nothing(slow_site: str, tmp_path: Path) -> None:
