@@ -62,3 +62,15 @@ def test_racing_copies_agree_on_one_original(redis_url: str) -> None:
     originals = [aid for aid, dup in results.items() if dup is None]
     assert len(originals) == 1
     assert {dup for dup in results.values() if dup} == set(originals)
+
+
+def test_copies_in_one_batch_are_looked_up_in_order(text_redis: redis.Redis) -> None:
+    """One round trip for a batch, yet a later copy in it sees the earlier one."""
+    index = DuplicateIndex(text_redis, DUPLICATE_SHARED, ttl_s=3600)
+    batch = [
+        ("d" * 16, sketch(SEEDS["002"])),
+        ("e" * 16, []),  # too short to sketch
+        ("f" * 16, sketch(syndicated(SEEDS["002"]))),
+        ("0" * 16, sketch(SEEDS["003"])),
+    ]
+    assert index.originals_of(batch) == [None, None, "d" * 16, None]
