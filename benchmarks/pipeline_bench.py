@@ -1925,7 +1925,7 @@ def profile_workers(args: argparse.Namespace, pages: list[Page]) -> dict[str, An
             flat = ConsoleRenderer(flat=True, unicode=True, color=False).render(session)
             flat = "\n".join(flat.splitlines()[:70])
             path = args.out_dir / f"profile-{queue_name}.txt"
-            path.write_text(f"{queue_name} worker, {queued} jobs, {seconds:.1f} s ({queued / seconds:.1f} jobs/s)\n\n"
+            path.write_text(f"{queue_name} worker, {queued} articles, {seconds:.1f} s ({queued / seconds:.1f} articles/s)\n\n"
                             f"== self time by function (top 60) ==\n{flat}\n"
                             f"== call tree, all frames (RQ and redis-py included), >= 0.5% of the time ==\n{tree}\n",
                             encoding="utf-8")  # fmt: skip
@@ -1936,7 +1936,7 @@ def profile_workers(args: argparse.Namespace, pages: list[Page]) -> dict[str, An
                 "file": str(path),
             }
             print(
-                f"\n### {queue_name} worker: {queued} jobs in {seconds:.1f} s = {queued / seconds:.1f} jobs/s ({path})\n"
+                f"\n### {queue_name} worker: {queued} articles in {seconds:.1f} s = {queued / seconds:.1f} articles/s ({path})\n"
             )
             print("\n".join(flat.splitlines()[:40]))
         text_redis.close()
