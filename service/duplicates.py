@@ -4,6 +4,10 @@ Each sketch value is a set key holding the ids of the articles whose sketch has 
 script counts, per earlier article, how many of the new sketch's values it shares, records
 the new article, and answers the best match at or over the threshold: atomic, so two
 workers handling two copies of one wire story at once cannot both call theirs the original.
+
+A value that ``max_members`` articles already share (a site's footer, a press-release
+formula) says nothing about which story an article is: its set stops growing and is left
+out of the count, which also bounds the script's work per lookup for months of articles.
 """
 
 from __future__ import annotations
@@ -18,10 +22,15 @@ _LOOKUP = """
 local me = ARGV[1]
 local threshold = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
+local max_members = tonumber(ARGV[5])
 local counts = {}
+local open = {}
 for _, key in ipairs(KEYS) do
-  for _, other in ipairs(redis.call('SMEMBERS', key)) do
-    if other ~= me then counts[other] = (counts[other] or 0) + 1 end
+  if redis.call('SCARD', key) < max_members then
+    open[#open + 1] = key
+    for _, other in ipairs(redis.call('SMEMBERS', key)) do
+      if other ~= me then counts[other] = (counts[other] or 0) + 1 end
+    end
   end
 end
 local best, best_count = false, 0
@@ -30,7 +39,7 @@ for other, n in pairs(counts) do
     best, best_count = other, n
   end
 end
-for _, key in ipairs(KEYS) do
+for _, key in ipairs(open) do
   redis.call('SADD', key, me)
   redis.call('EXPIRE', key, ttl)
 end
@@ -48,10 +57,13 @@ return best
 
 
 class DuplicateIndex:
-    def __init__(self, client: redis.Redis, threshold: int, ttl_s: int) -> None:
+    def __init__(
+        self, client: redis.Redis, threshold: int, ttl_s: int, max_members: int = 1000
+    ) -> None:
         self.redis = client
         self.threshold = threshold
         self.ttl_s = ttl_s
+        self.max_members = max_members
         self._lookup = client.register_script(_LOOKUP)
 
     def original_of(self, article_id: str, sketch: list[int]) -> str | None:
@@ -67,7 +79,13 @@ class DuplicateIndex:
             if sketch:
                 self._lookup(
                     keys=[keys.sketch_value(value) for value in sketch],
-                    args=[article_id, self.threshold, self.ttl_s, keys.duplicate_of("")],
+                    args=[
+                        article_id,
+                        self.threshold,
+                        self.ttl_s,
+                        keys.duplicate_of(""),
+                        self.max_members,
+                    ],
                     client=pipe,
                 )
                 looked_up.append(article_id)

@@ -6,6 +6,7 @@ import threading
 
 import redis
 
+from service import keys
 from service.duplicates import DuplicateIndex
 from tests.conftest import SEEDS_DIR
 from workers.fingerprint import DUPLICATE_SHARED, resemblance, sketch
@@ -74,3 +75,16 @@ def test_copies_in_one_batch_are_looked_up_in_order(text_redis: redis.Redis) -> 
         ("0" * 16, sketch(SEEDS["003"])),
     ]
     assert index.originals_of(batch) == [None, None, "d" * 16, None]
+
+
+def test_a_value_shared_by_too_many_articles_stops_counting(text_redis: redis.Redis) -> None:
+    """A sketch value already held by ``max_members`` articles neither grows nor counts:
+    the lookup's work stays bounded, and copies are still found through the other values."""
+    index = DuplicateIndex(text_redis, DUPLICATE_SHARED, ttl_s=3600, max_members=50)
+    original = sketch(SEEDS["001"])
+    crowded = keys.sketch_value(original[0])
+    text_redis.sadd(crowded, *(f"{i:016x}" for i in range(50)))
+    assert index.original_of("1" * 16, original) is None
+    assert text_redis.scard(crowded) == 50 and not text_redis.sismember(crowded, "1" * 16)
+    assert text_redis.sismember(keys.sketch_value(original[1]), "1" * 16)
+    assert index.original_of("2" * 16, sketch(syndicated(SEEDS["001"]))) == "1" * 16
