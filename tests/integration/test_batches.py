@@ -72,6 +72,21 @@ def article_id(server: HTTPServer, name: str) -> str:
     return article_id_for(canonicalize_url(server.url_for(f"/news/{name}")))
 
 
+def article_job(server: HTTPServer, name: str) -> ArticleJob:
+    """What the poller would have queued for the page ``name``."""
+    url = server.url_for(f"/news/{name}")
+    return ArticleJob(
+        article_id=article_id(server, name),
+        url=url,
+        canonical_url=canonicalize_url(url),
+        feed_url=server.url_for("/rss"),
+        feed_title="t",
+        title=name,
+        published_at=None,
+        discovered_at="2026-11-21T00:00:00Z",
+    )
+
+
 def poll(settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis) -> int:
     feeds = load_feeds(settings.feeds_file)
     return poll_feeds_once(settings, text_redis, rq_redis, feeds).new_items
@@ -124,19 +139,7 @@ def test_a_batch_that_failed_is_retried_as_single_jobs(
     next try only splits it, and each article then runs as a job of its own."""
     server, state = site
     state["flaky_503s"] = 0
-    jobs = [
-        ArticleJob(
-            article_id=article_id(server, name),
-            url=server.url_for(f"/news/{name}"),
-            canonical_url=canonicalize_url(server.url_for(f"/news/{name}")),
-            feed_url=server.url_for("/rss"),
-            feed_title="t",
-            title=name,
-            published_at=None,
-            discovered_at="2026-11-21T00:00:00Z",
-        )
-        for name in PAGES[:3]
-    ]
+    jobs = [article_job(server, name) for name in PAGES[:3]]
     enqueue_extracts(rq_redis, settings, jobs)
     extract = Queue(keys.EXTRACT_QUEUE, connection=rq_redis)
     [batch] = extract.get_jobs()
@@ -159,17 +162,7 @@ def test_a_job_queued_by_version_0_1_still_runs(
 ) -> None:
     """Before batches, an extract job's argument was one article as a dict."""
     server, _ = site
-    name = PAGES[0]
-    job = ArticleJob(
-        article_id=article_id(server, name),
-        url=server.url_for(f"/news/{name}"),
-        canonical_url=canonicalize_url(server.url_for(f"/news/{name}")),
-        feed_url=server.url_for("/rss"),
-        feed_title="t",
-        title=name,
-        published_at=None,
-        discovered_at="2026-11-21T00:00:00Z",
-    )
+    job = article_job(server, PAGES[0])
     extract = Queue(keys.EXTRACT_QUEUE, connection=rq_redis)
     extract.enqueue_call(EXTRACT_FUNC, args=(job.to_dict(),), job_id="extract-legacy")
     run_worker(settings, keys.EXTRACT_QUEUE, burst=True)
