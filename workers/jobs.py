@@ -65,38 +65,9 @@ def extract_job(payload: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any
         log.warning("extract.batch_split", job_id=job_id, articles=len(jobs))
         return {"status": "split", "articles": len(jobs)}
 
-    async def run_batch(fetcher: Fetcher) -> tuple[list[Article], list[ArticleJob], Counter[str]]:
-        extracted: list[Article] = []
-        retry_later: list[ArticleJob] = []
-        outcomes: Counter[str] = Counter()
-        downloads = [asyncio.ensure_future(_download(deps, fetcher, job)) for job in jobs]
-        try:
-            for finished in asyncio.as_completed(downloads):
-                try:
-                    job, page = await finished
-                except _DownloadFailed as failed:
-                    job, error = failed.job, failed.error
-                    if len(jobs) == 1 or isinstance(error, redis.RedisError):
-                        raise error from None  # RQ retries the job
-                    with _article_context(job, job_id):
-                        log.info("article.retry_later", error=str(error)[:300])
-                    retry_later.append(job)
-                    outcomes["retry_later"] += 1
-                    continue
-                with _article_context(job, job_id):
-                    article = _extract(deps, job, page)
-                if isinstance(article, Article):
-                    extracted.append(article)
-                else:
-                    outcomes[article] += 1
-        finally:
-            # The loop outlives this job: no download may linger into the next one.
-            for download in downloads:
-                download.cancel()
-            await asyncio.gather(*downloads, return_exceptions=True)
-        return extracted, retry_later, outcomes
-
-    extracted, retry_later, outcomes = deps.run(run_batch)
+    extracted, retry_later, outcomes = deps.run(
+        lambda fetcher: _download_and_extract(deps, fetcher, jobs, job_id)
+    )
     extracted = _mark_duplicates(deps, extracted)
     paths = deps.corpus.write_many([(a.article_id, a.text, _meta(a)) for a in extracted])
     stored = [
@@ -114,6 +85,41 @@ def extract_job(payload: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any
             delay_s=first_retry_interval_s(deps.settings),
         )  # fmt: skip
     return dict(outcomes)
+
+
+async def _download_and_extract(
+    deps: resources.Deps, fetcher: Fetcher, jobs: list[ArticleJob], job_id: str | None
+) -> tuple[list[Article], list[ArticleJob], Counter[str]]:
+    """Download the batch's pages concurrently and extract each as it arrives: the
+    articles, the jobs to retry on their own, and how the others ended."""
+    extracted: list[Article] = []
+    retry_later: list[ArticleJob] = []
+    outcomes: Counter[str] = Counter()
+    downloads = [asyncio.ensure_future(_download(deps, fetcher, job)) for job in jobs]
+    try:
+        for finished in asyncio.as_completed(downloads):
+            try:
+                job, page = await finished
+            except _DownloadFailed as failed:
+                if len(jobs) == 1 or isinstance(failed.error, redis.RedisError):
+                    raise failed.error from None  # RQ retries the job
+                with _article_context(failed.job, job_id):
+                    log.info("article.retry_later", error=str(failed.error)[:300])
+                retry_later.append(failed.job)
+                outcomes["retry_later"] += 1
+                continue
+            with _article_context(job, job_id):
+                article = _extract(deps, job, page)
+            if isinstance(article, Article):
+                extracted.append(article)
+            else:
+                outcomes[article] += 1
+    finally:
+        # The event loop outlives this job: no download may linger into the next one.
+        for download in downloads:
+            download.cancel()
+        await asyncio.gather(*downloads, return_exceptions=True)
+    return extracted, retry_later, outcomes
 
 
 class _DownloadFailed(Exception):
