@@ -30,12 +30,15 @@ return n
 """
 
 
-def _stage(path: Path, data: bytes) -> tuple[Path, Path]:
+def _stage(path: Path, data: bytes, *, fsync: bool = False) -> tuple[Path, Path]:
     """Write ``data`` beside ``path`` under a temporary name; (temporary, final)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -59,15 +62,12 @@ def file_name(number: int, article_id: str) -> str:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    """One file, durable before it appears under its name."""
+    tmp, _ = _stage(path, data, fsync=True)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).replace(path)
+        tmp.replace(path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -104,9 +104,6 @@ class Corpus:
         self.meta_directory = directory / ".meta"
         self.redis = client
         self._number = client.register_script(_NUMBER)
-
-    def number_for(self, article_id: str) -> int:
-        return self.numbers_for([article_id])[0]
 
     def numbers_for(self, article_ids: Sequence[str]) -> list[int]:
         """Each article's number (given once per id), in one round trip."""

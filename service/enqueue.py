@@ -51,13 +51,6 @@ def batched(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def batch_job_id(stage: str, article_ids: Sequence[str]) -> str:
-    """``extract-<id>`` for one article, ``extract-<first id>_x<n>`` for a batch of n, so a
-    batch split into single jobs never reuses the batch's own id."""
-    first, n = article_ids[0], len(article_ids)
-    return f"{stage}-{first}" if n == 1 else f"{stage}-{first}_x{n}"
-
-
 def enqueue_extracts(
     connection: redis.Redis,
     settings: Settings,
@@ -83,7 +76,7 @@ def enqueue_extracts(
             args=([job.to_dict() for job in batch],),
             description=f"extract {len(batch)}: {batch[0].canonical_url[:200]}",
             **_job_kwargs(
-                settings, batch_job_id("extract", [j.article_id for j in batch]), len(batch)
+                settings, keys.job_id(keys.EXTRACT_QUEUE, [j.article_id for j in batch]), len(batch)
             ),
         )
         for batch in batched(jobs, batch_size or settings.job_batch_size)
@@ -110,5 +103,5 @@ def enqueue_tags(
         TAG_FUNC,
         args=(list(articles),),
         description=f"tag {len(articles)}: {articles[0]['canonical_url'][:200]}",
-        **_job_kwargs(settings, batch_job_id("tag", [a["article_id"] for a in articles])),
+        **_job_kwargs(settings, keys.job_id(keys.TAG_QUEUE, [a["article_id"] for a in articles])),
     )

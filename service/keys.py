@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 PREFIX = "tradewire"
 
 # RQ queues: one queue per worker process, because RQ's dequeue is crash-safe only then.
@@ -71,9 +73,12 @@ def verdict(article_id: str) -> str:
     return f"{PREFIX}:verdict:{article_id}"
 
 
+def job_id(queue: str, article_ids: Sequence[str]) -> str:
+    """``extract-<id>`` for one article, ``extract-<first id>_x<n>`` for a batch of n, so a
+    batch split into single jobs never reuses the batch's own id."""
+    first, n = article_ids[0], len(article_ids)
+    return f"{queue}-{first}" if n == 1 else f"{queue}-{first}_x{n}"
+
+
 def extract_job_id(article_id: str) -> str:
-    return f"extract-{article_id}"
-
-
-def tag_job_id(article_id: str) -> str:
-    return f"tag-{article_id}"
+    return job_id(EXTRACT_QUEUE, [article_id])
