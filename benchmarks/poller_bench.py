@@ -960,15 +960,17 @@ async def bench(ctx: Context) -> dict[str, Any]:
         burst_poller = Poller(burst_settings, text_redis, rq_redis, fetcher, rng=random.Random(1))
         steady_poller = Poller(steady_settings, text_redis, rq_redis, fetcher, rng=random.Random(2))
 
+        async def all_due_burst(name: str, timeout: float) -> Row:
+            """Every feed due now, one capped poll_once(); the items it queued counted."""
+            burst_poller.register(unpinned)
+            queued = extract_queue_length(rq_redis)
+            due = all_due_now(text_redis, feed_ids)
+            row = await burst(name, burst_poller, ctx, server_log, due, timeout)
+            row.extra["new_items_queued"] = extract_queue_length(rq_redis) - queued
+            return row
+
         print(f"cold pass: {n} feeds due at once (cap {args.cold_timeout:.0f} s) ...", flush=True)
-        burst_poller.register(unpinned)
-        queued = extract_queue_length(rq_redis)
-        due = all_due_now(text_redis, feed_ids)
-        row = await burst(
-            "poller cold pass (all due; all 200+parse)",
-            burst_poller, ctx, server_log, due, args.cold_timeout,
-        )  # fmt: skip
-        row.extra["new_items_queued"] = extract_queue_length(rq_redis) - queued
+        row = await all_due_burst("poller cold pass (all due; all 200+parse)", args.cold_timeout)
         extra["primed_feeds"] = prime_unpolled(text_redis, unpinned, base, ctx.epoch)
         row.extra["primed_after"] = extra["primed_feeds"]
         rows.append(row)
@@ -990,15 +992,9 @@ async def bench(ctx: Context) -> dict[str, Any]:
                 " ...",
                 flush=True,
             )
-            burst_poller.register(unpinned)
-            queued = extract_queue_length(rq_redis)
-            due = all_due_now(text_redis, feed_ids)
-            row = await burst(
-                "poller warm burst (all due; steady mix)",
-                burst_poller, ctx, server_log, due, args.burst_timeout,
-            )  # fmt: skip
-            row.extra["new_items_queued"] = extract_queue_length(rq_redis) - queued
-            rows.append(row)
+            rows.append(
+                await all_due_burst("poller warm burst (all due; steady mix)", args.burst_timeout)
+            )
 
         # Closed loops: conditional GETs with the ETags the poller stored, no Redis inside.
         pipe = text_redis.pipeline(transaction=False)
