@@ -23,8 +23,8 @@ test: $(STAMP)  ## the whole test suite against private redis-server and local H
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check service workers tests benchmarks
-	$(BIN)/ruff check service workers tests benchmarks
+	$(BIN)/ruff format --check core service workers tests benchmarks
+	$(BIN)/ruff check core service workers tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

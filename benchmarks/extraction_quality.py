@@ -61,7 +61,7 @@ import lxml.html  # noqa: E402
 import trafilatura  # noqa: E402
 import trafilatura.utils  # noqa: E402
 
-from service.errors import RefusedArticleError  # noqa: E402
+from core.errors import RefusedArticleError  # noqa: E402
 from workers.pipeline import page_to_extraction  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "extraction"

@@ -97,10 +97,10 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from rq.utils import str_to_date  # noqa: E402
 from rq.worker_registration import REDIS_WORKER_KEYS  # noqa: E402
 
+from core.errors import RefusedArticleError  # noqa: E402
+from core.urls import article_id_for, canonicalize_url  # noqa: E402
 from service import keys  # noqa: E402
 from service.embedded_redis import EmbeddedRedis, redis_server_binary  # noqa: E402
-from service.errors import RefusedArticleError  # noqa: E402
-from service.urls import article_id_for, canonicalize_url  # noqa: E402
 from workers.pipeline import page_to_extraction, tag_document  # noqa: E402
 from workers.tagging import load_taxonomy  # noqa: E402
 
@@ -1101,7 +1101,7 @@ def rq_noop_cost(
     SimpleWorker (as workers.runner builds it) runs them in burst mode in this process."""
     from rq import SimpleWorker
 
-    from service.enqueue import _job_kwargs
+    from core.queues import _job_kwargs
     from workers.runner import JOB_MONITORING_INTERVAL_S, MAINTENANCE_INTERVAL_S, WORKER_TTL_S
 
     queue = Queue("bench-noop", connection=conn)
@@ -1144,16 +1144,16 @@ def rq_noop_cost(
 
 
 def stage_costs(ctx: Ctx) -> list[dict[str, Any]]:
-    from service.corpus import Corpus
-    from service.enqueue import TAG_FUNC, _job_kwargs
-    from service.events import build_event
+    from core.fetch import Fetcher
+    from core.models import ArticleJob
+    from core.queues import TAG_FUNC, _job_kwargs
+    from core.settings import Settings
     from service.feeds import parse_feed
-    from service.fetch import Fetcher
-    from service.models import ArticleJob
-    from service.settings import Settings
-    from service.stream import Emitter
+    from workers.corpus import Corpus
+    from workers.events import build_event
     from workers.jobs import PAGE_TYPES
     from workers.pipeline import build_article
+    from workers.stream import Emitter
 
     base, pk = ctx.site.base, ctx.page_keys
     settings = Settings(
@@ -1188,7 +1188,7 @@ def stage_costs(ctx: Ctx) -> list[dict[str, Any]]:
     links = [base + article_path("stage", j, pk) for j in range(min(ctx.args.articles, 1000))]
     links += [u + "?utm_source=rss&utm_medium=feed&id=7#top" for u in links[:200]]
     row(
-        "canonicalisation (service.urls.canonicalize_url)",
+        "canonicalisation (core.urls.canonicalize_url)",
         "per URL",
         _time_calls([lambda u=u: canonicalize_url(u) for u in links]),
     )
@@ -1253,7 +1253,7 @@ def stage_costs(ctx: Ctx) -> list[dict[str, Any]]:
         event["article_id"] = f"{i:016x}"
         events.append(event)
     row(
-        "emit (service.stream.Emitter.emit)",
+        "emit (workers.stream.Emitter.emit)",
         "per event",
         _time_calls([lambda e=e: emitter.emit(e) for e in events], warm=False),
         "Lua: GET + XADD + XTRIM + SET; real events",
@@ -1264,19 +1264,19 @@ def stage_costs(ctx: Ctx) -> list[dict[str, Any]]:
     batch = settings.job_batch_size
     batches = [articles[i : i + batch] for i in range(0, len(articles), batch)]
     row(
-        "extra: corpus write of one job's articles (service.corpus.Corpus.write_many)",
+        "extra: corpus write of one job's articles (workers.corpus.Corpus.write_many)",
         f"per batch of up to {batch}",
         _time_calls([lambda b=b: corpus.write_many([(a.article_id, a.text, {"title": a.title}) for a, _ in b]) for b in batches], warm=False),
         "2 files per article, 1 syncfs, 2 directory fsyncs, 1 pipelined Lua round trip",
     )  # fmt: skip
     scratch = Queue("bench-stage", connection=rq_redis)
     row(
-        "extra: enqueue one RQ job (as service.enqueue.enqueue_tags)", f"per job of up to {batch}",
+        "extra: enqueue one RQ job (as core.queues.enqueue_tags)", f"per job of up to {batch}",
         _time_calls([lambda i=i, b=b: scratch.enqueue_call(TAG_FUNC, args=([a.to_dict() for a, _ in b],), description="tag", **_job_kwargs(settings, f"bench-{i}"))
                      for i, b in enumerate(batches * 3)], warm=False),
     )  # fmt: skip
     scratch.empty()
-    from service.politeness import HostGate
+    from workers.politeness import HostGate
 
     gate = HostGate(text_redis, 64, 0.0, 20.0, lease_s=35.0)
 
@@ -1285,12 +1285,12 @@ def stage_costs(ctx: Ctx) -> list[dict[str, Any]]:
         gate.release("bench.example", f"t{i}")
 
     row(
-        "extra: host gate slot (service.politeness.HostGate acquire + release)", "per download",
+        "extra: host gate slot (workers.politeness.HostGate acquire + release)", "per download",
         _time_calls([lambda i=i: gate_slot(i) for i in range(300)]), "2 Redis round trips",
     )  # fmt: skip
     text_redis.delete(keys.CORPUS_SEQ, *(keys.corpus_number(a.article_id) for a, _ in articles))
 
-    from service.duplicates import DuplicateIndex
+    from workers.duplicates import DuplicateIndex
     from workers.fingerprint import DUPLICATE_SHARED, sketch
 
     dup_index = DuplicateIndex(text_redis, DUPLICATE_SHARED, 3600)
@@ -1319,7 +1319,7 @@ def stage_costs(ctx: Ctx) -> list[dict[str, Any]]:
         return out[10:]
 
     row(
-        "extra: page download (service.fetch.Fetcher.get, local site)",
+        "extra: page download (core.fetch.Fetcher.get, local site)",
         "per page",
         asyncio.run(fetch_all()),
         "keep-alive, ~180 KB pages",
@@ -1876,10 +1876,10 @@ def profile_workers(args: argparse.Namespace, pages: list[Page]) -> dict[str, An
         raise BenchError(
             "pyinstrument is not installed: .venv/bin/python -m pip install pyinstrument"
         ) from exc
+    from core.logs import configure_logging
+    from core.settings import load_settings
     from service.feedlist import load_feeds
-    from service.logs import configure_logging
     from service.poller import poll_feeds_once
-    from service.settings import load_settings
     from workers.runner import run_worker
 
     site = Site(pages).start()

@@ -25,7 +25,7 @@ Processes (everything on 127.0.0.1, in a temporary directory removed at the end)
 - a private redis-server (``EmbeddedRedis`` on a free port, no persistence);
 - a snapshotter process (see schedule lag);
 - this process: the poller (``Poller``, ``Fetcher``, production Redis clients from
-  ``service.redis_conn.connect``, JSON logs at INFO to a file), nothing else during a
+  ``core.connection.connect``, JSON logs at INFO to a file), nothing else during a
   measured window, so ``time.process_time()`` deltas are the poller's CPU.
 
 Phases, in order (rows of the table):
@@ -127,18 +127,18 @@ import httpx  # noqa: E402
 import redis  # noqa: E402
 from httpx_aiohttp import AiohttpTransport  # noqa: E402
 
+from core.connection import connect  # noqa: E402
+from core.errors import FetchError  # noqa: E402
+from core.fetch import Fetcher  # noqa: E402
+from core.logs import configure_logging  # noqa: E402
+from core.metrics import REGISTRY  # noqa: E402
+from core.models import Feed  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from core.urls import article_id_for, canonicalize_url, short_hash  # noqa: E402
 from service import keys  # noqa: E402
 from service.embedded_redis import EmbeddedRedis  # noqa: E402
-from service.errors import FetchError  # noqa: E402
-from service.fetch import Fetcher  # noqa: E402
-from service.logs import configure_logging  # noqa: E402
-from service.metrics import REGISTRY  # noqa: E402
-from service.models import Feed  # noqa: E402
 from service.poller import FEED_TYPES, CycleReport, Poller  # noqa: E402
-from service.redis_conn import connect  # noqa: E402
-from service.settings import Settings  # noqa: E402
 from service.state import FeedState  # noqa: E402
-from service.urls import article_id_for, canonicalize_url, short_hash  # noqa: E402
 
 TARGET_RATE = 350.0
 TARGET_P99_S = 5.0

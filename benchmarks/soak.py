@@ -81,9 +81,9 @@ from rq.registry import (  # noqa: E402
     StartedJobRegistry,
 )
 
+from core.urls import article_id_for, canonicalize_url  # noqa: E402
 from service import keys  # noqa: E402
 from service.demo import SITE_DIR  # noqa: E402
-from service.urls import article_id_for, canonicalize_url  # noqa: E402
 
 PAGES = sorted(p.name for p in (SITE_DIR / "articles").glob("*.html"))
 FEED_WINDOW = 200
@@ -708,7 +708,7 @@ def leak_check(n: int, top: int = 15) -> dict[str, Any]:
     import gc
     import tracemalloc
 
-    from service.settings import settings_from_environment
+    from core.settings import settings_from_environment
     from workers.pipeline import page_to_extraction, tag_document
     from workers.tagging import load_taxonomy
 

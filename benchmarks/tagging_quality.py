@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from workers.document import normalize_paragraph, read_document  # noqa: E402
+from core.document import normalize_paragraph, read_document  # noqa: E402
 from workers.tagging import TOPICS, load_taxonomy, tag_article  # noqa: E402
 
 SEEDS = ROOT.parent / "shared" / "seeds"

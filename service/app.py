@@ -21,19 +21,19 @@ import structlog
 from rq import Queue, Worker
 from rq.registry import FailedJobRegistry
 
-from service import keys
-from service.corpus import check_corpus_dir
+from core import keys
+from core.connection import connect
+from core.errors import ConfigError
+from core.fetch import Fetcher
+from core.metrics import RedisStateCollector, exposition_registry
+from core.settings import Settings, redact_url
 from service.embedded_redis import EmbeddedRedis
-from service.errors import ConfigError
 from service.feedlist import load_feeds
-from service.fetch import Fetcher
 from service.health import HealthServer, HealthState
-from service.metrics import RedisStateCollector, exposition_registry
 from service.poller import Poller
 from service.recovery import recover_jobs_of
-from service.redis_conn import connect
-from service.settings import Settings, redact_url
 from service.supervisor import Supervisor
+from workers.corpus import check_corpus_dir
 from workers.tagging import load_taxonomy
 
 log = structlog.get_logger("tradewire.app")

@@ -18,10 +18,10 @@ from typing import Any
 
 import structlog
 
-from service import keys
-from service.errors import ConfigError, RefusedArticleError
-from service.logs import configure_logging
-from service.settings import Settings, settings_from_environment
+from core import keys
+from core.errors import ConfigError, RefusedArticleError
+from core.logs import configure_logging
+from core.settings import Settings, settings_from_environment
 
 log = structlog.get_logger("tradewire.cli")
 
@@ -209,7 +209,7 @@ def _extract(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _tag(settings: Settings) -> int:
-    from workers.document import read_document
+    from core.document import read_document
     from workers.tagging import load_taxonomy, tag_article
 
     taxonomy = load_taxonomy(settings.taxonomy_file)
@@ -242,8 +242,8 @@ def _date(text: str) -> datetime:
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
+    from core.connection import MAX_BLOCK_S, connect
     from service.consumer import consume, ensure_group
-    from service.redis_conn import MAX_BLOCK_S, connect
 
     client = connect(settings, decode=True)
     stream = args.stream or settings.stream_name
@@ -259,8 +259,8 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _replay(args: argparse.Namespace, settings: Settings, retag: bool) -> int:
-    from service import replay
-    from service.redis_conn import connect
+    from core.connection import connect
+    from workers import replay
     from workers.tagging import load_taxonomy
 
     client = connect(settings, decode=True)
@@ -277,8 +277,8 @@ def _replay(args: argparse.Namespace, settings: Settings, retag: bool) -> int:
 
 
 def _operate(args: argparse.Namespace, settings: Settings) -> int:
+    from core.connection import connect
     from service import status
-    from service.redis_conn import connect
 
     text_redis = connect(settings, decode=True)
     rq_redis = connect(settings, decode=False)
@@ -309,12 +309,12 @@ def _feeds_edit(args: argparse.Namespace, settings: Settings) -> int:
     top are kept; pollers pick the change up when they restart)."""
     import asyncio
 
-    from service.corpus import write_atomically
+    from core.fetch import Fetcher
+    from core.models import Feed
     from service.discover import discover_feeds
     from service.feedlist import load_feeds
-    from service.fetch import Fetcher
-    from service.models import Feed
     from service.opml import dump_feed_list, merge_feed_list, parse_opml
+    from workers.corpus import write_atomically
 
     if args.feeds_command == "import":
         try:
@@ -352,7 +352,7 @@ def _feeds_edit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _feeds_status(settings: Settings) -> int:
-    from service.redis_conn import connect
+    from core.connection import connect
     from service.state import FeedStore
 
     now = time.time()

@@ -18,11 +18,11 @@ from typing import Any, TextIO, cast
 
 import yaml
 
-from service import keys
+from core import keys
+from core.connection import connect
+from core.settings import Settings
 from service.feedlist import load_feeds
 from service.poller import poll_feeds_once
-from service.redis_conn import connect
-from service.settings import Settings
 from workers.runner import run_worker
 
 SITE_DIR = Path(__file__).parent / "demo_site"

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from html.parser import HTMLParser
 from urllib.parse import urldefrag, urljoin
 
-from service.errors import FetchError
+from core.errors import FetchError
+from core.fetch import Fetcher
+from core.urls import is_web_url
 from service.feeds import parse_feed
-from service.fetch import Fetcher
-from service.urls import is_web_url
 
 FEED_LINK_TYPES = frozenset(
     {

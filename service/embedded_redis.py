@@ -19,7 +19,7 @@ from typing import IO
 
 import redis
 
-from service.errors import ConfigError
+from core.errors import ConfigError
 
 
 def redis_server_binary() -> str:

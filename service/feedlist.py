@@ -7,9 +7,9 @@ from typing import Any
 
 import yaml
 
-from service.errors import ConfigError
-from service.models import Feed
-from service.urls import is_web_url
+from core.errors import ConfigError
+from core.models import Feed
+from core.urls import is_web_url
 
 _FEED_KEYS = {"url", "title", "interval_s"}
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import feedparser
 
+from core.models import FeedItem
+from core.times import rfc3339
+from core.urls import article_id_for, canonicalize_url, is_web_url, resolve_link
 from service.hints import syndication_hint_s
-from service.models import FeedItem
-from service.urls import article_id_for, canonicalize_url, is_web_url, resolve_link
 
 MAX_TITLE_CHARS = 1000
 
@@ -34,11 +35,6 @@ class ParsedFeed:
     hint_s: float | None  # <ttl> and sy:updatePeriod/Frequency: "poll at most this often"
     published_times: tuple[float, ...]  # epoch seconds of every dated entry (its rhythm)
     skipped_links: int
-
-
-def rfc3339(moment: datetime) -> str:
-    """UTC, second precision, with a Z: the one time format of events and logs."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _epoch(value: time.struct_time | None) -> float | None:

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 from lxml import etree
 
-from service.errors import ConfigError
-from service.models import Feed
-from service.urls import is_web_url
+from core.errors import ConfigError
+from core.models import Feed
+from core.urls import is_web_url
 
 FEED_LIST_HEADER = (
     "# Feeds the poller reads: a top-level `feeds:` list of `url:`, optional `title:` and"

@@ -17,24 +17,24 @@ from typing import Any
 import redis
 import structlog
 
-from service import keys
-from service.enqueue import enqueue_extracts
-from service.errors import FetchError
-from service.feeds import ParsedFeed, parse_feed, rfc3339
-from service.fetch import Fetcher, FetchResult
+from core import keys
+from core.claims import CLAIM_TTL_S, ArticleClaims
+from core.errors import FetchError
+from core.fetch import Fetcher, FetchResult
+from core.metrics import FEED_POLLS, FEEDS_IN_BACKOFF, FEEDS_STALE, ITEMS_DISCOVERED
+from core.models import ArticleJob, Feed
+from core.queues import enqueue_extracts
+from core.settings import Settings
+from core.times import rfc3339
+from service.feeds import ParsedFeed, parse_feed
 from service.hints import adaptive_interval_s, combine_hints, http_cache_hint_s
-from service.metrics import FEED_POLLS, FEEDS_IN_BACKOFF, FEEDS_STALE, ITEMS_DISCOVERED
-from service.models import ArticleJob, Feed
 from service.schedule import SchedulePolicy, error_delay, success_delay
-from service.settings import Settings
-from service.state import ArticleClaims, FeedState, FeedStore
+from service.state import FeedState, FeedStore
 
 log = structlog.get_logger("tradewire.poller")
 
 Clock = Callable[[], float]
 FEED_TYPES = ("application/", "text/xml", "text/html", "text/plain", "text/rss", "text/atom")
-# How long a claim on an article lasts before it is made durable by a successful enqueue.
-CLAIM_TTL_S = 600
 
 
 # Fetch slots that must be free before the poller claims more feeds.

@@ -18,7 +18,7 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from service import keys
+from core import keys
 
 log = structlog.get_logger("tradewire.recovery")
 

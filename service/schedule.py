@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from service.settings import Settings
+from core.settings import Settings
 
 
 @dataclasses.dataclass(frozen=True)

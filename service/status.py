@@ -10,7 +10,7 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
-from service import keys
+from core import keys
 from service.state import FeedStore
 
 

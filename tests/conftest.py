@@ -15,9 +15,9 @@ import pytest
 import redis
 import structlog
 
+from core.settings import Settings
 from service.demo import serve_site
 from service.embedded_redis import EmbeddedRedis
-from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS_DIR = ROOT.parent / "shared" / "seeds"

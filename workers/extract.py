@@ -26,8 +26,8 @@ import lxml.etree
 import trafilatura
 import trafilatura.utils
 
-from service.errors import RefusedArticleError
-from workers.document import format_document, normalize_paragraph, strip_boilerplate, word_count
+from core.document import format_document, normalize_paragraph, strip_boilerplate, word_count
+from core.errors import RefusedArticleError
 from workers.language import detect_language, normalize_language_tag
 from workers.metadata import page_metadata
 from workers.refusal import refusal_reason

@@ -18,17 +18,15 @@ import redis
 import structlog
 from rq import get_current_job
 
-from service.enqueue import enqueue_extracts, enqueue_tags, first_retry_interval_s
-from service.errors import PermanentFetchError, RefusedArticleError, TransientFetchError
-from service.events import build_event
-from service.fetch import Fetcher, FetchResult
-from service.metrics import ARTICLES, EVENT_LATENCY, EVENTS, EXTRACT_SECONDS
-from service.models import Article, ArticleJob, TagResult
-from service.politeness import HostBusyError
-from service.settings import Settings
-from service.stream import record_verdict
-from service.urls import domain_of
+from core.errors import PermanentFetchError, RefusedArticleError, TransientFetchError
+from core.fetch import Fetcher, FetchResult
+from core.metrics import ARTICLES, EVENT_LATENCY, EVENTS, EXTRACT_SECONDS
+from core.models import Article, ArticleJob, TagResult
+from core.queues import enqueue_extracts, enqueue_tags, first_retry_interval_s
+from core.settings import Settings
+from core.urls import domain_of
 from workers import resources
+from workers.events import build_event
 from workers.fingerprint import sketch
 from workers.pipeline import (
     build_article,
@@ -36,6 +34,8 @@ from workers.pipeline import (
     tag_document,
     with_page_canonical,
 )
+from workers.politeness import HostBusyError
+from workers.stream import record_verdict
 
 log = structlog.get_logger("tradewire.worker")
 PAGE_TYPES = ("text/html", "application/xhtml", "text/plain")

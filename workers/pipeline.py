@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
-from service.feeds import rfc3339
-from service.models import Article, ArticleJob, TagResult
-from service.urls import article_id_for, canonicalize_url, is_web_url, resolve_link, same_site
-from workers.document import read_document
+from core.document import read_document
+from core.models import Article, ArticleJob, TagResult
+from core.times import rfc3339
+from core.urls import article_id_for, canonicalize_url, is_web_url, resolve_link, same_site
 from workers.extract import Extraction, decode_html, extract_article
 from workers.tagging import Taxonomy, tag_article
 

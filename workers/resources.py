@@ -14,14 +14,14 @@ from typing import Any, TypeVar
 
 import redis
 
-from service.corpus import Corpus
-from service.duplicates import DuplicateIndex
-from service.fetch import Fetcher
-from service.politeness import HostGate
-from service.robots import RobotsCache
-from service.settings import Settings
-from service.state import ArticleClaims
-from service.stream import Emitter
+from core.claims import ArticleClaims
+from core.fetch import Fetcher
+from core.settings import Settings
+from workers.corpus import Corpus
+from workers.duplicates import DuplicateIndex
+from workers.politeness import HostGate
+from workers.robots import RobotsCache
+from workers.stream import Emitter
 from workers.tagging import Taxonomy
 
 T = TypeVar("T")

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 from rq import Queue, SimpleWorker
 
-from service.corpus import Corpus
-from service.duplicates import DuplicateIndex
-from service.politeness import HostGate
-from service.poller import CLAIM_TTL_S
-from service.redis_conn import connect
-from service.settings import Settings
-from service.state import ArticleClaims
-from service.stream import Emitter
+from core.claims import CLAIM_TTL_S, ArticleClaims
+from core.connection import connect
+from core.settings import Settings
 from workers import resources
+from workers.corpus import Corpus
+from workers.duplicates import DuplicateIndex
 from workers.fingerprint import DUPLICATE_SHARED
+from workers.politeness import HostGate
+from workers.stream import Emitter
 from workers.tagging import load_taxonomy
 
 # A dead worker's job is declared abandoned (and retried) after its heartbeat lapses;

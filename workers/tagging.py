@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from service.errors import ConfigError
-from service.models import TagResult
+from core.errors import ConfigError
+from core.models import TagResult
 from workers.lexicon import CJK, TermMatcher, normalize_text
 
 TOPICS = (

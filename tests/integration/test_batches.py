@@ -19,14 +19,14 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from werkzeug import Request, Response
 
-from service import keys
+from core import keys
+from core.models import ArticleJob
+from core.queues import EXTRACT_FUNC, enqueue_extracts
+from core.settings import Settings
+from core.urls import article_id_for, canonicalize_url
 from service.demo import SITE_DIR
-from service.enqueue import EXTRACT_FUNC, enqueue_extracts
 from service.feedlist import load_feeds
-from service.models import ArticleJob
 from service.poller import poll_feeds_once
-from service.settings import Settings
-from service.urls import article_id_for, canonicalize_url
 from workers.runner import run_worker
 
 PAGES = [

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from service.events import build_event
-from service.models import Article, TagResult
-from service.settings import Settings
-from service.stream import Emitter
+from core.models import Article, TagResult
+from core.settings import Settings
 from tests.conftest import ROOT, free_port
+from workers.events import build_event
+from workers.stream import Emitter
 
 
 def tradewire(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: float = 60,

@@ -11,16 +11,16 @@ import pytest
 import redis
 import yaml
 
+from core.models import Article, TagResult
+from core.settings import Settings
 from service.consumer import consume, ensure_group
-from service.corpus import Corpus
 from service.demo import demo_feeds
-from service.events import build_event
-from service.models import Article, TagResult
-from service.replay import replay, retag
-from service.settings import Settings
-from service.stream import Emitter, last_verdict
 from tests.conftest import ROOT
 from tests.integration.test_pipeline import run_pipeline
+from workers.corpus import Corpus
+from workers.events import build_event
+from workers.replay import replay, retag
+from workers.stream import Emitter, last_verdict
 from workers.tagging import load_taxonomy, taxonomy_from_mapping
 
 SCHEMA = json.loads((ROOT / "schemas" / "event-v1.json").read_text())

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from service.corpus import Corpus
-from workers.document import read_document
+from core.document import read_document
+from workers.corpus import Corpus
 
 
 def documents(n: int) -> list[tuple[str, str, dict[str, str]]]:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from pytest_httpserver import HTTPServer
 
+from core.fetch import Fetcher
+from core.settings import Settings
 from service.discover import discover_feeds, find_feed_links
-from service.fetch import Fetcher
-from service.settings import Settings
 
 RSS = (Path(__file__).resolve().parents[1] / "data" / "feeds" / "rss2.xml").read_bytes()
 HTML_WITHOUT_LINKS = "<!doctype html><html><head><title>Site</title></head><body>Hi</body></html>"

@@ -6,9 +6,9 @@ import threading
 
 import redis
 
-from service import keys
-from service.duplicates import DuplicateIndex
+from core import keys
 from tests.conftest import SEEDS_DIR
+from workers.duplicates import DuplicateIndex
 from workers.fingerprint import DUPLICATE_SHARED, resemblance, sketch
 
 SEEDS = {p.name[:3]: p.read_text(encoding="utf-8") for p in sorted(SEEDS_DIR.glob("*.txt"))}

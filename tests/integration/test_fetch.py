@@ -16,8 +16,8 @@ import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 
-from service.errors import FetchError, PermanentFetchError, TransientFetchError
-from service.fetch import (
+from core.errors import FetchError, PermanentFetchError, TransientFetchError
+from core.fetch import (
     CONNECTIONS_PER_HOST,
     BlockedAddressError,
     Fetcher,
@@ -28,7 +28,7 @@ from service.fetch import (
     parse_retry_after,
     transport_error_kind,
 )
-from service.settings import Settings
+from core.settings import Settings
 
 
 def fetch(settings: Settings, url: str, **kwargs: Any) -> FetchResult:

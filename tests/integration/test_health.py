@@ -8,11 +8,11 @@ from pathlib import Path
 import httpx
 import redis
 
-from service import keys
+from core import keys
+from core.metrics import REGISTRY
 from service.app import poller_heartbeat_check, redis_check, workers_check
 from service.embedded_redis import EmbeddedRedis
 from service.health import HealthServer, HealthState
-from service.metrics import REGISTRY
 from tests.conftest import free_port
 
 

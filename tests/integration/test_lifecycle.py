@@ -18,7 +18,7 @@ import yaml
 from rq import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from service import keys
+from core import keys
 from service.demo import SITE_DIR, _SiteHandler, demo_feeds
 from service.status import failed_jobs, render_status, retry_failed, status_report
 from tests.processes import run_env, start_run, wait_until

@@ -10,13 +10,13 @@ import jsonschema
 import redis
 import yaml
 
-from service import keys
+from core import keys
+from core.document import read_document
+from core.settings import Settings
+from core.urls import article_id_for, canonicalize_url
 from service.demo import SITE_DIR, demo_feeds
 from service.feedlist import load_feeds
 from service.poller import poll_feeds_once
-from service.settings import Settings
-from service.urls import article_id_for, canonicalize_url
-from workers.document import read_document
 from workers.runner import run_worker
 
 EXPECTED = json.loads((SITE_DIR / "expected.json").read_text(encoding="utf-8"))

@@ -11,9 +11,9 @@ import yaml
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from service.politeness import HostBusyError, HostGate
-from service.settings import Settings
+from core.settings import Settings
 from tests.integration.test_pipeline import run_pipeline
+from workers.politeness import HostBusyError, HostGate
 
 
 def test_min_delay_and_concurrency_hold_across_workers(redis_url: str) -> None:

@@ -11,11 +11,11 @@ from pytest_httpserver import HTTPServer
 from rq import Queue
 from werkzeug import Request, Response
 
-from service import keys
-from service.fetch import Fetcher
-from service.models import Feed
+from core import keys
+from core.fetch import Fetcher
+from core.models import Feed
+from core.settings import Settings
 from service.poller import CycleReport, Poller, poll_feeds_once
-from service.settings import Settings
 
 FEEDS = Path(__file__).resolve().parents[1] / "data" / "feeds"
 

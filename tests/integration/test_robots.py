@@ -8,9 +8,10 @@ from collections.abc import Callable
 import pytest
 from pytest_httpserver import HTTPServer
 
-from service.errors import PermanentFetchError, TransientFetchError
-from service.fetch import Fetcher
-from service.robots import (
+from core.errors import PermanentFetchError, TransientFetchError
+from core.fetch import Fetcher
+from core.settings import Settings
+from workers.robots import (
     RobotsCache,
     origin_of,
     product_token,
@@ -18,7 +19,6 @@ from service.robots import (
     rules_for_failure,
     rules_from_body,
 )
-from service.settings import Settings
 
 ROBOTS = """# ours
 User-agent: tradewire

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import redis
 
-from service.events import ARTICLE_UPDATED, build_event
-from service.models import Article, TagResult
-from service.settings import Settings
-from service.stream import Emitter
+from core.models import Article, TagResult
+from core.settings import Settings
+from workers.events import ARTICLE_UPDATED, build_event
+from workers.stream import Emitter
 
 
 def article(article_id: str = "00000000000000aa") -> Article:

@@ -17,11 +17,11 @@ from rq import Queue
 from structlog.testing import capture_logs
 from werkzeug import Request, Response
 
-from service import keys
+from core import keys
+from core.models import Feed
+from core.settings import Settings
 from service.demo import SITE_DIR
 from service.embedded_redis import EmbeddedRedis
-from service.models import Feed
-from service.settings import Settings
 from tests.conftest import ROOT, free_port
 from tests.integration.test_pipeline import run_pipeline
 from tests.integration.test_poller import Clock, poll
@@ -204,8 +204,8 @@ def test_redirects_to_private_ranges_are_refused(record: Recorder, settings: Set
 
     import httpx
 
-    from service.errors import PermanentFetchError
-    from service.fetch import Fetcher
+    from core.errors import PermanentFetchError
+    from core.fetch import Fetcher
 
     async def resolver(host: str, port: int) -> list[str]:
         return {"news.example": ["93.184.216.34"], "169.254.169.254": ["169.254.169.254"],

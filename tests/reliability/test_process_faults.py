@@ -20,10 +20,10 @@ from pytest_httpserver import HTTPServer
 from rq import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from service import keys
+from core import keys
+from core.models import Feed
+from core.settings import Settings
 from service.embedded_redis import EmbeddedRedis
-from service.models import Feed
-from service.settings import Settings
 from tests.conftest import free_port
 from tests.integration.test_poller import Clock, poll
 from tests.processes import child_pids, run_env, start_run, wait_until

@@ -11,11 +11,11 @@ import yaml
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from core.fetch import Fetcher
+from core.models import Feed
+from core.settings import Settings
 from service.demo import SITE_DIR
-from service.fetch import Fetcher
-from service.models import Feed
 from service.poller import Poller
-from service.settings import Settings
 from tests.integration.test_pipeline import run_pipeline
 from tests.integration.test_poller import Clock
 from tests.reliability.conftest import Recorder

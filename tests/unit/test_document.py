@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from core.document import format_document, is_boilerplate, read_document, strip_boilerplate
 from tests.conftest import SEEDS_DIR
-from workers.document import format_document, is_boilerplate, read_document, strip_boilerplate
 
 SEEDS = sorted(SEEDS_DIR.glob("*.txt"))
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import RefusedArticleError
 from service.demo import SITE_DIR
-from service.errors import RefusedArticleError
 from workers.extract import decode_html, extract_article
 from workers.pipeline import page_to_extraction
 

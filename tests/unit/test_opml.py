@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from service.errors import ConfigError
+from core.errors import ConfigError
+from core.models import Feed
 from service.feedlist import load_feeds
-from service.models import Feed
 from service.opml import dump_feed_list, merge_feed_list, parse_opml
 
 NESTED = b"""<?xml version="1.0" encoding="UTF-8"?>

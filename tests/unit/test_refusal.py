@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.errors import RefusedArticleError
+from core.errors import RefusedArticleError
 from workers.extract import extract_article
 
 STORY = " ".join(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from service.errors import ConfigError
-from service.settings import Settings, load_settings, redact_url
+from core.errors import ConfigError
+from core.settings import Settings, load_settings, redact_url
 
 
 def test_defaults_without_any_source(tmp_path: Path) -> None:

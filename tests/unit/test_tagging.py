@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError
+from core.models import TagResult
 from service.demo import SITE_DIR
-from service.errors import ConfigError
-from service.models import TagResult
 from tests.conftest import ROOT, SEEDS_DIR
 from workers.pipeline import page_to_extraction, tag_document
 from workers.tagging import (

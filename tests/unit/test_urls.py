@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.urls import article_id_for, canonicalize_url, is_web_url
+from core.urls import article_id_for, canonicalize_url, is_web_url
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import redis
 
-from service import keys
+from core import keys
 
 _LOOKUP = """
 local me = ARGV[1]

@@ -9,13 +9,13 @@ from datetime import datetime
 import redis
 import structlog
 
-from service.corpus import Corpus
-from service.events import ARTICLE_CREATED, ARTICLE_UPDATED, build_event
-from service.feeds import rfc3339
-from service.models import Article
-from service.settings import Settings
-from service.stream import Emitter, last_verdict, record_verdict
+from core.models import Article
+from core.settings import Settings
+from core.times import rfc3339
+from workers.corpus import Corpus
+from workers.events import ARTICLE_CREATED, ARTICLE_UPDATED, build_event
 from workers.pipeline import tag_document
+from workers.stream import Emitter, last_verdict, record_verdict
 from workers.tagging import Taxonomy
 
 log = structlog.get_logger("tradewire.replay")

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from service.errors import ConfigError
+from core.errors import ConfigError
 
 ENV_PREFIX = "TRADEWIRE_"
 CONFIG_ENV = "TRADEWIRE_CONFIG"

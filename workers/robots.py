@@ -30,9 +30,9 @@ from typing import Literal
 from urllib.parse import urlsplit
 from urllib.robotparser import RobotFileParser
 
-from service.errors import FetchError, TransientFetchError
-from service.fetch import Fetcher
-from service.urls import is_web_url
+from core.errors import FetchError, TransientFetchError
+from core.fetch import Fetcher
+from core.urls import is_web_url
 
 ROBOTS_MAX_BYTES = 512 * 1024
 ROBOTS_TTL_S = 3600.0

@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 import redis
 from rq import Queue, Retry
 
-from service import keys
-from service.models import ArticleJob
-from service.settings import Settings
+from core import keys
+from core.models import ArticleJob
+from core.settings import Settings
 
 EXTRACT_FUNC = "workers.jobs.extract_job"
 TAG_FUNC = "workers.jobs.tag_job"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from service.urls import short_hash
+from core.urls import short_hash
 
 
 @dataclasses.dataclass(frozen=True)

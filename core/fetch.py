@@ -35,8 +35,8 @@ import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 from httpx_aiohttp import AiohttpTransport
 
-from service.errors import FetchError, PermanentFetchError, TransientFetchError
-from service.settings import Settings
+from core.errors import FetchError, PermanentFetchError, TransientFetchError
+from core.settings import Settings
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 

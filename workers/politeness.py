@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 import redis
 
-from service import keys
+from core import keys
 
 _ACQUIRE = """
 local t = redis.call('TIME')

@@ -18,8 +18,8 @@ from typing import Any
 
 import redis
 
-from service import keys
-from service.errors import ConfigError
+from core import keys
+from core.errors import ConfigError
 
 _NUMBER = """
 local n = redis.call('GET', KEYS[2])

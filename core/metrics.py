@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 from rq import Queue
 from rq.registry import FailedJobRegistry
 
-from service import keys
+from core import keys
 
 REGISTRY = CollectorRegistry()
 

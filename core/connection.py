@@ -6,7 +6,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from service.settings import Settings
+from core.settings import Settings
 
 # The longest blocking read we issue (tail's XREADGROUP BLOCK, RQ's dequeue) must stay
 # under the socket timeout, or redis-py reports a TimeoutError instead of an empty read.

@@ -19,9 +19,9 @@ from typing import Any
 
 import redis
 
-from service import keys
-from service.events import ARTICLE_CREATED
-from service.settings import Settings
+from core import keys
+from core.settings import Settings
+from workers.events import ARTICLE_CREATED
 
 _EMIT = """
 local once = ARGV[1] == '1'

@@ -7,10 +7,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from service.feeds import rfc3339
-from service.models import Article, TagResult
-from service.urls import domain_of
-from workers.document import word_count
+from core.document import word_count
+from core.models import Article, TagResult
+from core.times import rfc3339
+from core.urls import domain_of
 
 SCHEMA_VERSION = 1
 ARTICLE_CREATED = "article.created"
