@@ -25,6 +25,8 @@ test: $(STAMP)  ## the whole test suite against private redis-server and local H
 lint: $(STAMP)
 	$(BIN)/ruff format --check core service workers tests benchmarks
 	$(BIN)/ruff check core service workers tests benchmarks
+	$(BIN)/lint-imports
+	$(BIN)/vulture
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

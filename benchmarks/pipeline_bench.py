@@ -985,7 +985,7 @@ def latency(ctx: Ctx) -> dict[str, Any]:
         done = first.get(keys.verdict(aid))
         if t0 is None or done is None:
             continue
-        extract_key = Job.key_for(keys.extract_job_id(aid))
+        extract_key = Job.key_for(keys.job_id(keys.EXTRACT_QUEUE, [aid]))
         rows.append(
             {
                 "item": j,
@@ -1101,8 +1101,12 @@ def rq_noop_cost(
     SimpleWorker (as workers.runner builds it) runs them in burst mode in this process."""
     from rq import SimpleWorker
 
-    from core.queues import _job_kwargs
-    from workers.runner import JOB_MONITORING_INTERVAL_S, MAINTENANCE_INTERVAL_S, WORKER_TTL_S
+    from core.queues import (
+        JOB_MONITORING_INTERVAL_S,
+        MAINTENANCE_INTERVAL_S,
+        WORKER_TTL_S,
+        job_options,
+    )
 
     queue = Queue("bench-noop", connection=conn)
     payload = {"article_id": "0" * 16, "text": "x" * 5000}  # an article-sized argument
@@ -1115,12 +1119,12 @@ def rq_noop_cost(
         worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
 
     for i in range(20):  # warm-up
-        queue.enqueue_call("builtins.len", args=(payload,), **_job_kwargs(settings, f"noop-w{i}"))
+        queue.enqueue_call("builtins.len", args=(payload,), **job_options(settings, f"noop-w{i}"))
     burst()
     enqueue_us = _time_calls(
         [
             lambda i=i: queue.enqueue_call(
-                "builtins.len", args=(payload,), **_job_kwargs(settings, f"noop-{i}")
+                "builtins.len", args=(payload,), **job_options(settings, f"noop-{i}")
             )
             for i in range(n)
         ],
@@ -1146,12 +1150,12 @@ def rq_noop_cost(
 def stage_costs(ctx: Ctx) -> list[dict[str, Any]]:
     from core.fetch import Fetcher
     from core.models import ArticleJob
-    from core.queues import TAG_FUNC, _job_kwargs
+    from core.queues import job_options
     from core.settings import Settings
     from service.feeds import parse_feed
     from workers.corpus import Corpus
     from workers.events import build_event
-    from workers.jobs import PAGE_TYPES
+    from workers.jobs import PAGE_TYPES, tag_job
     from workers.pipeline import build_article
     from workers.stream import Emitter
 
@@ -1272,7 +1276,7 @@ def stage_costs(ctx: Ctx) -> list[dict[str, Any]]:
     scratch = Queue("bench-stage", connection=rq_redis)
     row(
         "extra: enqueue one RQ job (as core.queues.enqueue_tags)", f"per job of up to {batch}",
-        _time_calls([lambda i=i, b=b: scratch.enqueue_call(TAG_FUNC, args=([a.to_dict() for a, _ in b],), description="tag", **_job_kwargs(settings, f"bench-{i}"))
+        _time_calls([lambda i=i, b=b: scratch.enqueue_call(tag_job, args=([a.to_dict() for a, _ in b],), description="tag", **job_options(settings, f"bench-{i}"))
                      for i, b in enumerate(batches * 3)], warm=False),
     )  # fmt: skip
     scratch.empty()
@@ -1290,13 +1294,12 @@ def stage_costs(ctx: Ctx) -> list[dict[str, Any]]:
     )  # fmt: skip
     text_redis.delete(keys.CORPUS_SEQ, *(keys.corpus_number(a.article_id) for a, _ in articles))
 
-    from workers.duplicates import DuplicateIndex
-    from workers.fingerprint import DUPLICATE_SHARED, sketch
+    from workers.duplicates import DUPLICATE_SHARED, DuplicateIndex, sketch
 
     dup_index = DuplicateIndex(text_redis, DUPLICATE_SHARED, 3600)
     row(
-        "extra: near-duplicate check (workers.fingerprint.sketch + DuplicateIndex.original_of)", "per article",
-        _time_calls([lambda i=i, a=a: dup_index.original_of(f"{i:015x}d", sketch(a.text)) for i, (a, _) in enumerate(articles)], warm=False),
+        "extra: near-duplicate check (workers.duplicates.sketch + DuplicateIndex.originals_of)", "per article",
+        _time_calls([lambda i=i, a=a: dup_index.originals_of([(f"{i:015x}d", sketch(a.text))]) for i, (a, _) in enumerate(articles)], warm=False),
         "sketch in Python + 1 Lua call",
     )  # fmt: skip
     row(

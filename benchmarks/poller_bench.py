@@ -850,7 +850,7 @@ def self_times(session: Any) -> tuple[Counter[str], Counter[str], float]:
 
 # Where the poller's time goes, inclusive (a function's time with everything it calls).
 COMPONENTS = (
-    ("Fetcher.get (httpx over aiohttp: the HTTP request)", "get", "service/fetch.py"),
+    ("Fetcher.get (httpx over aiohttp: the HTTP request)", "get", "core/fetch.py"),
     ("  of which AsyncClient.send", "send", "httpx/_client.py"),
     ("  of which Response.aclose", "aclose", "httpx/_models.py"),
     ("FeedStore.save (sync Redis MULTI round trip)", "save", "service/state.py"),
@@ -858,7 +858,7 @@ COMPONENTS = (
      "service/state.py"),
     ("ArticleClaims (sync Redis, 200s only)", "known_guids|claim|confirm|remember_guids",
      "service/state.py"),
-    ("enqueue_extracts (rq)", "enqueue_extracts", "service/enqueue.py"),
+    ("enqueue_extracts (rq)", "enqueue_extracts", "core/queues.py"),
     ("parse_feed (feedparser)", "parse_feed", "service/feeds.py"),
     ("structlog calls", "*", "structlog/"),
     ("heartbeat (sync Redis)", "heartbeat", "service/poller.py"),

@@ -56,15 +56,10 @@ class FetchResult:
     status: int
     headers: Mapping[str, str]
     body: bytes
-    elapsed_s: float
 
     @property
     def not_modified(self) -> bool:
         return self.status == 304
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -277,10 +272,9 @@ class Fetcher:
         ``accept_types`` lists acceptable Content-Type prefixes; another type is refused
         before its body is read (a PDF where a page was expected).
         """
-        started = time.monotonic()
         try:
             async with asyncio.timeout(self.settings.http_total_timeout_s):
-                return await self._follow(url, max_bytes, headers or {}, accept_types, started)
+                return await self._follow(url, max_bytes, headers or {}, accept_types)
         except TimeoutError as exc:
             raise TransientFetchError(
                 url, "timeout", f"no complete response in {self.settings.http_total_timeout_s}s"
@@ -292,7 +286,6 @@ class Fetcher:
         max_bytes: int,
         headers: Mapping[str, str],
         accept_types: tuple[str, ...] | None,
-        started: float,
     ) -> FetchResult:
         current = url
         for _hop in range(self.settings.http_max_redirects + 1):
@@ -324,7 +317,6 @@ class Fetcher:
                     status=response.status_code,
                     headers={k.lower(): v for k, v in response.headers.items()},
                     body=body,
-                    elapsed_s=time.monotonic() - started,
                 )
             finally:
                 await response.aclose()

@@ -78,7 +78,3 @@ def job_id(queue: str, article_ids: Sequence[str]) -> str:
     batch split into single jobs never reuses the batch's own id."""
     first, n = article_ids[0], len(article_ids)
     return f"{queue}-{first}" if n == 1 else f"{queue}-{first}_x{n}"
-
-
-def extract_job_id(article_id: str) -> str:
-    return job_id(EXTRACT_QUEUE, [article_id])

@@ -68,8 +68,3 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
     logging.getLogger("rq.worker").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("trafilatura").setLevel(logging.ERROR)
-
-
-def get_logger(name: str) -> Any:
-    """A structlog logger named after its module."""
-    return structlog.get_logger(name)

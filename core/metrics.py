@@ -17,10 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from rq import Queue
-from rq.registry import FailedJobRegistry
 
-from core import keys
+from core.queues import queue_counts
 
 REGISTRY = CollectorRegistry()
 
@@ -87,10 +85,9 @@ class RedisStateCollector(Collector):
         )
         stream = GaugeMetricFamily("tradewire_stream_length", "Entries on the event stream.")
         try:
-            for name in keys.QUEUES:
-                queue = Queue(name, connection=self.redis)
-                depth.add_metric([name], queue.count)
-                failed.add_metric([name], FailedJobRegistry(queue=queue).count)
+            for name, counts in queue_counts(self.redis, with_workers=False).items():
+                depth.add_metric([name], counts.waiting)
+                failed.add_metric([name], counts.failed)
             stream.add_metric([], self.redis.xlen(self.stream_name))
         except redis.RedisError:
             return  # Redis down: readiness says so; metrics just omit these gauges

@@ -1,22 +1,41 @@
-"""Putting work on the RQ queues: job ids, timeouts and the retry policy, in one place."""
+"""RQ, in one place: the queues and their registries, jobs put on them (by function
+reference, with ids, timeouts and the retry policy), the worker loop and job recovery.
+
+No other module imports ``rq``. Job functions are passed in as real references (the poller
+hands ``workers.jobs.extract_job`` to ``enqueue_extracts``) so a reader and a type checker
+can follow an article from the poll to the job that handles it, while this kernel module
+imports nothing from ``workers/`` or ``service/``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
-from rq import Queue, Retry
+import structlog
+from rq import Queue, Retry, SimpleWorker, Worker, get_current_job
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from core import keys
 from core.models import ArticleJob
 from core.settings import Settings
 
-EXTRACT_FUNC = "workers.jobs.extract_job"
-TAG_FUNC = "workers.jobs.tag_job"
+log = structlog.get_logger("tradewire.queues")
+
+# An RQ job function: a batch of JSON payloads in, a JSON summary out.
+JobFunction = Callable[[list[dict[str, Any]]], dict[str, Any]]
+
 _RETRY_INTERVALS_S = [10, 60, 300, 900, 3600]
 FAILURE_TTL_S = 30 * 24 * 3600
+# A dead worker's job is declared abandoned (and retried) after its heartbeat lapses;
+# RQ's defaults take ~14 minutes, these ~2.
+WORKER_TTL_S = 60
+MAINTENANCE_INTERVAL_S = 30
+JOB_MONITORING_INTERVAL_S = 15
 T = TypeVar("T")
 
 
@@ -36,7 +55,8 @@ def queue(connection: redis.Redis, name: str) -> Queue:
     return Queue(name, connection=connection)
 
 
-def _job_kwargs(settings: Settings, job_id: str, articles: int = 1) -> dict[str, Any]:
+def job_options(settings: Settings, job_id: str, articles: int = 1) -> dict[str, Any]:
+    """The keyword arguments every job of ours is queued with."""
     return {
         "job_id": job_id,
         # The timeout bounds each page's extraction; a batch gets one bound per article.
@@ -54,13 +74,14 @@ def batched(items: Sequence[T], size: int) -> list[Sequence[T]]:
 def enqueue_extracts(
     connection: redis.Redis,
     settings: Settings,
+    extract: JobFunction,
     jobs: Sequence[ArticleJob],
     *,
     batch_size: int | None = None,
     delay_s: float = 0.0,
 ) -> None:
-    """Queue the articles as extract jobs of up to ``job_batch_size`` articles each, in one
-    round trip (``delay_s`` > 0: scheduled for later instead, one call per job).
+    """Queue the articles as ``extract`` jobs of up to ``job_batch_size`` articles each, in
+    one round trip (``delay_s`` > 0: scheduled for later instead, one call per job).
 
     Batches, because RQ's own cost per job (~60 Redis commands, ~4 ms of worker CPU and
     ~1 ms of Redis CPU; benchmarks/pipeline_bench.py) is as much as all the rest of an
@@ -69,23 +90,23 @@ def enqueue_extracts(
     """
     if not jobs:
         return
-    extract = queue(connection, keys.EXTRACT_QUEUE)
+    extract_queue = queue(connection, keys.EXTRACT_QUEUE)
     prepared = [
         Queue.prepare_data(
-            EXTRACT_FUNC,
+            extract,
             args=([job.to_dict() for job in batch],),
             description=f"extract {len(batch)}: {batch[0].canonical_url[:200]}",
-            **_job_kwargs(
+            **job_options(
                 settings, keys.job_id(keys.EXTRACT_QUEUE, [j.article_id for j in batch]), len(batch)
             ),
         )
         for batch in batched(jobs, batch_size or settings.job_batch_size)
     ]
     if delay_s <= 0:
-        extract.enqueue_many(prepared)
+        extract_queue.enqueue_many(prepared)
         return
     for data in prepared:
-        extract.enqueue_in(
+        extract_queue.enqueue_in(
             timedelta(seconds=delay_s), data.func, *data.args, description=data.description,
             job_id=data.job_id, job_timeout=data.timeout, retry=data.retry,
             result_ttl=data.result_ttl, failure_ttl=data.failure_ttl,
@@ -93,15 +114,173 @@ def enqueue_extracts(
 
 
 def enqueue_tags(
-    connection: redis.Redis, settings: Settings, articles: Sequence[dict[str, Any]]
+    connection: redis.Redis,
+    settings: Settings,
+    tag: JobFunction,
+    articles: Sequence[dict[str, Any]],
 ) -> None:
-    """One tag job for the articles one extract job stored."""
+    """One ``tag`` job for the articles one extract job stored."""
     if not articles:
         return
-    tag = queue(connection, keys.TAG_QUEUE)
-    tag.enqueue_call(
-        TAG_FUNC,
+    queue(connection, keys.TAG_QUEUE).enqueue_call(
+        tag,
         args=(list(articles),),
         description=f"tag {len(articles)}: {articles[0]['canonical_url'][:200]}",
-        **_job_kwargs(settings, keys.job_id(keys.TAG_QUEUE, [a["article_id"] for a in articles])),
+        **job_options(settings, keys.job_id(keys.TAG_QUEUE, [a["article_id"] for a in articles])),
     )
+
+
+# -- inside a running job ------------------------------------------------------------------
+
+
+def current_job_id() -> str | None:
+    job = get_current_job()
+    return job.id if job is not None else None
+
+
+def current_job_is_retry(settings: Settings) -> bool:
+    """Whether the running job already failed once (RQ counts retries down)."""
+    job = get_current_job()
+    return (
+        job is not None and job.retries_left is not None and job.retries_left < settings.job_retries
+    )
+
+
+# -- workers -------------------------------------------------------------------------------
+
+
+def work(
+    rq_redis: redis.Redis,
+    queue_name: str,
+    *,
+    name: str | None,
+    burst: bool,
+    max_jobs: int | None,
+) -> bool:
+    """Run one ``SimpleWorker`` on ``queue_name`` (with RQ's scheduler, which retries
+    need) until stopped, ``max_jobs`` jobs, or, in burst mode, an empty queue."""
+    return bool(
+        make_worker(rq_redis, queue_name, name).work(
+            burst=burst, with_scheduler=True, max_jobs=max_jobs, logging_level="WARNING"
+        )
+    )
+
+
+def make_worker(rq_redis: redis.Redis, queue_name: str, name: str | None = None) -> SimpleWorker:
+    """Jobs run in the worker's own process (no fork per job, which costs more than a whole
+    extraction); the job timeout (SIGALRM) still bounds every job."""
+    return SimpleWorker(
+        [queue(rq_redis, queue_name)],
+        connection=rq_redis,
+        name=name,
+        worker_ttl=WORKER_TTL_S,
+        maintenance_interval=MAINTENANCE_INTERVAL_S,
+        job_monitoring_interval=JOB_MONITORING_INTERVAL_S,
+    )
+
+
+# -- what an operator and the health checks read -------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueCounts:
+    waiting: int
+    running: int
+    scheduled_retries: int
+    failed: int
+    workers: int
+
+
+def queue_counts(rq_redis: redis.Redis, *, with_workers: bool = True) -> dict[str, QueueCounts]:
+    """Each queue's jobs by state (and its live workers unless ``with_workers`` is off)."""
+    counts = {}
+    for name in keys.QUEUES:
+        q = queue(rq_redis, name)
+        counts[name] = QueueCounts(
+            waiting=q.count,
+            running=q.started_job_registry.count,
+            scheduled_retries=q.scheduled_job_registry.count,
+            failed=FailedJobRegistry(queue=q).count,
+            workers=len(Worker.all(queue=q)) if with_workers else 0,
+        )
+    return counts
+
+
+def queues_without_workers(rq_redis: redis.Redis) -> list[str]:
+    return [name for name in keys.QUEUES if not Worker.all(queue=queue(rq_redis, name))]
+
+
+def failed_jobs(rq_redis: redis.Redis) -> list[dict[str, Any]]:
+    """Every job in the failed registries, with the last line of its error."""
+    out = []
+    for name in keys.QUEUES:
+        registry = FailedJobRegistry(queue=queue(rq_redis, name))
+        for job_id in registry.get_job_ids():
+            job = Job.fetch(job_id, connection=rq_redis)
+            result = job.latest_result()
+            error = (result.exc_string or "").strip().splitlines()[-1:] if result else []
+            out.append({
+                "queue": name, "job_id": job_id, "description": job.description,
+                "failed_at": str(job.ended_at), "error": error[0] if error else "",
+            })  # fmt: skip
+    return out
+
+
+def retry_failed(rq_redis: redis.Redis, job_ids: list[str] | None = None) -> int:
+    """Requeue failed jobs (all, or those named); returns how many were requeued."""
+    count = 0
+    for name in keys.QUEUES:
+        registry = FailedJobRegistry(queue=queue(rq_redis, name))
+        for job_id in registry.get_job_ids():
+            if job_ids is None or job_id in job_ids:
+                registry.requeue(job_id)
+                count += 1
+    return count
+
+
+# -- getting a killed worker's job back ----------------------------------------------------
+
+
+def recover_jobs_of(rq_redis: redis.Redis, worker_name: str) -> int:
+    """Requeue (or fail, when out of retries) every job ``worker_name`` left started.
+
+    RQ notices a dead worker's job only when the job's heartbeat lapses and a maintenance
+    pass runs (about two minutes with our worker settings). The supervisor knows sooner:
+    the moment a child dies, the jobs that child had started are handed back here, counted
+    as one try (so a page that kills its worker every time ends in the failed registry
+    instead of looping). A worker that dies with its whole machine is still caught by
+    RQ's own pass.
+    """
+    recovered = 0
+    for name in keys.QUEUES:
+        q = queue(rq_redis, name)
+        registry = StartedJobRegistry(queue=q)
+        for entry in cast(list[bytes], rq_redis.zrange(registry.key, 0, -1)):
+            job = _started_job_of(rq_redis, entry, worker_name)
+            if job is None:
+                continue
+            with rq_redis.pipeline() as pipe:
+                if job.retries_left:
+                    job.retry(q, pipe)
+                else:
+                    FailedJobRegistry(queue=q).add(
+                        job, exc_string=f"worker {worker_name} died running it", pipeline=pipe
+                    )
+                pipe.zrem(registry.key, entry)
+                pipe.execute()
+            recovered += 1
+            log.warning("recovery.job_requeued", job_id=job.id, worker=worker_name,
+                        retries_left=job.retries_left)  # fmt: skip
+    return recovered
+
+
+def _started_job_of(rq_redis: redis.Redis, entry: bytes | str, worker_name: str) -> Job | None:
+    """The job behind a started-registry entry, if ``worker_name`` is running it."""
+    text = entry.decode() if isinstance(entry, bytes) else str(entry)
+    job_id = text.split(":", 1)[0]
+    if not rq_redis.exists(Job.key_for(job_id)):
+        return None
+    job = Job.fetch(job_id, connection=rq_redis)
+    if job.worker_name != worker_name or job.get_status(refresh=False) != JobStatus.STARTED:
+        return None
+    return job

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-import yaml
-
 from core.errors import ConfigError
+from core.yamlfile import read_mapping
 
 ENV_PREFIX = "TRADEWIRE_"
 CONFIG_ENV = "TRADEWIRE_CONFIG"
@@ -132,7 +131,7 @@ def load_settings(env: Mapping[str, str], config_file: Path | None = None) -> Se
     path = config_file or Path(env.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
     raw: dict[str, Any] = {}
     if path.exists():
-        raw.update(_read_yaml(path))
+        raw.update(read_mapping(path, "settings file"))
     elif CONFIG_ENV in env or config_file is not None:
         raise ConfigError(f"settings file {path} does not exist")
 
@@ -154,20 +153,6 @@ def load_settings(env: Mapping[str, str], config_file: Path | None = None) -> Se
     settings = Settings(**values)
     _validate(settings)
     return settings
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read settings file {path}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"settings file {path} is not valid YAML: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"settings file {path} must be a mapping of setting: value")
-    return data
 
 
 def _coerce(name: str, hint: Any, value: Any) -> Any:

@@ -18,10 +18,8 @@ from typing import Any
 
 import redis
 import structlog
-from rq import Queue, Worker
-from rq.registry import FailedJobRegistry
 
-from core import keys
+from core import keys, queues
 from core.connection import connect
 from core.errors import ConfigError
 from core.fetch import Fetcher
@@ -31,7 +29,6 @@ from service.embedded_redis import EmbeddedRedis
 from service.feedlist import load_feeds
 from service.health import HealthServer, HealthState
 from service.poller import Poller
-from service.recovery import recover_jobs_of
 from service.supervisor import Supervisor
 from workers.corpus import check_corpus_dir
 from workers.tagging import load_taxonomy
@@ -100,9 +97,7 @@ def poller_heartbeat_check(client: redis.Redis, max_age_s: float) -> Any:
 
 def workers_check(rq_redis: redis.Redis) -> Any:
     def check() -> str | None:
-        missing = [
-            name for name in keys.QUEUES if not Worker.all(queue=Queue(name, connection=rq_redis))
-        ]
+        missing = queues.queues_without_workers(rq_redis)
         return f"no live worker on queue(s) {', '.join(missing)}" if missing else None
 
     return check
@@ -111,13 +106,11 @@ def workers_check(rq_redis: redis.Redis) -> Any:
 def queue_limits_check(rq_redis: redis.Redis, max_backlog: int, max_failed: int) -> Any:
     def check() -> str | None:
         problems = []
-        for name in keys.QUEUES:
-            queue = Queue(name, connection=rq_redis)
-            if queue.count > max_backlog:
-                problems.append(f"{name} backlog {queue.count} > {max_backlog}")
-            failed = FailedJobRegistry(queue=queue).count
-            if failed > max_failed:
-                problems.append(f"{name} failed jobs {failed} > {max_failed}")
+        for name, counts in queues.queue_counts(rq_redis, with_workers=False).items():
+            if counts.waiting > max_backlog:
+                problems.append(f"{name} backlog {counts.waiting} > {max_backlog}")
+            if counts.failed > max_failed:
+                problems.append(f"{name} failed jobs {counts.failed} > {max_failed}")
         return "; ".join(problems) or None
 
     return check
@@ -145,48 +138,75 @@ async def _serve(
     assert settings.redis_url is not None
     text_redis = connect(settings, decode=True)
     rq_redis = connect(settings, decode=False)
-    state = HealthState()
-    loop_tick = [time.monotonic()]
-    state.liveness["loop"] = lambda: (
-        None if time.monotonic() - loop_tick[0] < 60 else "main loop has not turned for 60s"
-    )
-    # Checks get their own fail-fast clients; once Redis is found down, the checks that
-    # need it say so instead of each waiting on it.
-    probe = connect(settings, decode=True, probe=True)
-    probe_rq = connect(settings, decode=False, probe=True)
-    state.readiness["redis"] = redis_check(probe)
+    state, loop_tick = _health_state(settings, workers=bool(extract_workers or tag_workers))
     registry = exposition_registry(metrics_dir)
     collector = RedisStateCollector(rq_redis, settings.stream_name)
     registry.register(collector)
-
-    def hand_back_jobs(instance: str, code: int) -> None:
-        if code != 0:  # 0 is a planned recycle after max_jobs: nothing was left started
-            recover_jobs_of(rq_redis, instance)
-
-    supervisor = Supervisor(on_exit=hand_back_jobs)
-    supervisor.env["TRADEWIRE_REDIS_URL"] = settings.redis_url
-    for i in range(extract_workers):
-        supervisor.add(f"extract-{i}", worker_argv(keys.EXTRACT_QUEUE))
-    for i in range(tag_workers):
-        supervisor.add(f"tag-{i}", worker_argv(keys.TAG_QUEUE))
-    if extract_workers or tag_workers:
-        state.readiness["workers"] = workers_check(probe_rq)
-        state.readiness["queues"] = queue_limits_check(
-            probe_rq, settings.ready_max_backlog, settings.ready_max_failed
-        )
-
+    supervisor = _supervisor(settings, rq_redis, extract_workers, tag_workers)
     poller: Poller | None = None
     fetcher: Fetcher | None = None
     if poll:
         fetcher = Fetcher(settings)
         poller = Poller(settings, text_redis, rq_redis, fetcher)
         poller.register(load_feeds(settings.feeds_file))
+        probe = connect(settings, decode=True, probe=True)
         state.readiness["poller"] = poller_heartbeat_check(probe, 2 * poller.cycle_s + 5)
 
     health = HealthServer(settings.health_host, settings.health_port, state, registry).start()
     log.info("service.started", health_port=health.port, poll=poll, extract_workers=extract_workers,
              tag_workers=tag_workers, settings=settings.redacted())  # fmt: skip
+    await _run_until_signalled(supervisor, poller, state, loop_tick)
+    supervisor.stop(SHUTDOWN_GRACE_S)
+    if fetcher is not None:
+        await fetcher.aclose()
+    health.stop()
+    registry.unregister(collector)
+    log.info("service.stopped")
+    return 0
 
+
+def _health_state(settings: Settings, *, workers: bool) -> tuple[HealthState, list[float]]:
+    """Liveness and readiness checks; the list holds when the main loop last turned.
+
+    Checks get their own fail-fast clients: once Redis is found down, the checks that need
+    it say so instead of each waiting on it.
+    """
+    state = HealthState()
+    loop_tick = [time.monotonic()]
+    state.liveness["loop"] = lambda: (
+        None if time.monotonic() - loop_tick[0] < 60 else "main loop has not turned for 60s"
+    )
+    state.readiness["redis"] = redis_check(connect(settings, decode=True, probe=True))
+    if workers:
+        probe_rq = connect(settings, decode=False, probe=True)
+        state.readiness["workers"] = workers_check(probe_rq)
+        state.readiness["queues"] = queue_limits_check(
+            probe_rq, settings.ready_max_backlog, settings.ready_max_failed
+        )
+    return state, loop_tick
+
+
+def _supervisor(
+    settings: Settings, rq_redis: redis.Redis, extract_workers: int, tag_workers: int
+) -> Supervisor:
+    def hand_back_jobs(instance: str, code: int) -> None:
+        if code != 0:  # 0 is a planned recycle after max_jobs: nothing was left started
+            queues.recover_jobs_of(rq_redis, instance)
+
+    supervisor = Supervisor(on_exit=hand_back_jobs)
+    supervisor.env["TRADEWIRE_REDIS_URL"] = str(settings.redis_url)
+    for i in range(extract_workers):
+        supervisor.add(f"extract-{i}", worker_argv(keys.EXTRACT_QUEUE))
+    for i in range(tag_workers):
+        supervisor.add(f"tag-{i}", worker_argv(keys.TAG_QUEUE))
+    return supervisor
+
+
+async def _run_until_signalled(
+    supervisor: Supervisor, poller: Poller | None, state: HealthState, loop_tick: list[float]
+) -> None:
+    """Tend the workers and run the poller until SIGTERM/SIGINT; then readiness goes 503
+    and the poller stops scheduling (the caller stops the workers)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -203,14 +223,6 @@ async def _serve(
     if poller is not None:
         tasks.append(asyncio.create_task(poller.run(stop)))
     await stop.wait()
-
     log.info("service.stopping")
     state.shutting_down = True  # readiness 503 before anything stops
     await asyncio.gather(*tasks, return_exceptions=True)
-    supervisor.stop(SHUTDOWN_GRACE_S)
-    if fetcher is not None:
-        await fetcher.aclose()
-    health.stop()
-    registry.unregister(collector)
-    log.info("service.stopped")
-    return 0

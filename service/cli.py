@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("tag", help='JSON lines {"id","title","text"} on stdin → verdicts on stdout')
 
+    _add_stream_commands(sub)
+    _add_operator_commands(sub)
+    return parser
+
+
+def _add_stream_commands(sub: Any) -> None:
     tail = sub.add_parser("tail", help="read the event stream through a consumer group")
     tail.add_argument("--group", default="tradewire-tail")
     tail.add_argument("--consumer", default="tail-1")
@@ -74,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("retag", help="re-tag the corpus; emit events for changed verdicts")
 
+
+def _add_operator_commands(sub: Any) -> None:
     sub.add_parser("status", help="queues, workers, feeds in backoff, last events")
     failed = sub.add_parser("failed", help="inspect and requeue failed jobs")
     failed_sub = failed.add_subparsers(dest="failed_command", required=True)
@@ -91,7 +99,6 @@ def _parser() -> argparse.ArgumentParser:
     feeds_discover = feeds_sub.add_parser("discover", help="find a site's feeds")
     feeds_discover.add_argument("site")
     feeds_discover.add_argument("--add", action="store_true", help="add them to the feed list")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,8 +216,8 @@ def _extract(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _tag(settings: Settings) -> int:
-    from core.document import read_document
-    from workers.tagging import load_taxonomy, tag_article
+    from workers.pipeline import tag_document
+    from workers.tagging import load_taxonomy
 
     taxonomy = load_taxonomy(settings.taxonomy_file)
     status = 0
@@ -219,13 +226,11 @@ def _tag(settings: Settings) -> int:
             continue
         try:
             item = json.loads(line)
-            title = str(item.get("title", ""))
-            doc_title, paragraphs = read_document(str(item["text"]))
+            result = tag_document(taxonomy, str(item["text"]), str(item.get("title", "")))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             print(f"tradewire tag: line {number}: {exc!r}", file=sys.stderr)
             status = 1
             continue
-        result = tag_article(taxonomy, title or doc_title, paragraphs)
         out: dict[str, Any] = {"id": item.get("id"), **result.to_dict()}
         out.pop("taxonomy_version")
         out["taxonomy_version"] = result.taxonomy_version
@@ -277,6 +282,7 @@ def _replay(args: argparse.Namespace, settings: Settings, retag: bool) -> int:
 
 
 def _operate(args: argparse.Namespace, settings: Settings) -> int:
+    from core import queues
     from core.connection import connect
     from service import status
 
@@ -286,10 +292,10 @@ def _operate(args: argparse.Namespace, settings: Settings) -> int:
         report = status.status_report(text_redis, rq_redis, settings.stream_name, time.time())
         print(status.render_status(report))
     elif args.failed_command == "list":
-        for job in status.failed_jobs(rq_redis):
+        for job in queues.failed_jobs(rq_redis):
             print(json.dumps(job, ensure_ascii=False))
     else:
-        count = status.retry_failed(rq_redis, args.job_ids or None)
+        count = queues.retry_failed(rq_redis, args.job_ids or None)
         print(f"requeued {count} failed job(s)")
     return 0
 

@@ -5,24 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from core.errors import ConfigError
 from core.models import Feed
 from core.urls import is_web_url
+from core.yamlfile import read_mapping
 
 _FEED_KEYS = {"url", "title", "interval_s"}
 
 
 def load_feeds(path: Path) -> list[Feed]:
     """Read and validate the feed list; raise ConfigError naming the bad entry."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read feed list {path}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"feed list {path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("feeds"), list):
+    data = read_mapping(path, "feed list")
+    if not isinstance(data.get("feeds"), list):
         raise ConfigError(f"feed list {path} must have a top-level 'feeds:' list")
     unknown_top = set(data) - {"feeds"}
     if unknown_top:

@@ -131,20 +131,6 @@ def http_cache_hint_s(headers: Mapping[str, str], now: float) -> float | None:
     return _sensible(when.timestamp() - now)
 
 
-def feed_hint_s(feed: Mapping[str, object], headers: Mapping[str, str], now: float) -> float | None:
-    """All of a feed's stated hints combined. ``feed`` is feedparser's ``parsed.feed``,
-    which names the fields ``ttl``, ``sy_updateperiod`` and ``sy_updatefrequency``."""
-
-    def text(key: str) -> str | None:
-        value = feed.get(key)
-        return str(value) if value is not None else None
-
-    return combine_hints(
-        syndication_hint_s(text("ttl"), text("sy_updateperiod"), text("sy_updatefrequency")),
-        http_cache_hint_s(headers, now),
-    )
-
-
 def adaptive_interval_s(
     published_times: Sequence[float],
     now: float,

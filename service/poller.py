@@ -30,6 +30,7 @@ from service.feeds import ParsedFeed, parse_feed
 from service.hints import adaptive_interval_s, combine_hints, http_cache_hint_s
 from service.schedule import SchedulePolicy, error_delay, success_delay
 from service.state import FeedState, FeedStore
+from workers.jobs import extract_job
 
 log = structlog.get_logger("tradewire.poller")
 
@@ -176,70 +177,72 @@ class Poller:
         holds the others back. Network failures are judged per one-second window (an
         outage of ours shows as most of a window failing).
         """
-        in_flight: set[asyncio.Task[None]] = set()
-        semaphore = asyncio.Semaphore(self.settings.poll_concurrency)
-        report, failures = CycleReport(), list[_Failure]()
-        window_started, window_polled = time.monotonic(), 0
+        loop = _PollLoop(asyncio.Semaphore(self.settings.poll_concurrency))
         outage_delay = 1.0
         while not stop.is_set():
-            wait = self.cycle_s
             try:
-                now = self.clock()
-                self._follow_clock_jump(now)
-                free = self.settings.poll_concurrency - len(in_flight)
-                # Claim in chunks: three Redis round trips per claim are cheap for 16 feeds
-                # and most of a poll's cost for one.
-                worth_it = free >= min(CLAIM_CHUNK, self.settings.poll_concurrency) or not in_flight
-                due = (
-                    self.store.claim_due(now, self.settings.poll_lease_s, free) if worth_it else []
-                )
-                if due:
-                    for feed_id, feed, state in zip(
-                        due, self.store.feeds(due), self.store.states(due), strict=True
-                    ):
-                        if feed is None:
-                            continue
-                        task = asyncio.create_task(
-                            self._poll_guarded(semaphore, feed_id, feed, state, report, failures)
-                        )
-                        in_flight.add(task)
-                        task.add_done_callback(in_flight.discard)
-                idle = until_idle and not due and not in_flight
-                if idle or time.monotonic() - window_started >= 1.0:
-                    # Tasks still running report into the next window.
-                    judged = list(failures)
-                    failures.clear()
-                    self._record_network_failures(judged, polled=report.polled - window_polled)
-                    window_started, window_polled = time.monotonic(), report.polled
-                    self.heartbeat()
-                self.flush()
-                if idle:
+                wait = self._turn(loop, until_idle)
+                if wait is None:
                     break
                 outage_delay = 1.0
-                if not worth_it:
-                    wait = 0.5  # woken by the next fetches to finish
-                elif len(due) < free and not until_idle:
-                    # Nothing more is due now: sleep until the next one.
-                    next_due = self.store.next_due_at()
-                    if next_due is not None:
-                        wait = min(max(next_due - self.clock(), 0.02), self.cycle_s)
-                else:
-                    wait = 0.5
             except redis.RedisError as exc:
                 if until_idle:
-                    await self._drain(in_flight)
+                    await self._drain(loop.in_flight)
                     raise
                 log.warning("poller.redis_unavailable", error=str(exc), retry_in_s=outage_delay)
                 wait = outage_delay
                 outage_delay = min(outage_delay * 2, 30.0)
-            waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(stop.wait()), *in_flight}
-            _done, pending = await asyncio.wait(
-                waiters, timeout=min(wait, 1.0), return_when=asyncio.FIRST_COMPLETED
+            await _wait_for_progress(stop, loop.in_flight, wait)
+        await self._drain(loop.in_flight)
+        return loop.report
+
+    def _turn(self, loop: _PollLoop, until_idle: bool) -> float | None:
+        """One turn of the polling loop: claim what is due into the free fetch slots, judge
+        the failure window when it is over, flush state. Returns how long to wait before
+        the next turn, or None when ``until_idle`` and nothing is left."""
+        now = self.clock()
+        self._follow_clock_jump(now)
+        free = self.settings.poll_concurrency - len(loop.in_flight)
+        # Claim in chunks: three Redis round trips per claim are cheap for 16 feeds and
+        # most of a poll's cost for one.
+        worth_it = free >= min(CLAIM_CHUNK, self.settings.poll_concurrency) or not loop.in_flight
+        due = self.store.claim_due(now, self.settings.poll_lease_s, free) if worth_it else []
+        self._start_polls(loop, due)
+        idle = until_idle and not due and not loop.in_flight
+        if idle or time.monotonic() - loop.window_started >= 1.0:
+            self._judge_window(loop)
+        self.flush()
+        if idle:
+            return None
+        if worth_it and len(due) < free and not until_idle:
+            # Nothing more is due now: sleep until the next one.
+            next_due = self.store.next_due_at()
+            if next_due is not None:
+                return min(max(next_due - self.clock(), 0.02), self.cycle_s)
+            return self.cycle_s
+        return 0.5  # woken sooner by the next fetches to finish
+
+    def _start_polls(self, loop: _PollLoop, due: list[str]) -> None:
+        if not due:
+            return
+        for feed_id, feed, state in zip(
+            due, self.store.feeds(due), self.store.states(due), strict=True
+        ):
+            if feed is None:
+                continue
+            task = asyncio.create_task(
+                self._poll_guarded(loop.semaphore, feed_id, feed, state, loop.report, loop.failures)
             )
-            for future in pending - in_flight:
-                future.cancel()
-        await self._drain(in_flight)
-        return report
+            loop.in_flight.add(task)
+            task.add_done_callback(loop.in_flight.discard)
+
+    def _judge_window(self, loop: _PollLoop) -> None:
+        """Close the failure window (tasks still running report into the next one)."""
+        judged = list(loop.failures)
+        loop.failures.clear()
+        self._record_network_failures(judged, polled=loop.report.polled - loop.window_polled)
+        loop.window_started, loop.window_polled = time.monotonic(), loop.report.polled
+        self.heartbeat()
 
     async def _drain(self, in_flight: set[asyncio.Task[None]]) -> None:
         """On stop: let fetches in flight finish briefly, then cancel (their leases expire
@@ -322,6 +325,9 @@ class Poller:
             return
         if parsed.problem:
             log.info("poller.feed_malformed", problem=parsed.problem[:200], items=len(parsed.items))
+        if parsed.skipped_links:
+            # Entries whose link is no web URL (javascript:, file:, data:): dropped, said once.
+            log.info("poller.links_skipped", skipped=parsed.skipped_links)
         new_items = self._queue_new(feed, parsed)
         report.new_items += new_items
         self._record_success(feed_id, feed, state, result, parsed, new_items)
@@ -354,7 +360,7 @@ class Poller:
             for aid in fresh
         ]
         try:
-            enqueue_extracts(self.rq_redis, self.settings, jobs)
+            enqueue_extracts(self.rq_redis, self.settings, extract_job, jobs)
         except Exception:
             self.claims.release(fresh)
             raise
@@ -485,3 +491,27 @@ def poll_feeds_once(
             await fetcher.aclose()
 
     return asyncio.run(go())
+
+
+@dataclasses.dataclass
+class _PollLoop:
+    """The running state of one ``Poller._poll``."""
+
+    semaphore: asyncio.Semaphore
+    in_flight: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
+    report: CycleReport = dataclasses.field(default_factory=lambda: CycleReport())
+    failures: list[_Failure] = dataclasses.field(default_factory=list)
+    window_started: float = dataclasses.field(default_factory=time.monotonic)
+    window_polled: int = 0
+
+
+async def _wait_for_progress(
+    stop: asyncio.Event, in_flight: set[asyncio.Task[None]], wait: float
+) -> None:
+    """Sleep up to ``wait`` (at most a second), waking when a fetch finishes or on stop."""
+    waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(stop.wait()), *in_flight}
+    _done, pending = await asyncio.wait(
+        waiters, timeout=min(wait, 1.0), return_when=asyncio.FIRST_COMPLETED
+    )
+    for future in pending - in_flight:
+        future.cancel()

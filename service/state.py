@@ -119,10 +119,6 @@ class FeedStore:
         first = self.redis.zrange(keys.FEEDS_DUE, 0, 0, withscores=True)
         return float(first[0][1]) if first else None
 
-    def feed(self, feed_id: str) -> Feed | None:
-        raw = self.redis.hget(keys.FEEDS_DEFS, feed_id)
-        return Feed(**json.loads(raw)) if raw else None
-
     def feeds(self, feed_ids: Iterable[str]) -> list[Feed | None]:
         ids = list(feed_ids)
         if not ids:
@@ -140,10 +136,6 @@ class FeedStore:
     def state(self, feed_id: str) -> FeedState:
         raw = cast(dict[str, str], self.redis.hgetall(keys.feed_state(feed_id)))
         return FeedState.from_redis(raw)
-
-    def save(self, feed_id: str, state: FeedState) -> None:
-        """Store the state and reschedule; a feed removed meanwhile stays removed."""
-        self.save_many({feed_id: state})
 
     def save_many(self, states: Mapping[str, FeedState]) -> None:
         """Several feeds' states in one round trip (the poller buffers them per loop turn:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any, cast
 
 import redis
-from rq import Queue, Worker
-from rq.job import Job
-from rq.registry import FailedJobRegistry
 
-from core import keys
+from core import keys, queues
 from service.state import FeedStore
 
 
@@ -18,16 +16,7 @@ def status_report(
     text_redis: redis.Redis, rq_redis: redis.Redis, stream: str, now: float
 ) -> dict[str, Any]:
     """Queues, workers, feeds in backoff, poller heartbeat and the last events."""
-    queues = {}
-    for name in keys.QUEUES:
-        queue = Queue(name, connection=rq_redis)
-        queues[name] = {
-            "waiting": queue.count,
-            "running": queue.started_job_registry.count,
-            "scheduled_retries": queue.scheduled_job_registry.count,
-            "failed": FailedJobRegistry(queue=queue).count,
-            "workers": len(Worker.all(queue=queue)),
-        }
+    counts = {name: dataclasses.asdict(c) for name, c in queues.queue_counts(rq_redis).items()}
     feeds = FeedStore(text_redis).all_states()
     backoff = [
         {"url": feed.url, "errors": state.consecutive_errors, "last_status": state.last_status,
@@ -44,7 +33,7 @@ def status_report(
             "article_id": fields["article_id"], "title": event.get("title", "")[:80],
         })  # fmt: skip
     return {
-        "queues": queues,
+        "queues": counts,
         "feeds": {"total": len(feeds), "in_backoff": len(backoff), "backoff": backoff[:20]},
         "poller_heartbeat_age_s": round(now - float(heartbeat), 1) if heartbeat else None,
         "stream": {"name": stream, "length": text_redis.xlen(stream)},
@@ -73,32 +62,3 @@ def render_status(report: dict[str, Any]) -> str:
             f"{event['title']}"
         )
     return "\n".join(lines)
-
-
-def failed_jobs(rq_redis: redis.Redis) -> list[dict[str, Any]]:
-    """Every job in the failed registries, with the last line of its error."""
-    out = []
-    for name in keys.QUEUES:
-        queue = Queue(name, connection=rq_redis)
-        registry = FailedJobRegistry(queue=queue)
-        for job_id in registry.get_job_ids():
-            job = Job.fetch(job_id, connection=rq_redis)
-            result = job.latest_result()
-            error = (result.exc_string or "").strip().splitlines()[-1:] if result else []
-            out.append({
-                "queue": name, "job_id": job_id, "description": job.description,
-                "failed_at": str(job.ended_at), "error": error[0] if error else "",
-            })  # fmt: skip
-    return out
-
-
-def retry_failed(rq_redis: redis.Redis, job_ids: list[str] | None = None) -> int:
-    """Requeue failed jobs (all, or those named); returns how many were requeued."""
-    count = 0
-    for name in keys.QUEUES:
-        registry = FailedJobRegistry(queue=Queue(name, connection=rq_redis))
-        for job_id in registry.get_job_ids():
-            if job_ids is None or job_id in job_ids:
-                registry.requeue(job_id)
-                count += 1
-    return count

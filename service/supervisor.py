@@ -102,9 +102,6 @@ class Supervisor:
                 self._unhandled_exits.append((instance, code))
                 log.warning("supervisor.on_exit_deferred", instance=instance, error=str(exc)[:200])
 
-    def alive(self) -> int:
-        return sum(1 for c in self.children if c.process is not None and c.process.poll() is None)
-
     def stop(self, timeout_s: float) -> None:
         """SIGTERM everyone, wait up to ``timeout_s`` for in-flight jobs, then SIGKILL."""
         self.stopping = True

@@ -112,10 +112,6 @@ class Corpus:
             self._number(keys=[keys.CORPUS_SEQ, keys.corpus_number(article_id)], client=pipe)
         return [int(n) for n in pipe.execute()]
 
-    def write(self, article_id: str, text: str, meta: dict[str, Any]) -> Path:
-        """Write the document and its metadata; returns the document's path."""
-        return self.write_many([(article_id, text, meta)])[0]
-
     def write_many(self, documents: Sequence[tuple[str, str, dict[str, Any]]]) -> list[Path]:
         """Write documents (article id, text, metadata) with one flush to disk for all.
 

@@ -16,34 +16,20 @@ from typing import Any, cast
 
 import redis
 import structlog
-from rq import get_current_job
 
+from core import queues
 from core.errors import PermanentFetchError, RefusedArticleError, TransientFetchError
 from core.fetch import Fetcher, FetchResult
 from core.metrics import ARTICLES, EVENT_LATENCY, EVENTS, EXTRACT_SECONDS
-from core.models import Article, ArticleJob, TagResult
-from core.queues import enqueue_extracts, enqueue_tags, first_retry_interval_s
-from core.settings import Settings
+from core.models import Article, ArticleJob
 from core.urls import domain_of
-from workers import resources
-from workers.events import build_event
-from workers.fingerprint import sketch
-from workers.pipeline import (
-    build_article,
-    page_to_extraction,
-    tag_document,
-    with_page_canonical,
-)
+from workers.context import WorkerContext, active
+from workers.duplicates import sketch
+from workers.pipeline import build_article, page_to_extraction, with_page_canonical
 from workers.politeness import HostBusyError
-from workers.stream import record_verdict
 
 log = structlog.get_logger("tradewire.worker")
 PAGE_TYPES = ("text/html", "application/xhtml", "text/plain")
-
-
-def _job_id() -> str | None:
-    job = get_current_job()
-    return job.id if job is not None else None
 
 
 def extract_job(payload: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
@@ -56,12 +42,24 @@ def extract_job(payload: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any
     Redis) is retried by RQ and then split into single-article jobs, so one poisonous page
     cannot hold its batch-mates back. Every step is idempotent per article.
     """
-    deps = resources.current()
-    payloads = [payload] if isinstance(payload, dict) else payload  # dict: jobs queued by 0.1
+    return extract_batch(active(), _batch(payload))
+
+
+def tag_job(payload: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
+    """Tag stored articles and emit an event for each one about US–China trade."""
+    return tag_batch(active(), _batch(payload))
+
+
+def _batch(payload: list[dict[str, Any]] | dict[str, Any]) -> list[dict[str, Any]]:
+    return [payload] if isinstance(payload, dict) else payload  # dict: jobs queued by 0.1
+
+
+def extract_batch(deps: WorkerContext, payloads: list[dict[str, Any]]) -> dict[str, Any]:
+    """``extract_job``'s work, given the worker's context."""
     jobs = [ArticleJob.from_dict(p) for p in payloads]
-    job_id = _job_id()
-    if len(jobs) > 1 and _is_retry(deps.settings):
-        enqueue_extracts(deps.rq_redis, deps.settings, jobs, batch_size=1)
+    job_id = queues.current_job_id()
+    if len(jobs) > 1 and queues.current_job_is_retry(deps.settings):
+        queues.enqueue_extracts(deps.rq_redis, deps.settings, extract_job, jobs, batch_size=1)
         log.warning("extract.batch_split", job_id=job_id, articles=len(jobs))
         return {"status": "split", "articles": len(jobs)}
 
@@ -78,17 +76,17 @@ def extract_job(payload: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any
             ARTICLES.labels(status="extracted", reason="").inc()
             log.info("article.extracted", status="extracted", corpus_file=article.corpus_file)
     outcomes["extracted"] = len(stored)
-    enqueue_tags(deps.rq_redis, deps.settings, [article.to_dict() for article in stored])
+    queues.enqueue_tags(deps.rq_redis, deps.settings, tag_job, [a.to_dict() for a in stored])
     if retry_later:
-        enqueue_extracts(
-            deps.rq_redis, deps.settings, retry_later, batch_size=1,
-            delay_s=first_retry_interval_s(deps.settings),
+        queues.enqueue_extracts(
+            deps.rq_redis, deps.settings, extract_job, retry_later, batch_size=1,
+            delay_s=queues.first_retry_interval_s(deps.settings),
         )  # fmt: skip
     return dict(outcomes)
 
 
 async def _download_and_extract(
-    deps: resources.Deps, fetcher: Fetcher, jobs: list[ArticleJob], job_id: str | None
+    deps: WorkerContext, fetcher: Fetcher, jobs: list[ArticleJob], job_id: str | None
 ) -> tuple[list[Article], list[ArticleJob], Counter[str]]:
     """Download the batch's pages concurrently and extract each as it arrives: the
     articles, the jobs to retry on their own, and how the others ended."""
@@ -130,7 +128,7 @@ class _DownloadFailed(Exception):
 
 
 async def _download(
-    deps: resources.Deps, fetcher: Fetcher, job: ArticleJob
+    deps: WorkerContext, fetcher: Fetcher, job: ArticleJob
 ) -> tuple[ArticleJob, FetchResult | RefusedArticleError | PermanentFetchError]:
     """The page, or the permanent reason there is none; _DownloadFailed when worth a retry."""
     settings = deps.settings
@@ -154,7 +152,7 @@ async def _download(
 
 
 def _extract(
-    deps: resources.Deps,
+    deps: WorkerContext,
     job: ArticleJob,
     page: FetchResult | RefusedArticleError | PermanentFetchError,
 ) -> Article | str:
@@ -183,7 +181,7 @@ def _extract(
     return build_article(job, extraction, datetime.now(UTC))
 
 
-def _mark_duplicates(deps: resources.Deps, articles: list[Article]) -> list[Article]:
+def _mark_duplicates(deps: WorkerContext, articles: list[Article]) -> list[Article]:
     """Name the original of each article that repeats an earlier one's text."""
     originals = deps.duplicates.originals_of([(a.article_id, sketch(a.text)) for a in articles])
     marked = []
@@ -195,11 +193,9 @@ def _mark_duplicates(deps: resources.Deps, articles: list[Article]) -> list[Arti
     return marked
 
 
-def tag_job(payload: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
-    """Tag stored articles and emit an event for each one about US–China trade."""
-    deps = resources.current()
-    payloads = [payload] if isinstance(payload, dict) else payload  # dict: jobs queued by 0.1
-    job_id = _job_id()
+def tag_batch(deps: WorkerContext, payloads: list[dict[str, Any]]) -> dict[str, Any]:
+    """``tag_job``'s work, given the worker's context."""
+    job_id = queues.current_job_id()
     outcomes: Counter[str] = Counter()
     for item in payloads:
         article = Article.from_dict(item)
@@ -208,43 +204,29 @@ def tag_job(payload: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
     return dict(outcomes)
 
 
-def _tag_and_emit(deps: resources.Deps, article: Article) -> str:
-    tags = tag_document(deps.taxonomy, article.text, article.title)
-    event = build_event(article, tags, now=datetime.now(UTC))
-    if deps.articles_emitter is not None:
-        deps.articles_emitter.emit(event)
-    if not tags.us_china_trade:
-        _record(deps, article, tags)
+def _tag_and_emit(deps: WorkerContext, article: Article) -> str:
+    announced = deps.announcer.announce(article, datetime.now(UTC))
+    tags = announced.tags
+    if announced.outcome == "not_relevant":
         log.info("article.processed", status="not_relevant", score=tags.score)
         return "not_relevant"
-    result = deps.emitter.emit(event)
-    # Bookkeeping only after the event is safely on the stream: a crash before this
-    # line retries the job, and the emitter makes the retry harmless.
-    _record(deps, article, tags)
-    EVENTS.labels(outcome="emitted" if result.created else "duplicate_suppressed").inc()
-    if result.created:
+    created = announced.outcome == "emitted"
+    EVENTS.labels(outcome="emitted" if created else "duplicate_suppressed").inc()
+    if created:
         _observe_latency(article)
     log.info(
         "article.processed",
-        status="emitted" if result.created else "already_emitted",
-        entry_id=result.entry_id,
+        status=announced.outcome,
+        entry_id=announced.entry_id,
         score=tags.score,
         topics=list(tags.topics),
     )
-    return "emitted" if result.created else "already_emitted"
+    return announced.outcome
 
 
 def _article_context(article: ArticleJob | Article, job_id: str | None) -> Any:
     return structlog.contextvars.bound_contextvars(
         article_id=article.article_id, url=article.url, job_id=job_id
-    )
-
-
-def _is_retry(settings: Settings) -> bool:
-    """Whether the running job already failed once (RQ counts retries down)."""
-    job = get_current_job()
-    return (
-        job is not None and job.retries_left is not None and job.retries_left < settings.job_retries
     )
 
 
@@ -257,10 +239,6 @@ def _observe_latency(article: Article) -> None:
         if stamp:
             moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
             EVENT_LATENCY.labels(since=since).observe(max(0.0, (now - moment).total_seconds()))
-
-
-def _record(deps: resources.Deps, article: Article, tags: TagResult) -> None:
-    record_verdict(deps.text_redis, article.article_id, tags.to_dict(), deps.settings.emitted_ttl_s)
 
 
 def _meta(article: Article) -> dict[str, Any]:

@@ -73,9 +73,6 @@ class RobotsRules:
         return self._parser.can_fetch(product_token(user_agent), url)
 
 
-ALLOW_ALL = RobotsRules("allow_all", reason="no_rules")
-
-
 def product_token(user_agent: str) -> str:
     """The name robots.txt groups are matched against: ``tradewire`` from
     ``tradewire/0.1 (+https://...)``. Lowercase, as RFC 9309 matching is case-insensitive."""

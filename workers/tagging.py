@@ -20,10 +20,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from core.errors import ConfigError
 from core.models import TagResult
+from core.yamlfile import read_mapping
 from workers.lexicon import CJK, TermMatcher, normalize_text
 
 TOPICS = (
@@ -98,13 +97,7 @@ class Taxonomy:
 
 def load_taxonomy(path: Path) -> Taxonomy:
     """Read and compile the taxonomy; raise ConfigError naming what is wrong."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read taxonomy {path}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"taxonomy {path} is not valid YAML: {exc}") from exc
-    return taxonomy_from_mapping(data, str(path))
+    return taxonomy_from_mapping(read_mapping(path, "taxonomy"), str(path))
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -122,33 +115,65 @@ def taxonomy_from_mapping(data: Any, source: str = "taxonomy") -> Taxonomy:
     missing = sorted(required - set(data))
     if missing:
         raise ConfigError(f"{source}: missing key(s) {', '.join(missing)}")
-    given_weights = _mapping(data["weights"], f"{source}: weights")
-    unknown_weights = set(given_weights) - set(_WEIGHT_NAMES)
-    if unknown_weights:
-        raise ConfigError(f"{source}: unknown weight(s) {sorted(unknown_weights)}")
-    try:
-        weights = {name: float(given_weights.get(name, 0.0)) for name in _WEIGHT_NAMES}
-        threshold = float(data["threshold"])
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{source}: weights and threshold must be numbers ({exc})") from exc
+    weights, threshold = _weights(data, source)
     topics = _mapping(data["topics"], f"{source}: topics")
     unknown_topics = set(topics) - set(TOPICS)
     if unknown_topics:
         raise ConfigError(f"{source}: unknown topic(s) {sorted(unknown_topics)}")
-    actors = data["actors"]
-    if not isinstance(actors, dict) or not {"us", "china"} <= set(actors):
-        raise ConfigError(f"{source}: 'actors' needs 'us' and 'china' lists")
+    entities = _mapping(data.get("entities"), f"{source}: entities")
+    terms = _TermList(source)
+    _collect_terms(terms, data, topics, entities)
+    return Taxonomy(
+        version=str(data["version"]),
+        threshold=threshold,
+        weights=weights,
+        matcher=TermMatcher(terms.pairs),
+        topic_names=tuple(t for t in TOPICS if t in topics),
+        entity_names=tuple(str(name) for name in entities),
+        labels={
+            label: (kind, name)
+            for label in {label for label, _ in terms.pairs}
+            for kind, _, name in [label.partition(":")]
+            if kind in ("topic", "weak", "entity")
+        },
+    )
 
-    terms: list[tuple[str, str]] = []
 
-    def add(labels: Sequence[str], values: Any, where: str) -> None:
+def _weights(data: dict[str, Any], source: str) -> tuple[dict[str, float], float]:
+    given = _mapping(data["weights"], f"{source}: weights")
+    unknown = set(given) - set(_WEIGHT_NAMES)
+    if unknown:
+        raise ConfigError(f"{source}: unknown weight(s) {sorted(unknown)}")
+    try:
+        weights = {name: float(given.get(name, 0.0)) for name in _WEIGHT_NAMES}
+        return weights, float(data["threshold"])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: weights and threshold must be numbers ({exc})") from exc
+
+
+class _TermList:
+    """(label, term) pairs gathered from the taxonomy, with errors naming where."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.pairs: list[tuple[str, str]] = []
+
+    def add(self, labels: Sequence[str], values: Any, where: str) -> None:
         if values is None:
             return
         if not isinstance(values, list):
-            raise ConfigError(f"{source}: {where}: expected a list of terms")
+            raise ConfigError(f"{self.source}: {where}: expected a list of terms")
         for value in values:
-            terms.extend((label, str(value)) for label in labels)
+            self.pairs.extend((label, str(value)) for label in labels)
 
+
+def _collect_terms(
+    terms: _TermList, data: dict[str, Any], topics: dict[str, Any], entities: dict[str, Any]
+) -> None:
+    source, add = terms.source, terms.add
+    actors = data["actors"]
+    if not isinstance(actors, dict) or not {"us", "china"} <= set(actors):
+        raise ConfigError(f"{source}: 'actors' needs 'us' and 'china' lists")
     add(["us"], actors["us"], "actors.us")
     add(["china"], actors["china"], "actors.china")
     add(["trade"], data["trade"], "trade")
@@ -174,23 +199,8 @@ def taxonomy_from_mapping(data: Any, source: str = "taxonomy") -> Taxonomy:
             add([f"weak:{name}"], spec.get("weak"), f"topics.{name}.weak")
         else:
             add([f"topic:{name}"], spec, f"topics.{name}")
-    entities = _mapping(data.get("entities"), f"{source}: entities")
     for name, aliases in entities.items():
         add([f"entity:{name}"], aliases, f"entities.{name}")
-    return Taxonomy(
-        version=str(data["version"]),
-        threshold=threshold,
-        weights=weights,
-        matcher=TermMatcher(terms),
-        topic_names=tuple(t for t in TOPICS if t in topics),
-        entity_names=tuple(str(name) for name in entities),
-        labels={
-            label: (kind, name)
-            for label in {label for label, _ in terms}
-            for kind, _, name in [label.partition(":")]
-            if kind in ("topic", "weak", "entity")
-        },
-    )
 
 
 # --- Sentences -----------------------------------------------------------------------------
@@ -246,10 +256,6 @@ class _Sentence:
         """Trade or commerce vocabulary."""
         return self.trade or self.commerce
 
-    @property
-    def all_three(self) -> bool:
-        return self.us and self.china and self.trade
-
 
 @dataclasses.dataclass
 class Features:
@@ -273,104 +279,128 @@ def article_features(taxonomy: Taxonomy, title: str, paragraphs: Sequence[str]) 
     title_s = _Sentence(title_text, -1, classify(title_text) if title_text else {})
     sentences = [_Sentence(text, p, classify(text)) for p, text in split_sentences(paragraphs)]
     everything = [title_s, *sentences]
-    n = max(1, len(sentences))
-
-    us_named = china_named = third_named = 0
-    negative: list[_Sentence] = []
-    for s in everything:
-        us_named += s.us
-        china_named += s.china
-        third_named += s.third
-        if "negative" in s.hits:
-            negative.append(s)
-
-    # "The two countries", "双方", "trade war": when each side is named at least twice and
-    # more often than third countries, these name both (unless a third country stands in
-    # the same paragraph).
-    if min(us_named, china_named) >= max(2, third_named + 1):
-        third_paragraphs = {s.paragraph for s in everything if s.third}
-        for s in everything:
-            if "pair" in s.hits and s.paragraph not in third_paragraphs:
-                s.us = s.china = True
-
-    # Sports trades and stock trading: where such sentences outnumber the other sentences
-    # holding both sides and trade or commerce words, their trade words do not count.
-    if negative:
-        clean = sum(1 for s in sentences if s.us and s.china and s.econ and s not in negative)
-        if len(negative) > clean:
-            for s in negative:
-                s.trade = s.commerce = False
-
-    paragraph_sides: dict[int, int] = {}
-    strong: list[_Sentence] = []
-    commerce: list[_Sentence] = []
-    strong_paragraphs: set[int] = set()
-    trade_share = third_count = bilateral_count = 0.0
-    econ_us = econ_china = 0
-    for s in sentences:
-        econ = s.trade or s.commerce
-        sides = s.us * _US | s.china * _CHINA | s.trade * _TRADE | econ * _ECON
-        paragraph_sides[s.paragraph] = paragraph_sides.get(s.paragraph, 0) | sides
-        if not econ:
-            continue
-        econ_us += s.us
-        econ_china += s.china
-        if s.us and s.china:
-            s.where = "focus"
-            if s.trade:
-                strong.append(s)
-                strong_paragraphs.add(s.paragraph)
-            else:
-                commerce.append(s)
-        if not s.third:
-            trade_share += 1.0 if s.trade else 0.5
-        elif s.trade:
-            # Trade talk naming a third country, against US–China trade talk; a sentence
-            # naming all three counts half to each.
-            both = s.us and s.china
-            third_count += 0.5 if both else 1.0
-            bilateral_count += 0.5 if both else 0.0
-        if s.trade and s.us and s.china and not s.third:
-            bilateral_count += 1.0
+    us_named = sum(s.us for s in everything)
+    china_named = sum(s.china for s in everything)
+    negative = [s for s in everything if "negative" in s.hits]
+    _resolve_pair_references(everything, us_named, china_named)
+    _discount_negative_contexts(sentences, negative)
+    talk = _trade_talk(sentences)
     if title_s.econ and title_s.third and not (title_s.us and title_s.china):
-        third_count += 2.0  # a title naming a third country and not both sides
+        talk.third_count += 2.0  # a title naming a third country and not both sides
     title_s.where = "focus"
-
-    econ_paragraphs = set()
-    spread = 0
-    for paragraph, sides in paragraph_sides.items():
-        if sides & (_US | _CHINA) == _US | _CHINA:
-            if sides & _ECON:
-                econ_paragraphs.add(paragraph)
-            if sides & _TRADE and paragraph not in strong_paragraphs:
-                spread += 1
-    for s in sentences:
-        if s.where == "other" and s.paragraph in econ_paragraphs:
-            s.where = "paragraph"
+    econ_paragraphs, spread = _paragraph_spread(sentences, talk)
     focus_topics = {
         key
-        for s in (title_s, *strong, *commerce)
+        for s in (title_s, *talk.strong, *talk.commerce)
         if s.paragraph >= 0 or (s.us and s.china and s.econ)
         for key in s.hits
         if key.startswith("topic:")
     }
-
+    n = max(1, len(sentences))
     values = {
         "bias": 1.0,
-        "sentence_all_three": float(min(len(strong), 4)),
-        "sentence_commerce": float(min(len(commerce), 4)),
+        "sentence_all_three": float(min(len(talk.strong), 4)),
+        "sentence_commerce": float(min(len(talk.commerce), 4)),
         "paragraph_all_three": float(min(spread, 4)),
         "title_all_three": float(title_s.us and title_s.china and title_s.econ),
         "lead": float(0 in econ_paragraphs or 1 in econ_paragraphs),
-        "trade_share": trade_share / n,
+        "trade_share": talk.trade_share / n,
         "side_balance": min(us_named, china_named) / n,
-        "side_trade_balance": min(econ_us, econ_china) / n,
+        "side_trade_balance": min(talk.econ_us, talk.econ_china) / n,
         "topic_density": float(min(len(focus_topics), 4)),
-        "third_country": third_count / (third_count + bilateral_count + 1.0),
-        "negative_context": len(negative) / (len(negative) + len(strong) + len(commerce) + 1),
+        "third_country": talk.third_count / (talk.third_count + talk.bilateral_count + 1.0),
+        "negative_context": len(negative)
+        / (len(negative) + len(talk.strong) + len(talk.commerce) + 1),
     }
     rejecting = negative + [s for s in everything if s.third and s.trade]
-    return Features(values, title_s, sentences, [*strong, *commerce], rejecting)
+    return Features(values, title_s, sentences, [*talk.strong, *talk.commerce], rejecting)
+
+
+def _resolve_pair_references(everything: list[_Sentence], us_named: int, china_named: int) -> None:
+    """ "The two countries", "双方", "trade war": when each side is named at least twice and
+    more often than third countries, these name both (unless a third country stands in the
+    same paragraph)."""
+    third_named = sum(s.third for s in everything)
+    if min(us_named, china_named) < max(2, third_named + 1):
+        return
+    third_paragraphs = {s.paragraph for s in everything if s.third}
+    for s in everything:
+        if "pair" in s.hits and s.paragraph not in third_paragraphs:
+            s.us = s.china = True
+
+
+def _discount_negative_contexts(sentences: list[_Sentence], negative: list[_Sentence]) -> None:
+    """Sports trades and stock trading: where such sentences outnumber the other sentences
+    holding both sides and trade or commerce words, their trade words do not count."""
+    if not negative:
+        return
+    clean = sum(1 for s in sentences if s.us and s.china and s.econ and s not in negative)
+    if len(negative) > clean:
+        for s in negative:
+            s.trade = s.commerce = False
+
+
+@dataclasses.dataclass
+class _TradeTalk:
+    """What the body's sentences with trade or commerce words add up to."""
+
+    strong: list[_Sentence] = dataclasses.field(default_factory=list)  # both sides + trade
+    commerce: list[_Sentence] = dataclasses.field(default_factory=list)  # both + commerce
+    strong_paragraphs: set[int] = dataclasses.field(default_factory=set)
+    paragraph_sides: dict[int, int] = dataclasses.field(default_factory=dict)
+    trade_share: float = 0.0
+    third_count: float = 0.0
+    bilateral_count: float = 0.0
+    econ_us: int = 0
+    econ_china: int = 0
+
+
+def _trade_talk(sentences: list[_Sentence]) -> _TradeTalk:
+    talk = _TradeTalk()
+    for s in sentences:
+        econ = s.trade or s.commerce
+        sides = s.us * _US | s.china * _CHINA | s.trade * _TRADE | econ * _ECON
+        talk.paragraph_sides[s.paragraph] = talk.paragraph_sides.get(s.paragraph, 0) | sides
+        if not econ:
+            continue
+        talk.econ_us += s.us
+        talk.econ_china += s.china
+        if s.us and s.china:
+            s.where = "focus"
+            if s.trade:
+                talk.strong.append(s)
+                talk.strong_paragraphs.add(s.paragraph)
+            else:
+                talk.commerce.append(s)
+        if not s.third:
+            talk.trade_share += 1.0 if s.trade else 0.5
+        elif s.trade:
+            # Trade talk naming a third country, against US–China trade talk; a sentence
+            # naming all three counts half to each.
+            both = s.us and s.china
+            talk.third_count += 0.5 if both else 1.0
+            talk.bilateral_count += 0.5 if both else 0.0
+        if s.trade and s.us and s.china and not s.third:
+            talk.bilateral_count += 1.0
+    return talk
+
+
+def _paragraph_spread(sentences: list[_Sentence], talk: _TradeTalk) -> tuple[set[int], int]:
+    """The paragraphs naming both sides with trade or commerce words, and how many name
+    both sides and trade without one sentence holding all three; marks the sentences of
+    such paragraphs as evidence of the paragraph kind."""
+    econ_paragraphs = set()
+    spread = 0
+    for paragraph, sides in talk.paragraph_sides.items():
+        if sides & (_US | _CHINA) == _US | _CHINA:
+            if sides & _ECON:
+                econ_paragraphs.add(paragraph)
+            if sides & _TRADE and paragraph not in talk.strong_paragraphs:
+                spread += 1
+    for s in sentences:
+        if s.where == "other" and s.paragraph in econ_paragraphs:
+            s.where = "paragraph"
+    return econ_paragraphs, spread
 
 
 def score(taxonomy: Taxonomy, features: Features) -> float:

@@ -21,12 +21,13 @@ from werkzeug import Request, Response
 
 from core import keys
 from core.models import ArticleJob
-from core.queues import EXTRACT_FUNC, enqueue_extracts
+from core.queues import enqueue_extracts
 from core.settings import Settings
 from core.urls import article_id_for, canonicalize_url
 from service.demo import SITE_DIR
 from service.feedlist import load_feeds
 from service.poller import poll_feeds_once
+from workers.jobs import extract_job
 from workers.runner import run_worker
 
 PAGES = [
@@ -114,8 +115,8 @@ def test_a_transient_failure_leaves_the_batch_as_a_single_job(
     assert FLAKY not in {a["url"].rsplit("/", 1)[-1] for a in tag_batch.args[0]}
     # The 503 page waits on its own, on the retry schedule, with the full retry policy.
     scheduled = ScheduledJobRegistry(queue=extract)
-    assert scheduled.get_job_ids() == [keys.extract_job_id(flaky_id)]
-    single = Job.fetch(keys.extract_job_id(flaky_id), connection=rq_redis)
+    assert scheduled.get_job_ids() == [keys.job_id(keys.EXTRACT_QUEUE, [flaky_id])]
+    single = Job.fetch(keys.job_id(keys.EXTRACT_QUEUE, [flaky_id]), connection=rq_redis)
     assert single.retries_left == settings.job_retries
     assert FailedJobRegistry(queue=extract).count == 0
 
@@ -140,7 +141,7 @@ def test_a_batch_that_failed_is_retried_as_single_jobs(
     server, state = site
     state["flaky_503s"] = 0
     jobs = [article_job(server, name) for name in PAGES[:3]]
-    enqueue_extracts(rq_redis, settings, jobs)
+    enqueue_extracts(rq_redis, settings, extract_job, jobs)
     extract = Queue(keys.EXTRACT_QUEUE, connection=rq_redis)
     [batch] = extract.get_jobs()
     batch.retries_left = settings.job_retries - 1
@@ -148,7 +149,9 @@ def test_a_batch_that_failed_is_retried_as_single_jobs(
 
     run_worker(settings.with_overrides(worker_max_jobs=1), keys.EXTRACT_QUEUE, burst=True)
     assert not list(settings.corpus_dir.glob("*.txt"))
-    assert sorted(extract.get_job_ids()) == sorted(keys.extract_job_id(j.article_id) for j in jobs)
+    assert sorted(extract.get_job_ids()) == sorted(
+        keys.job_id(keys.EXTRACT_QUEUE, [j.article_id]) for j in jobs
+    )
     run_worker(settings, keys.EXTRACT_QUEUE, burst=True)
     assert len(list(settings.corpus_dir.glob("*.txt"))) == 3
     assert len(Queue(keys.TAG_QUEUE, connection=rq_redis).get_jobs()) == 3
@@ -164,7 +167,7 @@ def test_a_job_queued_by_version_0_1_still_runs(
     server, _ = site
     job = article_job(server, PAGES[0])
     extract = Queue(keys.EXTRACT_QUEUE, connection=rq_redis)
-    extract.enqueue_call(EXTRACT_FUNC, args=(job.to_dict(),), job_id="extract-legacy")
+    extract.enqueue_call(extract_job, args=(job.to_dict(),), job_id="extract-legacy")
     run_worker(settings, keys.EXTRACT_QUEUE, burst=True)
     [tag] = Queue(keys.TAG_QUEUE, connection=rq_redis).get_jobs()
     assert [a["article_id"] for a in tag.args[0]] == [job.article_id]

@@ -19,8 +19,9 @@ from rq import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from core import keys
+from core.queues import failed_jobs, retry_failed
 from service.demo import SITE_DIR, _SiteHandler, demo_feeds
-from service.status import failed_jobs, render_status, retry_failed, status_report
+from service.status import render_status, status_report
 from tests.processes import run_env, start_run, wait_until
 
 

@@ -8,10 +8,10 @@ import io
 import feedparser
 import pytest
 
+from service.feeds import parse_feed
 from service.hints import (
     adaptive_interval_s,
     combine_hints,
-    feed_hint_s,
     http_cache_hint_s,
     syndication_hint_s,
 )
@@ -32,8 +32,14 @@ def parsed_channel(channel_extra: str) -> feedparser.FeedParserDict:
     return feedparser.parse(io.BytesIO(rss(channel_extra))).feed
 
 
+def feed_hint_s(channel_extra: str, headers: dict[str, str], now: float) -> float | None:
+    """The hint the poller takes from a feed: parse_feed's, combined with HTTP freshness."""
+    parsed = parse_feed(rss(channel_extra), {}, "https://wire.example/feed", max_items=100)
+    return combine_hints(parsed.hint_s, http_cache_hint_s(headers, now))
+
+
 def test_feedparser_field_names_for_ttl_and_syndication() -> None:
-    """The names feed_hint_s reads are the ones feedparser really produces."""
+    """The names parse_feed reads are the ones feedparser really produces."""
     channel = parsed_channel(
         "<ttl>30</ttl><sy:updatePeriod>hourly</sy:updatePeriod>"
         "<sy:updateFrequency>2</sy:updateFrequency>"
@@ -44,13 +50,11 @@ def test_feedparser_field_names_for_ttl_and_syndication() -> None:
 
 
 def test_ttl_is_minutes() -> None:
-    assert feed_hint_s(parsed_channel("<ttl>45</ttl>"), {}, NOW) == 45 * MINUTE
+    assert feed_hint_s("<ttl>45</ttl>", {}, NOW) == 45 * MINUTE
 
 
 def test_syndication_period_divided_by_frequency() -> None:
-    channel = parsed_channel(
-        "<sy:updatePeriod>daily</sy:updatePeriod><sy:updateFrequency>4</sy:updateFrequency>"
-    )
+    channel = "<sy:updatePeriod>daily</sy:updatePeriod><sy:updateFrequency>4</sy:updateFrequency>"
     assert feed_hint_s(channel, {}, NOW) == 6 * HOUR
 
 
@@ -64,7 +68,7 @@ def test_syndication_defaults_and_nonsense() -> None:
 
 
 def test_largest_of_ttl_and_syndication_wins() -> None:
-    channel = parsed_channel(
+    channel = (
         "<ttl>90</ttl><sy:updatePeriod>hourly</sy:updatePeriod>"
         "<sy:updateFrequency>1</sy:updateFrequency>"
     )
@@ -72,7 +76,7 @@ def test_largest_of_ttl_and_syndication_wins() -> None:
 
 
 def test_no_hints_at_all() -> None:
-    assert feed_hint_s(parsed_channel(""), {}, NOW) is None
+    assert feed_hint_s("", {}, NOW) is None
 
 
 def test_cache_control_max_age() -> None:
@@ -102,7 +106,7 @@ def test_max_age_overrides_expires() -> None:
 
 def test_feed_and_http_hints_combine_to_the_largest() -> None:
     headers = {"cache-control": "max-age=7200"}
-    assert feed_hint_s(parsed_channel("<ttl>30</ttl>"), headers, NOW) == 2 * HOUR
+    assert feed_hint_s("<ttl>30</ttl>", headers, NOW) == 2 * HOUR
 
 
 def test_combine_hints() -> None:
