@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import redis
@@ -12,29 +13,77 @@ from core.urls import short_hash
 # How long a claim on an article lasts before it is made durable by a successful enqueue.
 CLAIM_TTL_S = 600
 
+# A claim's value names its owner: "claimed:<owner>" while in hand, "seen:<owner>" once
+# durable. The owner of a poller's claim is one poll; the owner of a worker's claim on a
+# page's canonical URL is the queued article, which every retry of its job shares.
+_CLAIM = """
+local prior = redis.call('GET', KEYS[1])
+if not prior then
+  redis.call('SET', KEYS[1], 'claimed:' .. ARGV[1], 'EX', ARGV[2])
+  return 1
+end
+if prior == 'claimed:' .. ARGV[1] or prior == 'seen:' .. ARGV[1] then return 1 end
+if prior == 'claimed' or string.sub(prior, 1, 8) == 'claimed:' then return -1 end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == 'claimed:' .. ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Claimed:
+    """The outcome of ``ArticleClaims.claim``: the ids now ``mine``, and those another
+    owner holds a claim on that is not yet durable (``in_flight``: queued by nobody yet,
+    and maybe never, if that owner fails)."""
+
+    mine: list[str]
+    in_flight: list[str]
+
 
 class ArticleClaims:
     """Which articles were already queued. A claim is taken before enqueueing (so two
     pollers never both queue one article) and made durable after, so a poller that dies
-    in between loses nothing: its short claim expires and the next poll finds the item."""
+    in between loses nothing: its short claim expires and the next poll finds the item.
+    Claims belong to an owner: the same owner claiming again (a retried job) gets its
+    claim back instead of finding a duplicate."""
 
     def __init__(self, client: redis.Redis, claim_ttl_s: int, seen_ttl_s: int) -> None:
         self.redis = client
         self.claim_ttl_s = claim_ttl_s
         self.seen_ttl_s = seen_ttl_s
+        self._claim = client.register_script(_CLAIM)
+        self._release = client.register_script(_RELEASE)
 
-    def claim(self, article_ids: Sequence[str]) -> list[str]:
-        """The ids among ``article_ids`` that nobody had seen; they are now claimed."""
+    def claim(self, article_ids: Sequence[str], owner: str) -> Claimed:
+        """Claim for ``owner`` the ids nobody else has claimed or seen."""
         pipe = self.redis.pipeline(transaction=False)
         for article_id in article_ids:
-            pipe.set(keys.seen_url(article_id), "claimed", nx=True, ex=self.claim_ttl_s)
+            self._claim(
+                keys=[keys.seen_url(article_id)], args=[owner, self.claim_ttl_s], client=pipe
+            )
         results = pipe.execute()
-        return [aid for aid, ok in zip(article_ids, results, strict=True) if ok]
+        pairs = list(zip(article_ids, results, strict=True))
+        return Claimed(
+            mine=[aid for aid, result in pairs if int(result) == 1],
+            in_flight=[aid for aid, result in pairs if int(result) == -1],
+        )
 
-    def confirm(self, article_ids: Sequence[str]) -> None:
+    def confirm(self, article_ids: Sequence[str], owner: str) -> None:
+        """Make ``owner``'s claims durable (``seen_ttl_s``)."""
         pipe = self.redis.pipeline(transaction=False)
         for article_id in article_ids:
-            pipe.set(keys.seen_url(article_id), "queued", ex=self.seen_ttl_s)
+            pipe.set(keys.seen_url(article_id), f"seen:{owner}", ex=self.seen_ttl_s)
+        pipe.execute()
+
+    def release(self, article_ids: Sequence[str], owner: str) -> None:
+        """Give back ``owner``'s claims that are not yet durable (someone else's stay)."""
+        if not article_ids:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for article_id in article_ids:
+            self._release(keys=[keys.seen_url(article_id)], args=[owner], client=pipe)
         pipe.execute()
 
     def known_guids(self, feed_id: str, guids: Sequence[str]) -> set[str]:
@@ -49,7 +98,3 @@ class ArticleClaims:
         for guid in guids:
             pipe.set(keys.seen_guid(feed_id, short_hash(guid)), "1", ex=self.seen_ttl_s)
         pipe.execute()
-
-    def release(self, article_ids: Sequence[str]) -> None:
-        if article_ids:
-            self.redis.delete(*(keys.seen_url(a) for a in article_ids))

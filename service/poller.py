@@ -7,9 +7,11 @@ Orchestration only: fetching is ``fetch``, parsing ``feeds``, timing ``schedule`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import random
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -328,13 +330,18 @@ class Poller:
         if parsed.skipped_links:
             # Entries whose link is no web URL (javascript:, file:, data:): dropped, said once.
             log.info("poller.links_skipped", skipped=parsed.skipped_links)
-        new_items = self._queue_new(feed, parsed)
+        new_items, unsettled = self._queue_new(feed, parsed)
         report.new_items += new_items
-        self._record_success(feed_id, feed, state, result, parsed, new_items)
+        self._record_success(
+            feed_id, feed, state, result, parsed, new_items, keep_validators=unsettled
+        )
 
-    def _queue_new(self, feed: Feed, parsed: ParsedFeed) -> int:
-        """Claim the items nobody has queued yet, queue them, then make the claims durable.
-        A failed enqueue releases the claims, so the next poll tries again."""
+    def _queue_new(self, feed: Feed, parsed: ParsedFeed) -> tuple[int, bool]:
+        """Claim the items nobody has queued yet, queue them, then make the claims durable;
+        returns how many were queued and whether some items are claimed by another owner
+        but not yet queued (then this poll must not advance the feed's validators: if that
+        owner fails, only a full fetch brings those items back). A failed enqueue releases
+        this poll's claims, so the next poll tries again."""
         guids = [item.guid for item in parsed.items if item.guid]
         known = self.claims.known_guids(feed.feed_id, guids) if guids else set()
         by_id = {
@@ -342,9 +349,11 @@ class Poller:
             for item in parsed.items
             if item.guid not in known or not item.guid
         }
-        fresh = self.claims.claim(list(by_id))
+        owner = f"poll:{uuid.uuid4().hex}"
+        claimed = self.claims.claim(list(by_id), owner)
+        fresh, unsettled = claimed.mine, bool(claimed.in_flight)
         if not fresh:
-            return 0
+            return 0, unsettled
         discovered_at = rfc3339(datetime.fromtimestamp(self.clock(), UTC))
         jobs = [
             ArticleJob(
@@ -362,16 +371,19 @@ class Poller:
         try:
             enqueue_extracts(self.rq_redis, self.settings, extract_job, jobs)
         except Exception:
-            self.claims.release(fresh)
+            # Best effort: when Redis itself failed, the claims expire and the feed's
+            # validators were not advanced, so a later poll still finds the items.
+            with contextlib.suppress(redis.RedisError):
+                self.claims.release(fresh, owner)
             raise
-        self.claims.confirm(fresh)
+        self.claims.confirm(fresh, owner)
         self.claims.remember_guids(
             feed.feed_id, [by_id[aid].guid for aid in fresh if by_id[aid].guid]
         )
         ITEMS_DISCOVERED.inc(len(jobs))
         for job in jobs:
             log.info("poller.article_queued", url=job.url, article_id=job.article_id)
-        return len(jobs)
+        return len(jobs), unsettled
 
     def _record_success(
         self,
@@ -381,6 +393,8 @@ class Poller:
         result: FetchResult,
         parsed: ParsedFeed | None,
         new_items: int,
+        *,
+        keep_validators: bool = False,
     ) -> None:
         FEED_POLLS.labels(result=str(result.status)).inc()
         now = self.clock()
@@ -399,10 +413,10 @@ class Poller:
             feed_id,
             dataclasses.replace(
                 state,
-                etag=result.headers.get("etag", state.etag if result.not_modified else ""),
-                last_modified=result.headers.get(
-                    "last-modified", state.last_modified if result.not_modified else ""
-                ),
+                etag=state.etag if keep_validators else _validator(result, "etag", state.etag),
+                last_modified=state.last_modified
+                if keep_validators
+                else _validator(result, "last-modified", state.last_modified),
                 consecutive_errors=0,
                 last_status=str(result.status),
                 last_error="",
@@ -491,6 +505,11 @@ def poll_feeds_once(
             await fetcher.aclose()
 
     return asyncio.run(go())
+
+
+def _validator(result: FetchResult, header: str, previous: str) -> str:
+    """The ETag or Last-Modified to send next time (a 304 may omit it: keep the last one)."""
+    return result.headers.get(header, previous if result.not_modified else "")
 
 
 @dataclasses.dataclass

@@ -66,10 +66,14 @@ def extract_batch(deps: WorkerContext, payloads: list[dict[str, Any]]) -> dict[s
     extracted, retry_later, outcomes = deps.run(
         lambda fetcher: _download_and_extract(deps, fetcher, jobs, job_id)
     )
-    extracted = _mark_duplicates(deps, extracted)
-    paths = deps.corpus.write_many([(a.article_id, a.text, _meta(a)) for a in extracted])
+    articles = _mark_duplicates(deps, [article for article, _ in extracted])
+    paths = deps.corpus.write_many([(a.article_id, a.text, _meta(a)) for a in articles])
+    # Stored: the claims on canonical URLs (owned by the queued article) become durable.
+    for article, queued_id in extracted:
+        if article.article_id != queued_id:
+            deps.claims.confirm([article.article_id], owner=queued_id)
     stored = [
-        dataclasses.replace(a, corpus_file=p.name) for a, p in zip(extracted, paths, strict=True)
+        dataclasses.replace(a, corpus_file=p.name) for a, p in zip(articles, paths, strict=True)
     ]
     for article in stored:
         with _article_context(article, job_id):
@@ -87,10 +91,11 @@ def extract_batch(deps: WorkerContext, payloads: list[dict[str, Any]]) -> dict[s
 
 async def _download_and_extract(
     deps: WorkerContext, fetcher: Fetcher, jobs: list[ArticleJob], job_id: str | None
-) -> tuple[list[Article], list[ArticleJob], Counter[str]]:
+) -> tuple[list[tuple[Article, str]], list[ArticleJob], Counter[str]]:
     """Download the batch's pages concurrently and extract each as it arrives: the
-    articles, the jobs to retry on their own, and how the others ended."""
-    extracted: list[Article] = []
+    articles (each with the id it was queued under), the jobs to retry on their own, and
+    how the others ended."""
+    extracted: list[tuple[Article, str]] = []
     retry_later: list[ArticleJob] = []
     outcomes: Counter[str] = Counter()
     downloads = [asyncio.ensure_future(_download(deps, fetcher, job)) for job in jobs]
@@ -109,7 +114,7 @@ async def _download_and_extract(
             with _article_context(job, job_id):
                 article = _extract(deps, job, page)
             if isinstance(article, Article):
-                extracted.append(article)
+                extracted.append((article, job.article_id))
             else:
                 outcomes[article] += 1
     finally:
@@ -174,7 +179,10 @@ def _extract(
         return "refused"
     EXTRACT_SECONDS.observe(time.perf_counter() - started)
     job = with_page_canonical(job, page.url, extraction.canonical_url)
-    if job.article_id != queued_id and not deps.claims.claim([job.article_id]):
+    # The claim's owner is the queued article, which every retry of this job shares: a
+    # retry finds its own claim and goes on; another feed item's page naming the same
+    # canonical URL finds it taken.
+    if job.article_id != queued_id and not deps.claims.claim([job.article_id], queued_id).mine:
         # The page names as canonical a URL another feed item already brought us.
         log.info("article.processed", status="duplicate", canonical_url=job.canonical_url)
         return "duplicate"

@@ -1,0 +1,154 @@
+"""Retries in the real world: pages whose canonical URL differs from the feed link, faults
+between a claim and the work it guards, enqueues that fail while Redis blips."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from core import keys
+from core.claims import ArticleClaims
+from core.models import ArticleJob
+from core.settings import Settings
+from core.urls import article_id_for, canonicalize_url
+from service import poller as poller_module
+from service.demo import SITE_DIR
+from service.feedlist import load_feeds
+from service.poller import poll_feeds_once
+from tests.reliability.conftest import Recorder
+from workers.context import WorkerContext, activated
+from workers.corpus import Corpus
+from workers.jobs import extract_batch
+from workers.runner import run_worker
+
+STORY = (SITE_DIR / "articles" / "tariff-truce-extended.html").read_bytes()
+STORY_URL = b"{{BASE}}/articles/tariff-truce-extended.html"
+
+
+@pytest.fixture
+def amp_site() -> Iterator[HTTPServer]:
+    """/amp/news/truce serves a page whose canonical URL is /news/truce."""
+    with HTTPServer() as server:
+        page = STORY.replace(STORY_URL, server.url_for("/news/truce").encode())
+        for path in ("/amp/news/truce", "/news/truce", "/feedproxy/truce"):
+            server.expect_request(path).respond_with_data(page, content_type="text/html")
+        yield server
+
+
+def job_for(link: str) -> ArticleJob:
+    canonical = canonicalize_url(link)
+    return ArticleJob(
+        article_id=article_id_for(canonical), url=link, canonical_url=canonical,
+        feed_url="http://feed.example/rss", feed_title="Feed", title="Truce",
+        published_at=None, discovered_at="2026-11-30T00:00:00Z",
+    )  # fmt: skip
+
+
+@pytest.mark.scenario(
+    "18.1 retried extract, canonical differs from the link",
+    "a page at /amp/… whose canonical is /news/…; the corpus write fails once after the "
+    "canonical claim (a disk error; a killed worker or a job timeout lands at the same "
+    "point); the job is retried; then another feed item's link to the same page",
+    "the retry stores and emits the article exactly once; the other item is a duplicate",
+)  # fmt: skip
+def test_retried_extract_keeps_an_article_whose_canonical_differs(
+    record: Recorder, amp_site: HTTPServer, settings: Settings, text_redis: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    job = job_for(amp_site.url_for("/amp/news/truce"))
+    canonical_id = article_id_for(canonicalize_url(amp_site.url_for("/news/truce")))
+    assert job.article_id != canonical_id
+    real_write = Corpus.write_many
+    failures = iter([OSError(28, "No space left on device")])
+
+    def write_failing_once(self: Corpus, documents: list[tuple[str, str, dict]]) -> list[Path]:
+        for error in failures:
+            raise error
+        return real_write(self, documents)
+
+    monkeypatch.setattr(Corpus, "write_many", write_failing_once)
+    with activated(WorkerContext.build(settings)) as context:
+        with pytest.raises(OSError):
+            extract_batch(context, [job.to_dict()])
+        retried = extract_batch(context, [job.to_dict()])
+        other = extract_batch(context, [job_for(amp_site.url_for("/feedproxy/truce")).to_dict()])
+    run_worker(settings, keys.TAG_QUEUE, burst=True)
+    files = sorted(settings.corpus_dir.glob("*.txt"))
+    entries = text_redis.xrange(settings.stream_name)
+    record.observed(
+        f"retry: {retried}; other link: {other}; {len(files)} file(s), "
+        f"{len(entries)} event(s) for {sorted({f['article_id'] for _, f in entries})}"
+    )
+    assert retried.get("extracted") == 1
+    assert other.get("duplicate") == 1 and not other.get("extracted")
+    assert [f.name.split("_")[1] for f in files] == [f"{canonical_id}.txt"]
+    assert [f["article_id"] for _, f in entries] == [canonical_id]
+    # The canonical claim is durable now, still owned by the article first queued.
+    assert text_redis.get(keys.seen_url(canonical_id)) == f"seen:{job.article_id}"
+
+
+class EtagFeed:
+    """A feed that honours If-None-Match, and counts the full (200) answers it gave."""
+
+    def __init__(self, server: HTTPServer, items: int) -> None:
+        self.items = [server.url_for(f"/news/{i}") for i in range(items)]
+        self.full_answers = 0
+
+    def __call__(self, request: Request) -> Response:
+        if request.headers.get("If-None-Match") == '"v1"':
+            return Response(status=304, headers={"ETag": '"v1"'})
+        self.full_answers += 1
+        body = "".join(f"<item><title>{u}</title><link>{u}</link></item>" for u in self.items)
+        return Response(
+            f"<rss version='2.0'><channel><title>t</title>{body}</channel></rss>",
+            content_type="application/rss+xml", headers={"ETag": '"v1"'},
+        )  # fmt: skip
+
+
+@pytest.mark.scenario(
+    "18.3 enqueue fails while Redis blips",
+    "the enqueue of a poll's new items fails and so does the release of their claims; the "
+    "feed (with an ETag) is polled again while the claims live, and after they expire",
+    "no poll advances the ETag past items that were never queued; every item is queued",
+)  # fmt: skip
+def test_failed_enqueue_never_hides_items_behind_an_etag(
+    record: Recorder, settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch, httpserver: HTTPServer, tmp_path: Path,
+) -> None:  # fmt: skip
+    feed = EtagFeed(httpserver, items=3)
+    httpserver.expect_request("/rss").respond_with_handler(feed)
+    settings.feeds_file.write_text(yaml.safe_dump({"feeds": [{"url": httpserver.url_for("/rss")}]}))
+    feeds = load_feeds(settings.feeds_file)
+    real_enqueue, real_release = poller_module.enqueue_extracts, ArticleClaims.release
+
+    def blip(*_args: object, **_kwargs: object) -> None:
+        raise redis.ConnectionError("Connection reset by peer")
+
+    monkeypatch.setattr(poller_module, "enqueue_extracts", blip)
+    monkeypatch.setattr(ArticleClaims, "release", blip)
+    t0 = 1_800_000_000.0
+    failed = poll_feeds_once(settings, text_redis, rq_redis, feeds, clock=lambda: t0)
+    monkeypatch.setattr(poller_module, "enqueue_extracts", real_enqueue)
+    monkeypatch.setattr(ArticleClaims, "release", real_release)
+    # The feed's lease (120 s) runs out long before the claims (600 s) do.
+    during = poll_feeds_once(settings, text_redis, rq_redis, feeds, clock=lambda: t0 + 200)
+    for key in text_redis.scan_iter(keys.seen_url("*")):
+        if str(text_redis.get(key)).startswith("claimed"):
+            text_redis.delete(key)  # what their TTL does ten minutes later
+    after = poll_feeds_once(
+        settings, text_redis, rq_redis, feeds, clock=lambda: t0 + 30 * 86400, register=False
+    )
+    queued = rq_redis.llen(f"rq:queue:{keys.EXTRACT_QUEUE}")
+    record.observed(
+        f"failed poll: {failed.new_items} queued; poll while claimed: {during.new_items} queued; after expiry: {after.new_items} queued; "
+        f"full answers from the feed: {feed.full_answers}; extract jobs waiting: {queued}"
+    )
+    assert failed.new_items == during.new_items == 0
+    assert after.new_items == 3
+    assert queued == 1  # one job of three articles
