@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from typing import Any
 
 import redis
@@ -29,15 +28,17 @@ if once then
   local prior = redis.call('GET', KEYS[2])
   if prior then return {0, prior} end
 end
-local id
+local id = redis.call('XADD', KEYS[1], '*',
+                      'event_type', ARGV[5], 'article_id', ARGV[6], 'data', ARGV[7])
 if ARGV[2] == 'minid' then
-  id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], '*',
-                  'event_type', ARGV[5], 'article_id', ARGV[6], 'data', ARGV[7])
-  redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[4])
-else
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*',
-                  'event_type', ARGV[5], 'article_id', ARGV[6], 'data', ARGV[7])
+  -- Age is measured on Redis's clock, never the emitting host's: a worker whose clock
+  -- runs days ahead must not trim what consumer groups have not read. The entry just
+  -- added has an id at or after Redis's now, so it is never trimmed here.
+  local now = redis.call('TIME')
+  local min_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[3])
+  redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d-0', min_ms))
 end
+redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[4])
 if once then redis.call('SET', KEYS[2], id, 'EX', ARGV[8]) end
 return {1, id}
 """
@@ -58,16 +59,14 @@ class Emitter:
         self.stream = stream or settings.stream_name
         self._script = client.register_script(_EMIT)
 
-    def emit(self, event: dict[str, Any], now: float | None = None) -> EmitResult:
-        moment = time.time() if now is None else now
-        min_id = f"{int((moment - self.settings.stream_retention_s) * 1000)}-0"
+    def emit(self, event: dict[str, Any]) -> EmitResult:
         once = event["event_type"] == ARTICLE_CREATED
         created, entry_id = self._script(
             keys=[self.stream, keys.emitted(self.stream, event["article_id"])],
             args=[
                 "1" if once else "0",
                 self.settings.stream_trim,
-                min_id,
+                self.settings.stream_retention_s * 1000,
                 self.settings.stream_maxlen,
                 event["event_type"],
                 event["article_id"],

@@ -4,6 +4,7 @@ between a claim and the work it guards, enqueues that fail while Redis blips."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from werkzeug import Request, Response
 
 from core import keys
 from core.claims import ArticleClaims
-from core.models import ArticleJob
+from core.models import Article, ArticleJob, TagResult
 from core.settings import Settings
 from core.urls import article_id_for, canonicalize_url
 from service import poller as poller_module
@@ -24,8 +25,10 @@ from service.poller import poll_feeds_once
 from tests.reliability.conftest import Recorder
 from workers.context import WorkerContext, activated
 from workers.corpus import Corpus
+from workers.events import build_event
 from workers.jobs import extract_batch
 from workers.runner import run_worker
+from workers.stream import Emitter
 
 STORY = (SITE_DIR / "articles" / "tariff-truce-extended.html").read_bytes()
 STORY_URL = b"{{BASE}}/articles/tariff-truce-extended.html"
@@ -152,3 +155,36 @@ def test_failed_enqueue_never_hides_items_behind_an_etag(
     assert failed.new_items == during.new_items == 0
     assert after.new_items == 3
     assert queued == 1  # one job of three articles
+
+
+@pytest.mark.scenario(
+    "18.4 a worker's clock 8 days fast",
+    "a consumer group that has read nothing; three events emitted by a worker whose clock "
+    "is 8 days ahead (retention 7 days)",
+    "nothing trimmed: the group reads all three, including the one just added",
+)  # fmt: skip
+def test_a_fast_clock_never_trims_unread_entries(
+    record: Recorder, settings: Settings, text_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time as time_module
+
+    stream = settings.stream_name
+    text_redis.xgroup_create(stream, "slow-team", id="0", mkstream=True)
+    real_time = time_module.time
+    monkeypatch.setattr(time_module, "time", lambda: real_time() + 8 * 86400)
+    emitter = Emitter(text_redis, settings)
+    tags = TagResult(us_china_trade=True, score=0.9, topics=("tariffs",), entities=(),
+                     evidence=(), taxonomy_version="t")  # fmt: skip
+    for i in range(3):
+        article = Article(
+            article_id=f"{i:016x}", url=f"https://x.example/{i}",
+            canonical_url=f"https://x.example/{i}", feed_url="https://x.example/rss",
+            feed_title="X", title="T", text="T\n\nbody", authors=(), published_at=None,
+            fetched_at="2026-11-30T00:00:00Z", discovered_at="2026-11-30T00:00:00Z",
+            language="en", site_name=None,
+        )  # fmt: skip
+        emitter.emit(build_event(article, tags, now=datetime.now(UTC)))
+    read = text_redis.xreadgroup("slow-team", "c1", {stream: ">"}, count=10)
+    delivered = [fields["article_id"] for _, entries in read for _, fields in entries]
+    record.observed(f"stream length {text_redis.xlen(stream)}; the group read {len(delivered)}")
+    assert len(delivered) == 3
