@@ -52,7 +52,7 @@ class WorkerContext:
             settings=settings,
             text_redis=text_redis,
             rq_redis=connect(settings, decode=False),
-            corpus=Corpus(settings.corpus_dir, text_redis),
+            corpus=Corpus(settings.corpus_dir, text_redis, number_ttl_s=settings.seen_ttl_s),
             host_gate=HostGate(
                 text_redis,
                 settings.host_concurrency,

@@ -21,12 +21,16 @@ import redis
 from core import keys
 from core.errors import ConfigError
 
+# An article's number: the one Redis holds, else the one its file on disk has (the key
+# expired: the disk is the memory), else the next of the sequence. The key lives
+# ``number_ttl_s`` from its last use, so Redis holds numbers only for recent articles.
 _NUMBER = """
 local n = redis.call('GET', KEYS[2])
-if n then return tonumber(n) end
-n = redis.call('INCR', KEYS[1]) - 1
-redis.call('SET', KEYS[2], n)
-return n
+if not n then
+  if ARGV[2] ~= '' then n = ARGV[2] else n = redis.call('INCR', KEYS[1]) - 1 end
+end
+redis.call('SET', KEYS[2], n, 'EX', ARGV[1])
+return tonumber(n)
 """
 
 
@@ -99,18 +103,34 @@ def sync_directory(directory: Path) -> None:
 
 
 class Corpus:
-    def __init__(self, directory: Path, client: redis.Redis) -> None:
+    def __init__(
+        self, directory: Path, client: redis.Redis, number_ttl_s: int = 180 * 24 * 3600
+    ) -> None:
         self.directory = directory
         self.meta_directory = directory / ".meta"
         self.redis = client
+        self.number_ttl_s = number_ttl_s
         self._number = client.register_script(_NUMBER)
 
     def numbers_for(self, article_ids: Sequence[str]) -> list[int]:
         """Each article's number (given once per id), in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
         for article_id in article_ids:
-            self._number(keys=[keys.CORPUS_SEQ, keys.corpus_number(article_id)], client=pipe)
+            on_disk = self._number_on_disk(article_id)
+            self._number(
+                keys=[keys.CORPUS_SEQ, keys.corpus_number(article_id)],
+                args=[self.number_ttl_s, "" if on_disk is None else on_disk],
+                client=pipe,
+            )
         return [int(n) for n in pipe.execute()]
+
+    def _number_on_disk(self, article_id: str) -> int | None:
+        """The number of the file already stored for this article, if any."""
+        try:
+            meta = json.loads((self.meta_directory / f"{article_id}.json").read_bytes())
+            return int(str(meta["corpus_file"]).split("_", 1)[0])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def write_many(self, documents: Sequence[tuple[str, str, dict[str, Any]]]) -> list[Path]:
         """Write documents (article id, text, metadata) with one flush to disk for all.

@@ -48,3 +48,20 @@ def test_a_batch_that_cannot_be_written_leaves_nothing_behind(
         corpus.write_many(bad)
     assert visible(tmp_path / "corpus") == []
     assert visible(tmp_path / "corpus" / ".meta") == []
+
+
+def test_numbers_expire_from_redis_and_the_disk_keeps_them(
+    tmp_path: Path, text_redis: redis.Redis
+) -> None:
+    """Number keys have a lifetime; once one has expired, the article's file on disk still
+    gives it its number, so a re-fetched article never gets a second file."""
+    from core import keys
+
+    corpus = Corpus(tmp_path / "corpus", text_redis, number_ttl_s=3600)
+    paths = corpus.write_many(documents(2))
+    assert 0 < text_redis.ttl(keys.corpus_number(f"{0:016x}")) <= 3600
+    text_redis.delete(keys.corpus_number(f"{0:016x}"))  # what the TTL does later
+    again = corpus.write_many(documents(3))
+    assert again[:2] == paths
+    assert again[2].name == f"002_{2:016x}.txt"
+    assert len(visible(tmp_path / "corpus")) == 3

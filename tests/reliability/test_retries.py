@@ -3,6 +3,7 @@ between a claim and the work it guards, enqueues that fail while Redis blips."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,3 +189,69 @@ def test_a_fast_clock_never_trims_unread_entries(
     delivered = [fields["article_id"] for _, entries in read for _, fields in entries]
     record.observed(f"stream length {text_redis.xlen(stream)}; the group read {len(delivered)}")
     assert len(delivered) == 3
+
+
+# Structures without a TTL, each with the bound that keeps it finite (README "Redis keys").
+BOUNDED_WITHOUT_TTL = {
+    "tradewire:feeds:due": "one member per configured feed",
+    "tradewire:feeds:defs": "one field per configured feed",
+    "tradewire:feed:<id>": "one hash per configured feed, deleted with the feed",
+    "tradewire:corpus:seq": "one counter",
+    "tradewire:events": "the stream: stream_retention_s by age, stream_maxlen at most",
+    "rq:queues": "RQ: one member per queue",
+    "rq:queue:<name>": "RQ: jobs waiting (bounded by the work in hand)",
+    "rq:workers": "RQ: live workers (members expire with their worker keys)",
+    "rq:workers:<name>": "RQ: live workers of a queue",
+    "rq:<registry>:<name>": "RQ: started/scheduled/failed registries (entries expire)",
+    "rq:scheduler-lock:<name>": "RQ: one lock per queue",
+}
+
+
+def key_pattern(key: str) -> str:
+    """A key with its variable part replaced, to group keys of one family."""
+    for pattern, family in (
+        (r"^tradewire:feed:[0-9a-f]+$", "tradewire:feed:<id>"),
+        (r"^rq:queue:\w+$", "rq:queue:<name>"),
+        (r"^rq:workers:\w+$", "rq:workers:<name>"),
+        (r"^rq:(wip|scheduled|failed|finished|deferred|canceled|started):\w+$",
+         "rq:<registry>:<name>"),
+        (r"^rq:scheduler-lock:\w+$", "rq:scheduler-lock:<name>"),
+    ):  # fmt: skip
+        if re.match(pattern, key):
+            return family
+    return re.sub(r"[0-9a-f]{16}\b|\d{3,}", "<id>", key)
+
+
+@pytest.mark.scenario(
+    "18.6 every key has a lifetime",
+    "the demo site through the whole pipeline, a second poll, a retag; then every key in "
+    "Redis listed with its TTL",
+    "each key family has a TTL, or is a structure with a documented bound",
+)  # fmt: skip
+def test_every_key_has_a_ttl_or_a_bound(
+    record: Recorder, demo_site: str, settings: Settings, text_redis: redis.Redis,
+    rq_redis: redis.Redis,
+) -> None:  # fmt: skip
+    from service.demo import demo_feeds
+    from workers.replay import retag
+    from workers.tagging import load_taxonomy
+
+    settings.feeds_file.write_text(yaml.safe_dump({"feeds": demo_feeds(demo_site)}))
+    feeds = load_feeds(settings.feeds_file)
+    poll_feeds_once(settings, text_redis, rq_redis, feeds)
+    run_worker(settings, keys.EXTRACT_QUEUE, burst=True)
+    run_worker(settings, keys.TAG_QUEUE, burst=True)
+    poll_feeds_once(settings, text_redis, rq_redis, feeds, register=False)
+    retag(settings, text_redis, load_taxonomy(settings.taxonomy_file), now=datetime.now(UTC))
+    families: dict[str, int] = {}
+    unbounded: set[str] = set()
+    for key in text_redis.scan_iter(count=1000):
+        family = key_pattern(key)
+        families[family] = families.get(family, 0) + 1
+        if text_redis.ttl(key) < 0 and family not in BOUNDED_WITHOUT_TTL:
+            unbounded.add(family)
+    record.observed(
+        f"{sum(families.values())} keys in {len(families)} families; without TTL or bound: "
+        f"{sorted(unbounded) or 'none'}"
+    )
+    assert unbounded == set()
