@@ -48,11 +48,12 @@ class WorkerContext:
     @classmethod
     def build(cls, settings: Settings) -> WorkerContext:
         text_redis = connect(settings, decode=True)
+        corpus = Corpus(settings.corpus_dir, text_redis, number_ttl_s=settings.seen_ttl_s)
         return cls(
             settings=settings,
             text_redis=text_redis,
             rq_redis=connect(settings, decode=False),
-            corpus=Corpus(settings.corpus_dir, text_redis, number_ttl_s=settings.seen_ttl_s),
+            corpus=corpus,
             host_gate=HostGate(
                 text_redis,
                 settings.host_concurrency,
@@ -67,6 +68,7 @@ class WorkerContext:
                 Emitter(text_redis, settings),
                 verdicts=text_redis,
                 verdict_ttl_s=settings.emitted_ttl_s,
+                memory=corpus,
                 articles_emitter=(
                     Emitter(text_redis, settings, stream=settings.articles_stream_name)
                     if settings.articles_stream_name

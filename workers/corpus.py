@@ -124,6 +124,28 @@ class Corpus:
             )
         return [int(n) for n in pipe.execute()]
 
+    def announced(self, article_id: str) -> dict[str, Any] | None:
+        """The tags this article was last announced to consumers with, if it ever was.
+
+        Redis's record that an article was emitted lasts ``emitted_ttl_s``; this one lasts
+        as long as the article's file, so an article the corpus holds is never announced
+        as ``article.created`` twice, however old it is when it comes round again.
+        """
+        try:
+            tags: dict[str, Any] = json.loads(self._announced_path(article_id).read_bytes())
+        except (OSError, ValueError):
+            return None
+        return tags
+
+    def remember_announced(self, article_id: str, tags: dict[str, Any]) -> None:
+        path = self._announced_path(article_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp, final = _stage(path, json.dumps(tags, ensure_ascii=False).encode("utf-8"))
+        tmp.replace(final)
+
+    def _announced_path(self, article_id: str) -> Path:
+        return self.directory / ".announced" / f"{article_id}.json"
+
     def _number_on_disk(self, article_id: str) -> int | None:
         """The number of the file already stored for this article, if any."""
         try:

@@ -59,10 +59,12 @@ def retag(
     or topics) changed. An article newly relevant gets its first ``article.created``; one
     already announced gets ``article.updated`` carrying the new tags and taxonomy_version."""
     report = ReplayReport()
+    corpus = Corpus(settings.corpus_dir, client, number_ttl_s=settings.seen_ttl_s)
     announcer = Announcer(
-        taxonomy, Emitter(client, settings), verdicts=client, verdict_ttl_s=settings.emitted_ttl_s
-    )
-    for meta in Corpus(settings.corpus_dir, client).stored_articles():
+        taxonomy, Emitter(client, settings), verdicts=client,
+        verdict_ttl_s=settings.emitted_ttl_s, memory=corpus,
+    )  # fmt: skip
+    for meta in corpus.stored_articles():
         report.articles += 1
         article = Article.from_dict(meta)
         announced = announcer.announce_change(article, now)

@@ -255,3 +255,46 @@ def test_every_key_has_a_ttl_or_a_bound(
         f"{sorted(unbounded) or 'none'}"
     )
     assert unbounded == set()
+
+
+@pytest.mark.scenario(
+    "18.5 created once, after every TTL",
+    "the pipeline with 1-second TTLs on the emitted, seen and verdict keys; after they "
+    "expire, a retag with the same taxonomy and the same feed items polled again",
+    "no article gets a second article.created: the corpus remembers what was announced",
+)  # fmt: skip
+def test_article_created_never_repeats_after_the_ttls(
+    record: Recorder, amp_site: HTTPServer, settings: Settings, text_redis: redis.Redis,
+    rq_redis: redis.Redis,
+) -> None:  # fmt: skip
+    import time
+
+    from workers.replay import retag
+    from workers.tagging import load_taxonomy
+
+    short = settings.with_overrides(emitted_ttl_s=1, seen_ttl_s=1)
+    link = amp_site.url_for("/news/truce")
+    amp_site.expect_request("/rss").respond_with_data(
+        f"<rss version='2.0'><channel><title>t</title><item><title>Truce</title>"
+        f"<link>{link}</link></item></channel></rss>",
+        content_type="application/rss+xml",
+    )
+    short.feeds_file.write_text(yaml.safe_dump({"feeds": [{"url": amp_site.url_for("/rss")}]}))
+    feeds = load_feeds(short.feeds_file)
+
+    def run_once(at: float) -> None:
+        poll_feeds_once(short, text_redis, rq_redis, feeds, clock=lambda: at)
+        run_worker(short, keys.EXTRACT_QUEUE, burst=True)
+        run_worker(short, keys.TAG_QUEUE, burst=True)
+
+    run_once(time.time())
+    time.sleep(2.5)  # every short key has expired
+    report = retag(short, text_redis, load_taxonomy(short.taxonomy_file), now=datetime.now(UTC))
+    run_once(time.time() + 30 * 86400)  # the feed still carries the item
+    created = [
+        f["article_id"]
+        for _, f in text_redis.xrange(short.stream_name)
+        if f["event_type"] == "article.created"
+    ]
+    record.observed(f"retag: {report}; article.created events: {len(created)} for {set(created)}")
+    assert len(created) == 1
