@@ -18,12 +18,6 @@ FEEDS_DEFS = f"{PREFIX}:feeds:defs"
 POLLER_HEARTBEAT = f"{PREFIX}:poller:heartbeat"
 
 
-def poller_shift_lock(jump_minutes: int) -> str:
-    """Taken by the first poller to notice a clock jump of this size, so that pollers on
-    one host (one clock) shift the shared schedule once, not once each."""
-    return f"{PREFIX}:poller:shift:{jump_minutes}"
-
-
 def feed_state(feed_id: str) -> str:
     return f"{PREFIX}:feed:{feed_id}"
 

@@ -44,8 +44,9 @@ FEED_TYPES = ("application/", "text/xml", "text/html", "text/plain", "text/rss",
 CLAIM_CHUNK = 16
 # New feeds become due at this rate: what one poller sustains (see benchmarks/).
 RAMP_POLLS_PER_S = 350.0
-# A scheduling clock that moves forward by more than this between cycles (or back by
-# more than a minute) jumped: the schedule moves with it instead of bursting or starving.
+# A wall clock that moves forward by this much more than the monotonic clock between
+# cycles (or back by more than a minute) jumped, or the host was paused without the
+# monotonic clock seeing it.
 CLOCK_JUMP_S = 600.0
 
 # Failures that say nothing about the publisher when most feeds fail at once.
@@ -83,6 +84,7 @@ class Poller:
         fetcher: Fetcher,
         clock: Clock = time.time,
         rng: random.Random | None = None,
+        monotonic: Clock = time.monotonic,
     ) -> None:
         self.settings = settings
         self.store = FeedStore(text_redis)
@@ -91,11 +93,14 @@ class Poller:
         self.rq_redis = rq_redis
         self.fetcher = fetcher
         self.clock = clock
+        self.monotonic = monotonic
         self.rng = rng or random.Random()
         self.policy = SchedulePolicy.from_settings(settings)
         self.cycle_s = max(1.0, min(10.0, settings.poll_min_interval_s / 2))
         # Feeds this poller last saw failing or silent, for the gauges (several pollers sum).
-        self._last_clock: float | None = None
+        self._last_reading: tuple[float, float] | None = None  # (wall, monotonic)
+        self._skew_at_start = 0.0  # Redis's clock minus ours, at the first cycle
+        self._correction_s = 0.0  # added to our clock after a jump of its own
         self._unsaved: dict[str, FeedState] = {}
         self._in_backoff: set[str] = set()
         self._stale: set[str] = set()
@@ -104,7 +109,7 @@ class Poller:
         # New feeds enter at about the rate one poller sustains, not all at once.
         spread = min(self.policy.default_interval_s, len(feeds) / RAMP_POLLS_PER_S)
         spread = spread if spread >= 1.0 else 0.0  # a short list is polled at once
-        added = self.store.register(feeds, self.clock(), spread, self.rng)
+        added = self.store.register(feeds, self.now(), spread, self.rng)
         log.info("poller.feeds_registered", feeds=len(feeds), new=added)
 
     async def poll_once(self) -> CycleReport:
@@ -135,7 +140,7 @@ class Poller:
         if polled >= OUTAGE_MIN_FEEDS and len(failures) >= OUTAGE_SHARE * polled:
             log.warning("poller.outage_suspected", failed=len(failures), polled=polled,
                         kinds=sorted({f.error.kind for f in failures}))  # fmt: skip
-            now = self.clock()
+            now = self.now()
             for failure in failures:
                 FEED_POLLS.labels(result="outage").inc()
                 delay = error_delay(self.policy, 1, None, self.rng)
@@ -152,20 +157,37 @@ class Poller:
                     error.retry_after_s,
                 )  # fmt: skip
 
-    def _follow_clock_jump(self, now: float) -> None:
-        """When the clock jumped since this poller's last cycle (back by over a minute,
-        forward by over CLOCK_JUMP_S), move the whole schedule with it."""
-        previous, self._last_clock = self._last_clock, now
+    def now(self) -> float:
+        """The time this poller schedules by: its clock, corrected for jumps of its own."""
+        return self.clock() + self._correction_s
+
+    def _follow_clock_jump(self) -> None:
+        """Notice a jump of this host's wall clock and correct for it here only.
+
+        The schedule in Redis is shared by every poller: one host's jump, or one poller's
+        pause (SIGSTOP, a VM paused), must never rewrite it. A pause moves the wall and
+        the monotonic clock alike and is no jump. When the two disagree, Redis's clock
+        decides: a jump of our own changes our distance to it (and is corrected for
+        locally); a pause the monotonic clock did not see leaves it as it was.
+        """
+        wall, monotonic = self.clock(), self.monotonic()
+        previous, self._last_reading = self._last_reading, (wall, monotonic)
         if previous is None:
+            self._skew_at_start = self._redis_skew(wall)
             return
-        step = now - previous
+        step = (wall - previous[0]) - (monotonic - previous[1])
         if step < -60.0 or step > CLOCK_JUMP_S:
-            moved = self.store.shift_schedule(step)
-            log.warning("poller.clock_jump", jump_s=round(step), feeds_shifted=moved)
+            self._correction_s = self._redis_skew(wall) - self._skew_at_start
+            log.warning("poller.clock_jump", jump_s=round(step),
+                        correction_s=round(self._correction_s))  # fmt: skip
+
+    def _redis_skew(self, wall: float) -> float:
+        seconds, microseconds = self.text_redis.time()
+        return seconds + microseconds / 1e6 - wall
 
     def heartbeat(self) -> None:
         """Tell readiness checks this poller is alive."""
-        self.text_redis.set(keys.POLLER_HEARTBEAT, f"{self.clock():.3f}", ex=int(self.cycle_s * 10))
+        self.text_redis.set(keys.POLLER_HEARTBEAT, f"{self.now():.3f}", ex=int(self.cycle_s * 10))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set; Redis outages are waited out."""
@@ -202,8 +224,8 @@ class Poller:
         """One turn of the polling loop: claim what is due into the free fetch slots, judge
         the failure window when it is over, flush state. Returns how long to wait before
         the next turn, or None when ``until_idle`` and nothing is left."""
-        now = self.clock()
-        self._follow_clock_jump(now)
+        self._follow_clock_jump()
+        now = self.now()
         free = self.settings.poll_concurrency - len(loop.in_flight)
         # Claim in chunks: three Redis round trips per claim are cheap for 16 feeds and
         # most of a poll's cost for one.
@@ -220,7 +242,7 @@ class Poller:
             # Nothing more is due now: sleep until the next one.
             next_due = self.store.next_due_at()
             if next_due is not None:
-                return min(max(next_due - self.clock(), 0.02), self.cycle_s)
+                return min(max(next_due - self.now(), 0.02), self.cycle_s)
             return self.cycle_s
         return 0.5  # woken sooner by the next fetches to finish
 
@@ -354,7 +376,7 @@ class Poller:
         fresh, unsettled = claimed.mine, bool(claimed.in_flight)
         if not fresh:
             return 0, unsettled
-        discovered_at = rfc3339(datetime.fromtimestamp(self.clock(), UTC))
+        discovered_at = rfc3339(datetime.fromtimestamp(self.now(), UTC))
         jobs = [
             ArticleJob(
                 article_id=aid,
@@ -397,7 +419,7 @@ class Poller:
         keep_validators: bool = False,
     ) -> None:
         FEED_POLLS.labels(result=str(result.status)).inc()
-        now = self.clock()
+        now = self.now()
         cadence = state.cadence_s
         if parsed is not None:
             cadence = adaptive_interval_s(
@@ -456,7 +478,7 @@ class Poller:
         retry_after_s: float | None,
     ) -> None:
         FEED_POLLS.labels(result=kind).inc()
-        now = self.clock()
+        now = self.now()
         errors = state.consecutive_errors + 1
         delay = error_delay(self.policy, errors, retry_after_s, self.rng)
         self._save(

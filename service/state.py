@@ -94,22 +94,6 @@ class FeedStore:
         pipe.execute()
         return len(set(wanted) - known)
 
-    def shift_schedule(self, delta_s: float) -> int:
-        """Move every feed's next poll by ``delta_s`` (after a clock jump), keeping their
-        spacing: no burst after a jump forward, no starvation after a jump back."""
-        if not self.redis.set(keys.poller_shift_lock(round(delta_s / 60)), "1", nx=True, ex=60):
-            return 0  # another poller saw the same jump and is shifting
-        moved = 0
-        total = self.redis.zcard(keys.FEEDS_DUE)
-        for start in range(0, total, 5000):
-            members = cast(
-                list[tuple[str, float]],
-                self.redis.zrange(keys.FEEDS_DUE, start, start + 4999, withscores=True),
-            )
-            self.redis.zadd(keys.FEEDS_DUE, {m: s + delta_s for m, s in members}, xx=True)
-            moved += len(members)
-        return moved
-
     def claim_due(self, now: float, lease_s: float, limit: int) -> list[str]:
         """Atomically take up to ``limit`` due feeds, leasing them for ``lease_s`` seconds."""
         result: list[str] = self._claim(keys=[keys.FEEDS_DUE], args=[now, now + lease_s, limit])

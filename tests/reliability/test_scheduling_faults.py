@@ -159,3 +159,65 @@ def test_twelve_hour_clock_jumps(
     assert counts["steady"] == 0
     assert counts["forward"] < 100  # a ~300 s schedule keeps its pace: ~27 feeds per 20 s
     assert counts["next_400s"] >= 380  # every feed polled again within its interval (+jitter)
+
+
+@pytest.mark.scenario(
+    "18.9 one poller paused for an hour",
+    "two pollers share 100 feeds polled every 300 s; one is frozen (SIGSTOP, a VM pause) "
+    "for an hour while the other keeps polling, then resumes",
+    "the schedule is not shifted: every feed is polled again within its interval",
+)  # fmt: skip
+def test_a_paused_poller_does_not_shift_the_shared_schedule(
+    record: Recorder,
+    httpserver: HTTPServer,
+    settings: Settings,
+    text_redis: redis.Redis,
+    rq_redis: redis.Redis,
+) -> None:
+    feeds = _feeds_server(httpserver, 100, interval_s=300.0)
+    wall = Clock()
+    # A frozen process's monotonic clock runs on, as the wall clock does.
+    monotonic = Clock(now=1000.0)
+    quiet = settings.with_overrides(poll_interval_s=300.0, poll_min_interval_s=60.0)
+
+    def tick(seconds: float) -> None:
+        wall.now += seconds
+        monotonic.now += seconds
+
+    async def go() -> dict[str, int]:
+        fetcher = Fetcher(quiet)
+        pollers = [
+            Poller(
+                quiet,
+                text_redis,
+                rq_redis,
+                fetcher,
+                clock=wall,
+                rng=random.Random(i),
+                monotonic=monotonic,
+            )
+            for i in range(2)
+        ]
+        pollers[0].register(feeds)
+        for _ in range(2):
+            await pollers[0].poll_once()
+            await pollers[1].poll_once()
+            tick(10)
+        for _ in range(360):  # an hour in which only the second poller runs
+            await pollers[1].poll_once()
+            tick(10)
+        polled = set()
+        before = len(httpserver.log)
+        for _ in range(33):  # both pollers again, for a little over one interval
+            for poller in pollers:
+                await poller.poll_once()
+            tick(10)
+        polled = {r.path for r, _ in httpserver.log[before:]}
+        await fetcher.aclose()
+        return {"polled_after_resume": len(polled)}
+
+    counts = asyncio.run(go())
+    record.observed(
+        f"feeds polled in the 330 s after the resume: {counts['polled_after_resume']} of 100"
+    )
+    assert counts["polled_after_resume"] >= 95
