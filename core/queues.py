@@ -261,7 +261,12 @@ def recover_jobs_of(rq_redis: redis.Redis, worker_name: str) -> int:
                 continue
             with rq_redis.pipeline() as pipe:
                 if job.retries_left:
-                    job.retry(q, pipe)
+                    # Back on the queue at once, not after the retry interval: the job did
+                    # not fail, its worker died, and a scheduled retry would also wait for
+                    # RQ's scheduler, which itself needs minutes to come back after Redis
+                    # was lost (the usual reason several workers die at once).
+                    job.retries_left -= 1
+                    q.enqueue_job(job, pipeline=pipe, at_front=True)
                 else:
                     FailedJobRegistry(queue=q).add(
                         job, exc_string=f"worker {worker_name} died running it", pipeline=pipe
