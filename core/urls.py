@@ -15,6 +15,8 @@ import hashlib
 import ipaddress
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+import tldextract
+
 # Query parameters that identify a campaign or a click, never the article. Matched
 # case-insensitively; entries ending in "*" are prefixes.
 TRACKING_PARAMS: tuple[str, ...] = (
@@ -58,6 +60,13 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # The URL Standard's forbidden domain code points (C0 controls, space, delimiters, %, DEL):
 # a host holding one is a parsing accident, not a name any resolver answers for.
 _FORBIDDEN_HOST_CHARS = frozenset([chr(c) for c in range(0x21)] + list("#/:<>?@[\\]^|%\x7f"))
+
+# Sites are told apart with the Public Suffix List, private suffixes included (github.io,
+# blogspot.com: each subdomain is its own owner's site). The snapshot bundled with the
+# package is used as it is: no download and no cache directory at run time.
+_SUFFIXES = tldextract.TLDExtract(
+    suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True
+)
 
 
 def is_tracking_param(name: str) -> bool:
@@ -134,6 +143,34 @@ def article_id_for(canonical_url: str) -> str:
     return short_hash(canonical_url)
 
 
+def site_of(url: str) -> str | None:
+    """The site a URL belongs to: its registrable domain under the Public Suffix List
+    (bbc.co.uk for www.bbc.co.uk, a.github.io for x.a.github.io); a host that is itself a
+    public suffix, or an IP address, is a site of its own. None for an unusable URL."""
+    found = _host_and_port(url)
+    if found is None:
+        return None
+    host = found[1]
+    if host.startswith("[") or _is_ipv4(host):
+        return host
+    try:
+        parts = _SUFFIXES.extract_str(host)
+    except ValueError:  # tldextract decodes xn-- labels, and some do not decode
+        return host
+    if parts.suffix:
+        return parts.top_domain_under_public_suffix or host
+    # A TLD the list does not name is a public suffix by the list's default rule "*".
+    return ".".join(host.split(".")[-2:])
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _is_ipv6(host: str) -> bool:
     try:
         ipaddress.IPv6Address(host)
@@ -143,12 +180,10 @@ def _is_ipv6(host: str) -> bool:
 
 
 def same_site(a: str, b: str) -> bool:
-    """Whether two URLs belong to the same site (registrable-domain approximation:
-    the last two host labels, so www.example.com and example.com match)."""
-    ha, hb = _host_and_port(a), _host_and_port(b)
-    if ha is None or hb is None:
-        return False
-    return ha[1].split(".")[-2:] == hb[1].split(".")[-2:]
+    """Whether two URLs belong to the same site (see ``site_of``): www.example.com and
+    example.com do, evil.co.uk and www.bbc.co.uk or a.github.io and b.github.io do not."""
+    site = site_of(a)
+    return site is not None and site == site_of(b)
 
 
 def domain_of(url: str) -> str:

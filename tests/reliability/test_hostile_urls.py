@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -21,12 +22,13 @@ from core.errors import PermanentFetchError
 from core.fetch import Fetcher, system_resolver
 from core.models import Feed
 from core.settings import Settings
-from core.urls import canonicalize_url, domain_of, is_web_url, same_site
+from core.urls import article_id_for, canonicalize_url, domain_of, is_web_url, same_site
 from service.demo import SITE_DIR
 from tests.integration.test_pipeline import run_pipeline
 from tests.integration.test_poller import Clock, poll
 from tests.reliability.conftest import Recorder
 from tests.unit.test_urls import HOSTILE_URLS
+from workers import context
 
 BAD_LINKS = [
     "https://x.example:99999/a",  # port out of range
@@ -150,6 +152,69 @@ def test_hostile_url_table(record: Recorder) -> None:
         f"{usable} usable, {len(HOSTILE_URLS) - usable - len(raised)} refused, raised {raised}"
     )
     assert raised == []
+
+
+@pytest.fixture
+def named_hosts(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Workers resolve every name to 127.0.0.1, so a local server plays many sites."""
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    async def make_fetcher(settings: Settings) -> Fetcher:
+        return Fetcher(settings, resolver=resolver)
+
+    monkeypatch.setattr(context, "_make_fetcher", make_fetcher)
+    yield
+
+
+@pytest.mark.scenario(
+    "18.8 a canonical on another site under a shared public suffix", "pages on evil.co.uk "
+    "and a.github.io whose <link rel=canonical> names www.bbc.co.uk and b.github.io; a page "
+    "on www.bbc.co.uk naming bbc.co.uk", "the foreign canonicals are ignored: each keeps its "
+    "own article id and source_domain; the same-site one is followed",
+)  # fmt: skip
+def test_public_suffix_sites_keep_their_own_articles(
+    record: Recorder,
+    named_hosts: None,
+    settings: Settings,
+    text_redis: redis.Redis,
+    rq_redis: redis.Redis,
+) -> None:
+    with HTTPServer() as server:
+        port = server.port
+        pages = {
+            f"http://evil.co.uk:{port}/evil": (
+                "fentanyl-tariffs-cut.html",
+                f"http://www.bbc.co.uk:{port}/news/1",
+            ),
+            f"http://a.github.io:{port}/a": (
+                "tariff-truce-extended.html",
+                f"http://b.github.io:{port}/b",
+            ),
+            f"http://www.bbc.co.uk:{port}/amp/2": (
+                "soybean-purchases-stall.html",
+                f"http://bbc.co.uk:{port}/news/2",
+            ),
+        }
+        for link, (name, canonical) in pages.items():
+            path = "/" + link.split("/", 3)[3]
+            server.expect_request(path).respond_with_data(
+                _page(name, canonical), content_type="text/html"
+            )
+        server.expect_request("/rss").respond_with_data(
+            _rss(list(pages)), content_type="application/rss+xml"
+        )
+        settings.feeds_file.write_text(yaml.safe_dump({"feeds": [{"url": server.url_for("/rss")}]}))
+        queued = run_pipeline(settings, text_redis, rq_redis)
+    events = {str(e["url"]): e for e in _events(text_redis, settings)}
+    seen = {u: (e["article_id"], e["source_domain"]) for u, e in events.items()}
+    record.observed(f"{queued} queued; (article_id, source_domain) by link: {seen}")
+    evil, a_site, bbc = pages
+    assert seen[evil] == (article_id_for(str(canonicalize_url(evil))), "evil.co.uk")
+    assert seen[a_site] == (article_id_for(str(canonicalize_url(a_site))), "a.github.io")
+    followed = f"http://bbc.co.uk:{port}/news/2"
+    assert seen[bbc] == (article_id_for(followed), "bbc.co.uk")
 
 
 EMBEDDED_PRIVATE = {

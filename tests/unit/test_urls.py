@@ -163,6 +163,29 @@ def test_url_functions_never_raise_fuzzed(url: str, other: str) -> None:
     resolve_link(url, other)
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("https://www.bbc.co.uk/news/1", "https://bbc.co.uk/news/1", True),
+        ("https://www.example.com/a", "https://example.com/b", True),
+        ("https://news.example/a", "https://www.news.example/b", True),  # unlisted TLD: *.tld
+        ("http://127.0.0.1:8000/a", "http://127.0.0.1:9000/b", True),
+        ("https://evil.co.uk/a", "https://www.bbc.co.uk/a", False),
+        ("https://a.github.io/a", "https://b.github.io/a", False),  # private suffixes
+        ("https://github.io/a", "https://a.github.io/a", False),
+        ("https://foo.blogspot.com/a", "https://bar.blogspot.com/a", False),
+        ("https://x.s3.amazonaws.com/a", "https://y.s3.amazonaws.com/a", False),
+        ("https://a.b.co.jp/a", "https://c.b.co.jp/a", True),
+        ("https://example.com/a", "https://example.org/a", False),
+        ("http://10.0.0.1/a", "http://20.0.0.1/a", False),  # IPs: "0.1" is no site
+        ("http://[::1]/a", "http://[::2]/a", False),
+    ],
+)
+def test_same_site_follows_the_public_suffix_list(a: str, b: str, same: bool) -> None:
+    assert same_site(a, b) is same
+    assert same_site(b, a) is same
+
+
 def test_a_malformed_href_costs_only_itself_in_feed_discovery() -> None:
     from service.discover import find_feed_links
 
@@ -172,3 +195,20 @@ def test_a_malformed_href_costs_only_itself_in_feed_discovery() -> None:
         '<link rel="alternate" type="application/rss+xml" href="/good.xml">'
     )
     assert find_feed_links(html, "https://site.example/") == ["https://site.example/good.xml"]
+
+
+def test_the_public_suffix_list_is_never_fetched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bundled snapshot is the list: loading it opens no connection."""
+    import importlib
+    import socket
+
+    import core.urls
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the Public Suffix List was fetched")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    fresh = importlib.reload(core.urls)
+    assert not fresh.same_site("https://a.github.io/", "https://b.github.io/")
+    assert fresh.site_of("https://news.bbc.co.uk/x") == "bbc.co.uk"
