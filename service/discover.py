@@ -13,7 +13,7 @@ from urllib.parse import urldefrag, urljoin
 
 from core.errors import FetchError
 from core.fetch import Fetcher
-from core.urls import is_web_url
+from core.urls import is_web_url, resolve_link
 from service.feeds import parse_feed
 
 FEED_LINK_TYPES = frozenset(
@@ -79,9 +79,12 @@ def find_feed_links(html: str | bytes, base_url: str) -> list[str]:
     collector = _FeedLinkCollector()
     collector.feed(_decode(html))
     collector.close()
-    base = urljoin(base_url, collector.base_href) if collector.base_href else base_url
-    absolute = [urldefrag(urljoin(base, href)).url for href in collector.hrefs]
-    return _dedupe([url for url in absolute if is_web_url(url)])
+    base = (
+        resolve_link(base_url, collector.base_href) if collector.base_href else None
+    ) or base_url
+    resolved = (resolve_link(base, href) for href in collector.hrefs)
+    # One malformed href (an unbalanced IPv6 bracket) is skipped, not the page's other feeds.
+    return _dedupe([urldefrag(url).url for url in resolved if url and is_web_url(url)])
 
 
 def _is_feed(body: bytes, headers: Mapping[str, str], url: str) -> bool:

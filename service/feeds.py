@@ -19,7 +19,7 @@ import feedparser
 
 from core.models import FeedItem
 from core.times import rfc3339
-from core.urls import article_id_for, canonicalize_url, is_web_url, resolve_link
+from core.urls import article_id_for, canonicalize_url, resolve_link
 from service.hints import syndication_hint_s
 
 MAX_TITLE_CHARS = 1000
@@ -34,7 +34,8 @@ class ParsedFeed:
     problem: str | None  # feedparser's bozo message when the feed was malformed
     hint_s: float | None  # <ttl> and sy:updatePeriod/Frequency: "poll at most this often"
     published_times: tuple[float, ...]  # epoch seconds of every dated entry (its rhythm)
-    skipped_links: int
+    skipped_links: int  # entries dropped because their link is no fetchable http(s) URL
+    first_skipped: str | None = None  # the first such link, for the log line that says why
 
 
 def _epoch(value: time.struct_time | None) -> float | None:
@@ -76,16 +77,16 @@ def parse_feed(
 
     items: list[FeedItem] = []
     seen: set[str] = set()
-    skipped = 0
+    skipped: list[str] = []
     for entry in parsed.entries[:max_items]:
         link = entry.get("link") or ""
         if not link and entry.get("guidislink"):
             link = entry.get("id", "")
-        absolute = resolve_link(feed_url, link) if link else ""
-        if not is_web_url(absolute):
-            skipped += 1
+        urls = _item_urls(feed_url, str(link))
+        if urls is None:
+            skipped.append(str(link))
             continue
-        canonical = canonicalize_url(absolute)
+        absolute, canonical = urls
         if canonical in seen:
             continue
         seen.add(canonical)
@@ -113,5 +114,16 @@ def parse_feed(
             _text(parsed.feed.get("sy_updatefrequency")),
         ),
         published_times=tuple(t for t in times if t is not None),
-        skipped_links=skipped,
+        skipped_links=len(skipped),
+        first_skipped=skipped[0][:200] if skipped else None,
     )
+
+
+def _item_urls(feed_url: str, link: str) -> tuple[str, str] | None:
+    """An entry's absolute and canonical URL; None when its link is no fetchable http(s)
+    URL (javascript:, file:, a port out of range, a broken IPv6 literal, none at all)."""
+    absolute = resolve_link(feed_url, link) if link else None
+    canonical = canonicalize_url(absolute) if absolute else None
+    if absolute is None or canonical is None:
+        return None
+    return absolute, canonical

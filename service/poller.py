@@ -73,6 +73,21 @@ class CycleReport:
     new_items: int = 0
 
 
+def _log_parse_notes(parsed: ParsedFeed) -> None:
+    """What a parse that still yielded a feed had to overlook, said once per poll."""
+    if parsed.problem:
+        log.info("poller.feed_malformed", problem=parsed.problem[:200], items=len(parsed.items))
+    if parsed.skipped_links:
+        # Entries whose link is no fetchable web URL (javascript:, file:, data:, a port out
+        # of range, a broken IPv6 literal) are dropped; the feed's other items flow.
+        log.info(
+            "poller.links_skipped",
+            skipped=parsed.skipped_links,
+            example=parsed.first_skipped,
+            reason="not a fetchable http(s) URL",
+        )
+
+
 class Poller:
     """Polls the feeds due now; several Pollers on one Redis share the feeds via leases."""
 
@@ -347,11 +362,7 @@ class Poller:
             report.failed += 1
             self._record_failure(feed_id, feed, state, "not_a_feed", str(exc), None)
             return
-        if parsed.problem:
-            log.info("poller.feed_malformed", problem=parsed.problem[:200], items=len(parsed.items))
-        if parsed.skipped_links:
-            # Entries whose link is no web URL (javascript:, file:, data:): dropped, said once.
-            log.info("poller.links_skipped", skipped=parsed.skipped_links)
+        _log_parse_notes(parsed)
         new_items, unsettled = self._queue_new(feed, parsed)
         report.new_items += new_items
         self._record_success(

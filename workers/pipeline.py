@@ -5,12 +5,16 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
+import structlog
+
 from core.document import read_document
 from core.models import Article, ArticleJob, TagResult
 from core.times import rfc3339
-from core.urls import article_id_for, canonicalize_url, is_web_url, resolve_link, same_site
+from core.urls import article_id_for, canonicalize_url, resolve_link, same_site
 from workers.extract import Extraction, decode_html, extract_article
 from workers.tagging import Taxonomy, tag_article
+
+log = structlog.get_logger("tradewire.worker")
 
 
 def page_to_extraction(
@@ -44,14 +48,21 @@ def published_at(extraction: Extraction, job: ArticleJob) -> str | None:
 
 
 def with_page_canonical(job: ArticleJob, page_url: str, canonical: str | None) -> ArticleJob:
-    """Prefer the page's own ``<link rel="canonical">`` when it is on the same site (a
-    canonical pointing elsewhere is a syndication credit or a mistake, not this URL)."""
+    """Prefer the page's own ``<link rel="canonical">`` when it is a usable URL on the same
+    site (one pointing elsewhere is a syndication credit or a mistake, not this URL; one
+    that is malformed is the page's bug). Otherwise the job keeps the link it came with."""
     if not canonical:
         return job
     absolute = resolve_link(page_url, canonical)
-    if not is_web_url(absolute) or not same_site(absolute, page_url):
+    canonical_url = canonicalize_url(absolute) if absolute else None
+    if canonical_url is None or not same_site(canonical_url, page_url):
+        log.info(
+            "article.canonical_ignored",
+            url=job.url,
+            canonical=canonical[:300],
+            reason="not a fetchable URL" if canonical_url is None else "another site",
+        )
         return job
-    canonical_url = canonicalize_url(absolute)
     if canonical_url == job.canonical_url:
         return job
     return dataclasses.replace(

@@ -239,6 +239,30 @@ def test_retry_after_date_and_address_rules() -> None:
     assert is_public_address("93.184.216.34")
 
 
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("64:ff9b::7f00:1", False),  # NAT64 (RFC 6052) of 127.0.0.1
+        ("64:ff9b::a00:7", False),  # NAT64 of 10.0.0.7
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254
+        ("64:ff9b:1::a00:1", False),  # NAT64 local-use prefix (RFC 8215): never public
+        ("2002:a00:1::", False),  # 6to4 of 10.0.0.1
+        ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1
+        ("2002:e000:1::", False),  # 6to4 of multicast 224.0.0.1
+        ("::127.0.0.1", False),  # IPv4-compatible
+        ("::10.0.0.1", False),
+        ("::ffff:169.254.169.254", False),  # IPv4-mapped
+        ("::", False),
+        ("64:ff9b::5db8:d822", True),  # NAT64 of 93.184.216.34
+        ("2002:5db8:d822::1", True),  # 6to4 of 93.184.216.34
+        ("::ffff:93.184.216.34", True),
+        ("2606:2800:220:1:248:1893:25c8:1946", True),
+    ],
+)
+def test_ipv6_forms_are_judged_by_the_ipv4_they_embed(address: str, public: bool) -> None:
+    assert is_public_address(address) is public
+
+
 def test_connection_refused_is_transient(local: Settings) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
