@@ -54,17 +54,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import lxml.html
+import trafilatura
+import trafilatura.utils
+from harness import DEFAULT_CORPUS, md_table, percentile
 
-import lxml.html  # noqa: E402
-import trafilatura  # noqa: E402
-import trafilatura.utils  # noqa: E402
+from core.errors import RefusedArticleError
+from workers.pipeline import page_to_extraction
 
-from core.errors import RefusedArticleError  # noqa: E402
-from workers.pipeline import page_to_extraction  # noqa: E402
-
-DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "extraction"
 OURS, DEFAULTS, FAST, LXML = (
     "tradewire",
     "trafilatura defaults",
@@ -252,14 +249,6 @@ def run(pages: list[Page], repeat: int) -> dict[str, list[Result]]:
     return results
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 def summarise(results: dict[str, list[Result]]) -> dict[str, dict[str, float | None]]:
     summary: dict[str, dict[str, float | None]] = {}
     for extractor in EXTRACTORS:
@@ -297,6 +286,85 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
     return "—" if value is None else format(value, spec)
 
 
+def print_tables(
+    pages: list[Page], args: argparse.Namespace, summary: dict[str, Any]
+) -> dict[str, Any]:
+    """The token-level table, the ratios and the scrapinghub table; the ratios."""
+    ours, fast, defaults = summary[OURS], summary[FAST], summary[DEFAULTS]
+    ratio = float(ours["median_ms"] or 0) / float(fast["median_ms"] or 1)
+    f1_vs_defaults = {
+        name: float(summary[name]["f1"] or 0) - float(defaults["f1"] or 0) for name in (OURS, FAST)
+    }
+    print(
+        f"extraction on {len(pages)} pages from {args.corpus} — trafilatura "
+        f"{trafilatura.__version__}, {args.repeat} timed runs per page, one core"
+    )
+    print("token-level P/R/F1 (lowercased \\w+ multisets) per page, mean over pages")
+    print()
+    print("\n".join(md_table(
+        ("extractor", "F1", "precision", "recall", "median ms/page", "p95 ms/page", "pages/s"),
+        [(name, _fmt(s["f1"]), _fmt(s["precision"]), _fmt(s["recall"]), _fmt(s["median_ms"], ".1f"),
+          _fmt(s["p95_ms"], ".1f"), _fmt(s["pages_per_s"], ".1f")) for name, s in summary.items()],
+    )))  # fmt: skip
+    print()
+    print(f"tradewire median ms / trafilatura fast median ms: {ratio:.2f}x")
+    for name, diff in f1_vs_defaults.items():
+        print(f"F1 {name} minus trafilatura defaults: {diff:+.3f}")
+    print()
+    print("scrapinghub evaluate.py scoring (4-token shingles, case kept; F1 of mean P and mean R)")
+    print()
+    print("\n".join(md_table(
+        ("extractor", "F1", "precision", "recall", "empty pages"),
+        [(name, _fmt(s["scrapinghub_f1"]), _fmt(s["scrapinghub_precision"]),
+          _fmt(s["scrapinghub_recall"]), _fmt(s["empty_pages"], "d"))
+         for name, s in summary.items() if s["f1"] is not None],
+    )))  # fmt: skip
+    return {"median_ms_ratio_tradewire_to_fast": ratio, "f1_minus_defaults": f1_vs_defaults}
+
+
+def print_worst(
+    pages: list[Page], results: dict[str, list[Result]], worst: list[tuple[Page, Result]]
+) -> None:
+    print()
+    print("worst pages for tradewire:")
+    print()
+    by_key = {p.key: i for i, p in enumerate(pages)}
+    print("\n".join(md_table(
+        ("page", "F1", "precision", "recall", "defaults F1", "reason"),
+        [(page.key[:10], f"{r.f1:.3f}", f"{r.precision:.3f}", f"{r.recall:.3f}",
+          f"{results[DEFAULTS][by_key[page.key]].f1:.3f}", reason(r, page)) for page, r in worst],
+    )))  # fmt: skip
+
+
+def payload(args: argparse.Namespace, pages: list[Page], results: dict[str, list[Result]],
+            summary: dict[str, Any], ratios: dict[str, Any], worst: list[tuple[Page, Result]]) -> dict[str, Any]:  # fmt: skip
+    return {
+        "corpus": str(args.corpus),
+        "pages": len(pages),
+        "repeat": args.repeat,
+        "trafilatura": trafilatura.__version__,
+        "averaging": "token P/R/F1 per page, mean over pages",
+        "extractors": summary,
+        **ratios,
+        "per_page": [
+            {
+                "page": page.key,
+                **{
+                    name: {
+                        "f1": rows[i].f1 if summary[name]["f1"] is not None else None,
+                        "ms": statistics.median(rows[i].times) * 1000,
+                    }
+                    for name, rows in results.items()
+                },
+            }
+            for i, page in enumerate(pages)
+        ],
+        "worst_tradewire": [
+            {"page": page.key[:10], "f1": r.f1, "reason": reason(r, page)} for page, r in worst
+        ],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
@@ -312,86 +380,13 @@ def main() -> int:
         return 1
     results = run(pages, max(1, args.repeat))
     summary = summarise(results)
-
-    ours, fast, defaults = summary[OURS], summary[FAST], summary[DEFAULTS]
-    ratio = float(ours["median_ms"] or 0) / float(fast["median_ms"] or 1)
-    f1_vs_defaults = {
-        name: float(summary[name]["f1"] or 0) - float(defaults["f1"] or 0) for name in (OURS, FAST)
-    }
-
-    print(
-        f"extraction on {len(pages)} pages from {args.corpus} — trafilatura "
-        f"{trafilatura.__version__}, {args.repeat} timed runs per page, one core"
-    )
-    print("token-level P/R/F1 (lowercased \\w+ multisets) per page, mean over pages")
-    print()
-    print("| extractor | F1 | precision | recall | median ms/page | p95 ms/page | pages/s |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for name, s in summary.items():
-        print(
-            f"| {name} | {_fmt(s['f1'])} | {_fmt(s['precision'])} | {_fmt(s['recall'])} "
-            f"| {_fmt(s['median_ms'], '.1f')} | {_fmt(s['p95_ms'], '.1f')} "
-            f"| {_fmt(s['pages_per_s'], '.1f')} |"
-        )
-    print()
-    print(f"tradewire median ms / trafilatura fast median ms: {ratio:.2f}x")
-    for name, diff in f1_vs_defaults.items():
-        print(f"F1 {name} minus trafilatura defaults: {diff:+.3f}")
-    print()
-    print("scrapinghub evaluate.py scoring (4-token shingles, case kept; F1 of mean P and mean R)")
-    print()
-    print("| extractor | F1 | precision | recall | empty pages |")
-    print("| --- | --- | --- | --- | --- |")
-    for name, s in summary.items():
-        if s["f1"] is not None:
-            print(
-                f"| {name} | {_fmt(s['scrapinghub_f1'])} | {_fmt(s['scrapinghub_precision'])} "
-                f"| {_fmt(s['scrapinghub_recall'])} | {_fmt(s['empty_pages'], 'd')} |"
-            )
-
+    ratios = print_tables(pages, args, summary)
     worst = sorted(zip(pages, results[OURS], strict=True), key=lambda pr: pr[1].f1)[:10]
     if args.errors:
-        print()
-        print("worst pages for tradewire:")
-        print()
-        print("| page | F1 | precision | recall | defaults F1 | reason |")
-        print("| --- | --- | --- | --- | --- | --- |")
-        by_key = {p.key: i for i, p in enumerate(pages)}
-        for page, r in worst:
-            d = results[DEFAULTS][by_key[page.key]]
-            print(
-                f"| {page.key[:10]} | {r.f1:.3f} | {r.precision:.3f} | {r.recall:.3f} "
-                f"| {d.f1:.3f} | {reason(r, page)} |"
-            )
-
+        print_worst(pages, results, worst)
     if args.json:
-        payload = {
-            "corpus": str(args.corpus),
-            "pages": len(pages),
-            "repeat": args.repeat,
-            "trafilatura": trafilatura.__version__,
-            "averaging": "token P/R/F1 per page, mean over pages",
-            "extractors": summary,
-            "median_ms_ratio_tradewire_to_fast": ratio,
-            "f1_minus_defaults": f1_vs_defaults,
-            "per_page": [
-                {
-                    "page": page.key,
-                    **{
-                        name: {
-                            "f1": rows[i].f1 if summary[name]["f1"] is not None else None,
-                            "ms": statistics.median(rows[i].times) * 1000,
-                        }
-                        for name, rows in results.items()
-                    },
-                }
-                for i, page in enumerate(pages)
-            ],
-            "worst_tradewire": [
-                {"page": page.key[:10], "f1": r.f1, "reason": reason(r, page)} for page, r in worst
-            ],
-        }
-        args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        data = payload(args, pages, results, summary, ratios, worst)
+        args.json.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return 0
 
 

@@ -23,6 +23,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
+import harness  # noqa: E402
 import pipeline_bench  # noqa: E402
 
 SUB_TIMEOUT_S = 900
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pipeline_bench.log("interrupted; processes stopped")
         return 130
-    except pipeline_bench.BenchError as exc:
+    except harness.BenchError as exc:
         pipeline_bench.log(f"failed: {exc}")
         return 1
     data["extraction_quality"] = extraction

@@ -57,7 +57,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -65,25 +64,18 @@ import threading
 import time
 import urllib.request
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import harness
+import redis
+import yaml
+from harness import ROOT, children, free_port, md_table, process_table, rss_kb
 
-import redis  # noqa: E402
-import yaml  # noqa: E402
-from rq import Queue  # noqa: E402
-from rq.registry import (  # noqa: E402
-    FailedJobRegistry,
-    ScheduledJobRegistry,
-    StartedJobRegistry,
-)
-
-from core.urls import article_id_for, canonicalize_url  # noqa: E402
-from service import keys  # noqa: E402
-from service.demo import SITE_DIR  # noqa: E402
+from core import keys, queues
+from core.urls import article_id_for, canonicalize_url
+from service.demo import SITE_DIR
 
 PAGES = sorted(p.name for p in (SITE_DIR / "articles").glob("*.html"))
 FEED_WINDOW = 200
@@ -91,14 +83,7 @@ SAMPLE_EVERY_S = 2.0
 STREAM = "tradewire:events"
 
 
-def log(message: str) -> None:
-    print(f"[soak {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+log = harness.logger("soak")
 
 
 # --- the site ---------------------------------------------------------------------------
@@ -179,26 +164,9 @@ class GrowingSite:
         return 404, {"Content-Type": "text/plain"}, b"not found"
 
     def start(self) -> GrowingSite:
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                status, headers, body = site.respond(self.path, self.headers.get("If-None-Match"))
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if body:
-                    self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = harness.http_server(
+            lambda path, headers: self.respond(path, headers.get("If-None-Match"))
+        )
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
         return self
@@ -213,35 +181,9 @@ class GrowingSite:
 # --- processes ----------------------------------------------------------------------------
 
 
-def rss_kb(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def process_table() -> dict[int, tuple[int, str]]:
-    """{pid: (parent pid, command line)} of every process."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, ValueError, IndexError):
-            continue
-        table[int(entry.name)] = (ppid, cmdline)
-    return table
-
-
-def children(pid: int, table: dict[int, tuple[int, str]] | None = None) -> dict[int, str]:
+def child_commands(pid: int) -> dict[int, str]:
     """{child pid: command line} of the direct children of ``pid``."""
-    table = process_table() if table is None else table
-    return {child: cmdline for child, (ppid, cmdline) in table.items() if ppid == pid}
+    return children(pid, process_table(cmdlines=True))
 
 
 def classify(cmdline: str) -> str | None:
@@ -277,6 +219,7 @@ def start_run(tmp: Path, site: GrowingSite, args: argparse.Namespace, health_por
         "TRADEWIRE_CONFIG": str(ROOT / "config" / "settings.yaml"),
         "TRADEWIRE_TAXONOMY_FILE": str(ROOT / "config" / "taxonomy.yaml"),
     }
+    env = harness.with_checkout(env)
     out = (tmp / "run.log").open("ab")
     try:
         # Its own session: Ctrl-C reaches only this script, which then stops it in order.
@@ -298,14 +241,14 @@ def stop_run(proc: Any, timeout_s: float = 60.0) -> None:
     run process and of any child it left behind."""
     if proc.poll() is not None:
         return
-    kids = list(children(proc.pid))
+    kids = list(child_commands(proc.pid))
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout_s)
         return
     except subprocess.TimeoutExpired:
         log(f"run process {proc.pid} did not stop in {timeout_s:.0f}s: killing it")
-    kids = list(set(kids) | set(children(proc.pid)))
+    kids = list(set(kids) | set(child_commands(proc.pid)))
     proc.kill()
     proc.wait()
     for pid in kids:
@@ -322,12 +265,11 @@ def count_verdicts(client: redis.Redis) -> int:
 
 def queue_state(rq_client: redis.Redis) -> dict[str, int]:
     state = {}
-    for name in keys.QUEUES:
-        queue = Queue(name, connection=rq_client)
-        state[f"q_{name}"] = queue.count
-        state[f"started_{name}"] = StartedJobRegistry(queue=queue).count
-        state[f"scheduled_{name}"] = ScheduledJobRegistry(queue=queue).count
-        state[f"failed_{name}"] = FailedJobRegistry(queue=queue).count
+    for name, counts in queues.queue_counts(rq_client, with_workers=False).items():
+        state[f"q_{name}"] = counts.waiting
+        state[f"started_{name}"] = counts.running
+        state[f"scheduled_{name}"] = counts.scheduled_retries
+        state[f"failed_{name}"] = counts.failed
     return state
 
 
@@ -365,7 +307,7 @@ class Sampler:
 
     def sample(self) -> dict[str, Any]:
         procs: dict[str, dict[str, int | None]] = {"run": {"pid": self.run_pid}}
-        table = process_table()
+        table = process_table(cmdlines=True)
         for pid, cmdline in children(self.run_pid, table).items():
             slot = classify(cmdline)
             if slot is None:
@@ -445,26 +387,75 @@ def mib(kb: int | float | None) -> str:
 # --- the soak -----------------------------------------------------------------------------
 
 
-def soak(args: argparse.Namespace) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="tradewire-soak-"))
-    site = GrowingSite(args.articles, args.rate, args.feeds).start()
-    proc = None
+def wait_started(proc: Any, tmp: Path, workers: int) -> Path:
+    """Until the service's redis-server and every worker slot run; its Redis socket."""
+    sock = tmp / "redis" / "redis.sock"
+    deadline = time.monotonic() + 60
+    want = {f"extract-{i}" for i in range(workers)} | {"tag-0", "redis"}
+    while True:
+        slots = {classify(c) for c in child_commands(proc.pid).values()}
+        if sock.exists() and want <= slots:
+            return sock
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("service did not start: " + (tmp / "run.log").read_text()[-3000:])
+        time.sleep(0.2)
+
+
+def progress(sample: dict[str, Any]) -> None:
+    workers = " ".join(
+        f"{slot}={mib(info['rss_kb'])}" for slot, info in sorted(sample["procs"].items())
+    )
+    log(
+        f"t={sample['t_s']:.0f}s published={sample['published']} "
+        f"tagged={sample['tagged']} events={sample['events']} "
+        f"backlog={sample['q_extract']}+{sample['q_tag']} RSS MiB: {workers}"
+    )
+
+
+def drained(
+    sample: dict[str, Any], args: argparse.Namespace, health_port: int, hard_deadline: float
+) -> bool:
+    """Everything published, queues and registries empty, every article tagged or refused."""
+    if sample["published"] < args.articles:
+        return False
+    pending = sum(
+        sample[f"{kind}_{q}"] for kind in ("q", "started", "scheduled") for q in keys.QUEUES
+    )
+    if pending or sample["tagged"] == 0:
+        return False
+    refused = sum(v for k, v in metric_counts(health_port).items() if 'status="refused"' in k)
+    return sample["tagged"] + refused >= args.articles or time.time() > hard_deadline
+
+
+def watch(
+    proc: Any, tmp: Path, sampler: Sampler, args: argparse.Namespace, health_port: int
+) -> float | None:
+    """Sample every 2 s until drained (its time) or ``--drain-timeout`` (None)."""
+    hard_deadline = sampler.t0 + args.articles / args.rate + args.drain_timeout
+    next_log = 0
+    while True:
+        sample = sampler.sample()
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"service exited ({proc.returncode}): " + (tmp / "run.log").read_text()[-3000:]
+            )
+        if sample["tagged"] >= next_log:
+            progress(sample)
+            next_log += 1000
+        if drained(sample, args, health_port, hard_deadline):
+            return time.time()
+        if time.time() > hard_deadline:
+            log("drain timeout: stopping with work outstanding")
+            return None
+        time.sleep(max(0.0, SAMPLE_EVERY_S - (time.time() - sampler.t0 - sample["t_s"])))
+
+
+def run_soak(tmp: Path, site: GrowingSite, args: argparse.Namespace) -> dict[str, Any]:
+    """Start the service, let the site publish, watch it drain; what was measured."""
     health_port = free_port()
-    started = time.time()
+    proc = start_run(tmp, site, args, health_port)
     try:
-        proc = start_run(tmp, site, args, health_port)
-        sock = tmp / "redis" / "redis.sock"
-        deadline = time.monotonic() + 60
-        want = {f"extract-{i}" for i in range(args.workers)} | {"tag-0", "redis"}
-        while True:
-            slots = {classify(c) for c in children(proc.pid).values()}
-            if sock.exists() and want <= slots:
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    "service did not start: " + (tmp / "run.log").read_text()[-3000:]
-                )
-            time.sleep(0.2)
+        sock = wait_started(proc, tmp, args.workers)
         client = redis.Redis(unix_socket_path=str(sock), decode_responses=True, socket_timeout=30)
         rq_client = redis.Redis(unix_socket_path=str(sock), socket_timeout=30)
         time.sleep(3)  # workers import and register; then the site starts publishing
@@ -474,114 +465,98 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
             f"{args.feeds} feeds; run pid {proc.pid}, worker_max_jobs {args.worker_max_jobs}"
         )
         sampler = Sampler(proc.pid, site, client, rq_client, t0)
-        publish_s = args.articles / args.rate
-        hard_deadline = t0 + publish_s + args.drain_timeout
-        drained_at = None
-        next_log = 0
-        while True:
-            sample = sampler.sample()
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"service exited ({proc.returncode}): " + (tmp / "run.log").read_text()[-3000:]
-                )
-            if sample["tagged"] >= next_log:
-                workers = " ".join(
-                    f"{slot}={mib(info['rss_kb'])}"
-                    for slot, info in sorted(sample["procs"].items())
-                )
-                log(
-                    f"t={sample['t_s']:.0f}s published={sample['published']} "
-                    f"tagged={sample['tagged']} events={sample['events']} "
-                    f"backlog={sample['q_extract']}+{sample['q_tag']} RSS MiB: {workers}"
-                )
-                next_log += 1000
-            if sample["published"] >= args.articles:
-                pending = sum(
-                    sample[f"{kind}_{q}"]
-                    for kind in ("q", "started", "scheduled")
-                    for q in keys.QUEUES
-                )
-                if pending == 0 and sample["tagged"] > 0:
-                    refused = sum(
-                        v for k, v in metric_counts(health_port).items() if 'status="refused"' in k
-                    )
-                    if sample["tagged"] + refused >= args.articles or time.time() > hard_deadline:
-                        drained_at = time.time()
-                        break
-            if time.time() > hard_deadline:
-                log("drain timeout: stopping with work outstanding")
-                break
-            time.sleep(max(0.0, SAMPLE_EVERY_S - (time.time() - t0 - sample["t_s"])))
+        drained_at = watch(proc, tmp, sampler, args, health_port)
         time.sleep(SAMPLE_EVERY_S)
         final = sampler.sample()
-        metrics = metric_counts(health_port)
-        streamed = stream_summary(client)
-        verdicts = verdict_summary(client)
-        corpus_files = len(list((tmp / "corpus").glob("*.txt")))
-        run_log = (tmp / "run.log").read_text(errors="replace")
+        found = {
+            "t0": t0, "drained_at": drained_at, "sampler": sampler, "final": final,
+            "metrics": metric_counts(health_port), "streamed": stream_summary(client),
+            "verdicts": verdict_summary(client),
+            "corpus_files": len(list((tmp / "corpus").glob("*.txt"))),
+            "run_log": (tmp / "run.log").read_text(errors="replace"),
+        }  # fmt: skip
         client.close()
         rq_client.close()
+        return found
     finally:
-        if proc is not None:
-            stop_run(proc)
+        stop_run(proc)
+
+
+def soak(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="tradewire-soak-"))
+    site = GrowingSite(args.articles, args.rate, args.feeds).start()
+    started = time.time()
+    try:
+        found = run_soak(tmp, site, args)
+    finally:
         site.stop()
         if args.keep:
             log(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+    return summarise(args, site, found, started)
 
-    published_ids = {article_id_for(canonicalize_url(site.url(n))): n for n in range(args.articles)}
-    refused = int(sum(v for k, v in metrics.items() if 'status="refused"' in k))
-    missing = set(published_ids) - set(verdicts)
-    unexpected = set(verdicts) - set(published_ids)
-    relevant_ids = {aid for aid, v in verdicts.items() if v.get("us_china_trade")}
-    end_t = (drained_at or time.time()) - t0
-    samples = sampler.samples
-    at_1000 = next((s for s in samples if s["tagged"] >= min(1000, args.articles)), samples[0])
-    slots = sorted({slot for s in samples for slot in s["procs"]}, key=_slot_order)
+
+def memory_by_slot(
+    samples: list[dict[str, Any]], final: dict[str, Any], sampler: Sampler, articles: int
+) -> dict[str, Any]:
+    """Per process slot: RSS at the first sample with 1,000 articles tagged, at the end, peak."""
+    at_1000 = next((s for s in samples if s["tagged"] >= min(1000, articles)), samples[0])
+    later = samples[samples.index(at_1000) :]
     memory = {}
-    for slot in slots:
+    for slot in sorted({slot for s in samples for slot in s["procs"]}, key=_slot_order):
         # The first sample from the 1,000 mark on where the process was there (a recycled
         # worker may be between two processes at the mark).
         first = next(
-            (
-                s["procs"][slot]
-                for s in samples[samples.index(at_1000) :]
-                if s["procs"].get(slot, {}).get("rss_kb")
-            ),
-            {},
+            (s["procs"][slot] for s in later if s["procs"].get(slot, {}).get("rss_kb")), {}
         )
         last = final["procs"].get(slot, {})
-        peak = max((s["procs"].get(slot, {}).get("rss_kb") or 0) for s in samples)
         memory[slot] = {
             "rss_kb_at_1000": first.get("rss_kb"),
             "rss_kb_end": last.get("rss_kb"),
-            "rss_kb_peak": peak,
+            "rss_kb_peak": max((s["procs"].get(slot, {}).get("rss_kb") or 0) for s in samples),
             "growth_pct": pct(first.get("rss_kb"), last.get("rss_kb")),
             "same_process": first.get("pid") == last.get("pid"),
             "processes": len(sampler.pids[slot]) if slot in sampler.pids else 1,
         }
-    tagged = len(verdicts)
+    return memory
+
+
+def config_of(args: argparse.Namespace) -> dict[str, Any]:
     return {
-        "config": {
-            "articles": args.articles,
-            "rate_per_s": args.rate,
-            "feeds": args.feeds,
-            "feed_window": FEED_WINDOW,
-            "extract_workers": args.workers,
-            "tag_workers": 1,
-            "worker_max_jobs": args.worker_max_jobs,
-            "poll_interval_s": 5,
-            "python": sys.version.split()[0],
-            "cpus": os.cpu_count(),
-        },
+        "articles": args.articles,
+        "rate_per_s": args.rate,
+        "feeds": args.feeds,
+        "feed_window": FEED_WINDOW,
+        "extract_workers": args.workers,
+        "tag_workers": 1,
+        "worker_max_jobs": args.worker_max_jobs,
+        "poll_interval_s": 5,
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+    }
+
+
+def summarise(
+    args: argparse.Namespace, site: GrowingSite, found: dict[str, Any], started: float
+) -> dict[str, Any]:
+    verdicts, streamed, metrics = found["verdicts"], found["streamed"], found["metrics"]
+    sampler, final = found["sampler"], found["final"]
+    published_ids = {article_id_for(canonicalize_url(site.url(n))): n for n in range(args.articles)}
+    refused = int(sum(v for k, v in metrics.items() if 'status="refused"' in k))
+    missing = set(published_ids) - set(verdicts)
+    relevant_ids = {aid for aid, v in verdicts.items() if v.get("us_china_trade")}
+    end_t = (found["drained_at"] or time.time()) - found["t0"]
+    samples = sampler.samples
+    return {
+        "config": config_of(args),
         "published": site.published(time.time()),
-        "tagged": tagged,
+        "tagged": len(verdicts),
         "refused": refused,
         "lost": max(0, len(missing) - refused),
         "missing_ids": sorted(missing)[:20],
-        "unexpected_verdicts": len(unexpected),
-        "corpus_files": corpus_files,
+        "unexpected_verdicts": len(set(verdicts) - set(published_ids)),
+        "corpus_files": found["corpus_files"],
         "relevant_verdicts": len(relevant_ids),
         "events": streamed["entries"],
         "event_ids": streamed["distinct_ids"],
@@ -592,19 +567,19 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         "near_duplicate_events": streamed["near_duplicate_events"],
         "failed_jobs": {q: final[f"failed_{q}"] for q in keys.QUEUES},
         "metrics": metrics,
-        "drained": drained_at is not None,
+        "drained": found["drained_at"] is not None,
         "duration_s": round(end_t, 1),
-        "publish_s": round(publish_s, 1),
-        "throughput_per_s": round(tagged / end_t, 2) if end_t else None,
+        "publish_s": round(args.articles / args.rate, 1),
+        "throughput_per_s": round(len(verdicts) / end_t, 2) if end_t else None,
         "max_backlog": max(s["q_extract"] + s["q_tag"] for s in samples),
         "site": {
             "page_hits": site.page_hits,
             "feed_hits": site.feed_hits,
             "not_modified": site.not_modified,
         },
-        "memory": memory,
+        "memory": memory_by_slot(samples, final, sampler, args.articles),
         "recycles": {slot: len(pids) - 1 for slot, pids in sampler.pids.items()},
-        "log_warnings": _log_summary(run_log),
+        "log_warnings": _log_summary(found["run_log"]),
         "wall_s": round(time.time() - started, 1),
         "samples": samples,
     }
@@ -631,55 +606,55 @@ def _log_summary(text: str) -> dict[str, int]:
     return dict(counts)
 
 
-def report(result: dict[str, Any]) -> str:
-    c = result["config"]
-    mem = result["memory"]
-    names = {"run": "poller (run process)", "redis": "redis-server"}
-    lines = [
-        f"## Soak: {c['articles']} articles at {c['rate_per_s']}/s, {c['extract_workers']} extract "
-        f"+ 1 tag worker, worker_max_jobs {c['worker_max_jobs']}",
-        "",
-        "| measure | value |",
-        "| --- | --- |",
-        f"| articles published | {result['published']} |",
-        f"| tagged (verdicts) | {result['tagged']} |",
-        f"| refused | {result['refused']} |",
-        f"| **lost** (published, no verdict, not refused) | **{result['lost']}** |",
-        f"| corpus files | {result['corpus_files']} |",
-        f"| relevant verdicts / events / distinct ids | {result['relevant_verdicts']} / "
-        f"{result['events']} / {result['event_ids']} |",
-        f"| **duplicate events** (same article_id) | **{result['duplicate_events']}** |",
-        f"| relevant without event / event without relevant verdict | "
-        f"{result['relevant_without_event']} / {result['events_without_relevant_verdict']} |",
-        f"| near-duplicate events (duplicate_of set) | {result['near_duplicate_events']} |",
-        f"| failed jobs (extract, tag) | {result['failed_jobs']['extract']}, "
-        f"{result['failed_jobs']['tag']} |",
-        f"| drained | {'yes' if result['drained'] else 'NO'} |",
-        f"| duration (first publish → drained) | {result['duration_s']} s "
-        f"(publishing {result['publish_s']} s) |",
-        f"| throughput | {result['throughput_per_s']} articles/s |",
-        f"| max backlog (extract + tag queues) | {result['max_backlog']} |",
-    ]
+NAMES = {"run": "poller (run process)", "redis": "redis-server"}
+
+
+def summary_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
+    r = result
+    return [
+        ("articles published", r["published"]),
+        ("tagged (verdicts)", r["tagged"]),
+        ("refused", r["refused"]),
+        ("**lost** (published, no verdict, not refused)", f"**{r['lost']}**"),
+        ("corpus files", r["corpus_files"]),
+        ("relevant verdicts / events / distinct ids",
+         f"{r['relevant_verdicts']} / {r['events']} / {r['event_ids']}"),
+        ("**duplicate events** (same article_id)", f"**{r['duplicate_events']}**"),
+        ("relevant without event / event without relevant verdict",
+         f"{r['relevant_without_event']} / {r['events_without_relevant_verdict']}"),
+        ("near-duplicate events (duplicate_of set)", r["near_duplicate_events"]),
+        ("failed jobs (extract, tag)", f"{r['failed_jobs']['extract']}, {r['failed_jobs']['tag']}"),
+        ("drained", "yes" if r["drained"] else "NO"),
+        ("duration (first publish → drained)", f"{r['duration_s']} s (publishing {r['publish_s']} s)"),
+        ("throughput", f"{r['throughput_per_s']} articles/s"),
+        ("max backlog (extract + tag queues)", r["max_backlog"]),
+    ]  # fmt: skip
+
+
+def memory_rows(mem: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
     for slot, m in mem.items():
-        label = names.get(slot, f"worker {slot}")
+        label = NAMES.get(slot, f"worker {slot}")
         if slot.endswith(".scheduler"):
             label = f"RQ scheduler (forked by {slot.split('.')[0]})"
         note = "" if m["same_process"] else " (different process at the end)"
         if m["processes"] > 1:
             note += f", {m['processes'] - 1} recycle(s)"
         growth = "-" if m["growth_pct"] is None else f"{m['growth_pct']:+.1f}%"
-        lines.append(
-            f"| RSS MiB {label}: at 1,000 → end (peak) | {mib(m['rss_kb_at_1000'])} → "
-            f"{mib(m['rss_kb_end'])} ({mib(m['rss_kb_peak'])}), **{growth}**{note} |"
-        )
-    lines += ["", "RSS over time (MiB):", ""]
-    slots = list(mem)
+        rows.append((
+            f"RSS MiB {label}: at 1,000 → end (peak)",
+            f"{mib(m['rss_kb_at_1000'])} → {mib(m['rss_kb_end'])} ({mib(m['rss_kb_peak'])}), "
+            f"**{growth}**{note}",
+        ))  # fmt: skip
+    return rows
+
+
+def rss_over_time(samples: list[dict[str, Any]], slots: list[str]) -> list[str]:
+    """One row about every 1,000 articles tagged, and the last sample."""
     header = [
         "t s", "published", "tagged", "backlog",
-        *[names.get(s, s.replace(".scheduler", " sched")) for s in slots],
+        *[NAMES.get(s, s.replace(".scheduler", " sched")) for s in slots],
     ]  # fmt: skip
-    lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    samples = result["samples"]
     rows, mark = [], 0
     for s in samples:
         if s["tagged"] >= mark:
@@ -687,15 +662,26 @@ def report(result: dict[str, Any]) -> str:
             mark = (s["tagged"] // 1000 + 1) * 1000
     if rows[-1] is not samples[-1]:
         rows.append(samples[-1])
-    for s in rows:
-        cells = [
-            f"{s['t_s']:.0f}",
-            str(s["published"]),
-            str(s["tagged"]),
-            str(s["q_extract"] + s["q_tag"]),
-            *[mib(s["procs"].get(slot, {}).get("rss_kb")) for slot in slots],
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
+    cells = [
+        (f"{s['t_s']:.0f}", s["published"], s["tagged"], s["q_extract"] + s["q_tag"],
+         *[mib(s["procs"].get(slot, {}).get("rss_kb")) for slot in slots])
+        for s in rows
+    ]  # fmt: skip
+    return md_table(header, cells)
+
+
+def report(result: dict[str, Any]) -> str:
+    c = result["config"]
+    lines = [
+        f"## Soak: {c['articles']} articles at {c['rate_per_s']}/s, {c['extract_workers']} extract "
+        f"+ 1 tag worker, worker_max_jobs {c['worker_max_jobs']}",
+        "",
+        *md_table(("measure", "value"), [*summary_rows(result), *memory_rows(result["memory"])]),
+        "",
+        "RSS over time (MiB):",
+        "",
+        *rss_over_time(result["samples"], list(result["memory"])),
+    ]
     if result["log_warnings"]:
         lines += ["", f"service log (WARNING+ events): {result['log_warnings']}"]
     return "\n".join(lines)
@@ -792,10 +778,7 @@ def main() -> int:
     if args.minutes is not None:
         args.articles = round(args.rate * 60 * args.minutes)
 
-    def terminate(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGTERM, harness.raise_keyboard_interrupt)
     try:
         if args.leak_check:
             result = leak_check(args.leak_check)

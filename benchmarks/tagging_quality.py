@@ -12,16 +12,15 @@ import argparse
 import json
 import re
 import statistics
-import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from harness import ROOT, md_table
 
-from core.document import normalize_paragraph, read_document  # noqa: E402
-from workers.tagging import TOPICS, load_taxonomy, tag_article  # noqa: E402
+from core.document import normalize_paragraph, read_document
+from workers.tagging import TOPICS, load_taxonomy, tag_article
 
 SEEDS = ROOT.parent / "shared" / "seeds"
 REPEATS = 5
@@ -60,16 +59,10 @@ def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     return p, r, f
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--data", type=Path, default=ROOT / "tests" / "data" / "tagging")
-    parser.add_argument("--taxonomy", type=Path, default=ROOT / "config" / "taxonomy.yaml")
-    parser.add_argument("--errors", action="store_true", help="list misclassified articles")
-    args = parser.parse_args()
-    taxonomy = load_taxonomy(args.taxonomy)
-    cases = load_cases(args.data)
-    prepared = [(c, *article(c)) for c in cases]
-
+def score(
+    taxonomy: Any, prepared: list[tuple[dict[str, object], str, list[str]]]
+) -> dict[str, Any]:
+    """tp/fp/fn/tn overall and per language, per-topic hits on true positives, the errors."""
     counts: Counter[str] = Counter()
     by_lang: dict[str, Counter[str]] = {}
     topic_hits: Counter[str] = Counter()
@@ -88,10 +81,16 @@ def main() -> int:
             for topic in TOPICS:
                 topic_total[topic] += 1
                 topic_hits[topic] += (topic in expected) == (topic in result.topics)
+    return {"counts": counts, "by_lang": by_lang, "topic_hits": topic_hits,
+            "topic_total": topic_total, "errors": errors}  # fmt: skip
 
-    # Speed: tagging alone, one core, several passes over the set; timed REPEATS times,
-    # as other processes only ever slow a run down, the best run is the tagger's speed
-    # (the median shows how noisy the machine was).
+
+def speed(
+    taxonomy: Any, prepared: list[tuple[dict[str, object], str, list[str]]]
+) -> tuple[list[float], int]:
+    """Tagging alone, one core, several passes over the set; timed REPEATS times, as other
+    processes only ever slow a run down, the best run is the tagger's speed (the median
+    shows how noisy the machine was)."""
     passes = max(1, 2000 // len(prepared))
     rates = []
     for _ in range(REPEATS):
@@ -100,34 +99,50 @@ def main() -> int:
             for _case, title, paragraphs in prepared:
                 tag_article(taxonomy, title, paragraphs)
         rates.append(passes * len(prepared) / (time.perf_counter() - start))
+    return rates, passes
 
+
+def print_report(
+    n: int, version: str, found: dict[str, Any], rates: list[float], passes: int
+) -> None:
+    counts, topic_hits, topic_total = found["counts"], found["topic_hits"], found["topic_total"]
     p, r, f = prf(counts["tp"], counts["fp"], counts["fn"])
     print(
-        f"tagging quality on {len(cases)} articles ({counts['tp'] + counts['fn']} positive), taxonomy {taxonomy.version}"
+        f"tagging quality on {n} articles ({counts['tp'] + counts['fn']} positive), taxonomy {version}"
     )
     print()
-    print("| set | n | precision | recall | F1 |")
-    print("| --- | --- | --- | --- | --- |")
-    print(f"| all | {len(cases)} | {p:.3f} | {r:.3f} | {f:.3f} |")
-    for lang, c in sorted(by_lang.items()):
+    rows = [("all", n, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}")]
+    for lang, c in sorted(found["by_lang"].items()):
         lp, lr, lf = prf(c["tp"], c["fp"], c["fn"])
-        print(f"| {lang} | {sum(c.values())} | {lp:.3f} | {lr:.3f} | {lf:.3f} |")
+        rows.append((lang, sum(c.values()), f"{lp:.3f}", f"{lr:.3f}", f"{lf:.3f}"))
+    print("\n".join(md_table(("set", "n", "precision", "recall", "F1"), rows)))
     print()
-    print("| topic | accuracy on true positives |")
-    print("| --- | --- |")
-    for topic in TOPICS:
-        if topic_total[topic]:
-            print(f"| {topic} | {topic_hits[topic] / topic_total[topic]:.3f} |")
+    rows = [(t, f"{topic_hits[t] / topic_total[t]:.3f}") for t in TOPICS if topic_total[t]]
     if topic_total:
-        print(f"| (all topics) | {sum(topic_hits.values()) / sum(topic_total.values()):.3f} |")
+        rows.append(("(all topics)", f"{sum(topic_hits.values()) / sum(topic_total.values()):.3f}"))
+    print("\n".join(md_table(("topic", "accuracy on true positives"), rows)))
     print()
     print(
         f"speed: {max(rates):,.0f} articles/s tagging alone (one core, best of {REPEATS} runs"
         f" of {passes} passes; median {statistics.median(rates):,.0f})"
     )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, default=ROOT / "tests" / "data" / "tagging")
+    parser.add_argument("--taxonomy", type=Path, default=ROOT / "config" / "taxonomy.yaml")
+    parser.add_argument("--errors", action="store_true", help="list misclassified articles")
+    args = parser.parse_args()
+    taxonomy = load_taxonomy(args.taxonomy)
+    cases = load_cases(args.data)
+    prepared = [(c, *article(c)) for c in cases]
+    found = score(taxonomy, prepared)
+    rates, passes = speed(taxonomy, prepared)
+    print_report(len(cases), taxonomy.version, found, rates, passes)
     if args.errors:
         print()
-        for row in sorted(errors):
+        for row in sorted(found["errors"]):
             print("  ", *row)
     return 0
 
