@@ -245,7 +245,7 @@ def prime_unpolled(client: redis.Redis, feeds: list[Feed], settings: Settings, e
             )  # fmt: skip
             for j in range(version, version + 5):
                 aid = article_id_for(canonicalize_url(item_link(i, j)))
-                pipe.set(keys.seen_url(aid), "queued", ex=settings.seen_ttl_s)
+                pipe.set(keys.seen_url(aid), "seen:bench", ex=settings.seen_ttl_s)
                 guid_key = keys.seen_guid(feed.feed_id, short_hash(item_guid(i, j)))
                 pipe.set(guid_key, "1", ex=settings.seen_ttl_s)
         pipe.hset(keys.feed_state(feed.feed_id), mapping=state.to_redis())  # type: ignore[arg-type]

@@ -194,7 +194,8 @@ def all_queued(r: redis.Redis, seen_keys: list[str]) -> bool:
     values = []
     for i in range(0, len(seen_keys), 1000):
         values += r.mget(seen_keys[i : i + 1000])
-    return all(v == "queued" for v in values)
+    # A durable claim reads "seen:<owner>"; "claimed:<owner>" is still in hand.
+    return all(v is not None and str(v).startswith("seen:") for v in values)
 
 
 def wait_done(
