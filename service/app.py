@@ -24,7 +24,8 @@ from core.connection import connect
 from core.errors import ConfigError
 from core.fetch import Fetcher
 from core.metrics import RedisStateCollector, exposition_registry
-from core.settings import Settings, redact_url
+from core.redact import redact_url
+from core.settings import Settings
 from service.embedded_redis import EmbeddedRedis
 from service.feedlist import load_feeds
 from service.health import HealthServer, HealthState
