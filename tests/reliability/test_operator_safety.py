@@ -1,12 +1,17 @@
-"""Operator safety: credentials in every URL form stay out of output."""
+"""Operator safety: credentials in every URL form stay out of output, and recycled workers do
+not pile up metric files."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import re
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +19,11 @@ import httpx
 import pytest
 import redis
 import yaml
+from prometheus_client import generate_latest
 
+from core.metrics import exposition_registry
 from service.embedded_redis import EmbeddedRedis
+from service.supervisor import Supervisor
 from tests.conftest import ROOT, free_port
 from tests.processes import run_env, wait_until
 from tests.reliability.conftest import Recorder
@@ -146,3 +154,67 @@ def test_credentials_masked_in_every_url_form(record: Recorder, tmp_path: Path) 
     assert all(p.returncode == 2 and "not reachable" in p.stderr for p in refused.values())
     assert not any(leaks.values()), leaks
     assert not user_leak
+
+
+CHILD = """
+from prometheus_client import Counter, Gauge, Histogram
+Counter("tw_test_jobs", "jobs").inc()
+Histogram("tw_test_seconds", "s", buckets=(0.1, 1.0)).observe(0.5)
+Gauge("tw_test_live", "live children", multiprocess_mode="livesum").set(1)
+"""
+
+
+def _sample(text: str, name: str) -> float | None:
+    match = re.search(rf"^{name} (\S+)$", text, re.M)
+    return float(match.group(1)) if match else None
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.scenario(
+    "18.11 recycled workers and metric files", "a supervised child that counts one job, observes "
+    "one duration, sets a live gauge and exits, recycled 40 times while /metrics is scraped",
+    "the multiprocess directory holds a bounded number of files; the counter and histogram total "
+    "every child; the dead children's live gauge is gone; the counter never goes backwards",
+)  # fmt: skip
+def test_recycled_children_leave_bounded_metric_files(record: Recorder, tmp_path: Path) -> None:
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    supervisor = Supervisor(env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "PATH": "/usr/bin"})
+    supervisor.add("short", [sys.executable, "-c", CHILD])
+    registry = exposition_registry(metrics_dir)
+    seen: list[float] = []
+    done = threading.Event()
+
+    def scrape() -> None:
+        while not done.is_set():
+            value = _sample(generate_latest(registry).decode(), "tw_test_jobs_total")
+            seen.append(value or 0.0)
+
+    scraper = threading.Thread(target=scrape)
+    scraper.start()
+    try:
+        child = supervisor.children[0]
+        while child.restarts < 40:
+            supervisor.check()
+            time.sleep(0.02)
+        assert child.process is not None
+        child.process.wait(30)  # the last one finishes on its own (its job counted)
+        supervisor.stop(10)
+    finally:
+        done.set()
+        scraper.join()
+    text = generate_latest(registry).decode()
+    files = sorted(p.name for p in metrics_dir.glob("*.db"))
+    children = child.restarts + 1
+    jobs, count = _sample(text, "tw_test_jobs_total"), _sample(text, "tw_test_seconds_count")
+    live = _sample(text, "tw_test_live")
+    backwards = [(a, b) for a, b in itertools.pairwise(seen) if b < a]
+    record.observed(
+        f"{children} children; {len(files)} files left {files}; jobs_total {jobs}, "
+        f"seconds_count {count}, live gauge {live}; {len(seen)} scrapes, {len(backwards)} went back"
+    )
+    assert len(files) <= 3, files
+    assert jobs == children and count == children
+    assert _sample(text, 'tw_test_seconds_bucket{le="1.0"}') == children
+    assert live in (None, 0.0)
+    assert not backwards, backwards[:5]
