@@ -1,5 +1,5 @@
-"""Operator safety: credentials in every URL form stay out of output, and recycled workers do
-not pile up metric files."""
+"""Operator safety: credentials in every URL form stay out of output, recycled workers do
+not pile up metric files, and a Redis that may evict our keys is named before it bites."""
 
 from __future__ import annotations
 
@@ -218,3 +218,46 @@ def test_recycled_children_leave_bounded_metric_files(record: Recorder, tmp_path
     assert _sample(text, 'tw_test_seconds_bucket{le="1.0"}') == children
     assert live in (None, 0.0)
     assert not backwards, backwards[:5]
+
+
+def _eviction_server(tmp_path: Path) -> EmbeddedRedis:
+    return EmbeddedRedis(
+        tmp_path / "redis", port=free_port(), appendonly=False,
+        extra_args=["--maxmemory-policy", "allkeys-lru"],
+    )  # fmt: skip
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.scenario(
+    "18.eviction Redis that may evict our keys", "a Redis started with --maxmemory-policy "
+    "allkeys-lru; the same Redis reached as a user that may not run CONFIG (a managed service)",
+    "a warning at start and /readyz 503 naming maxmemory-policy allkeys-lru; where CONFIG is "
+    "refused, a log line saying it could not be checked and readiness not failed on it",
+)  # fmt: skip
+def test_evicting_redis_is_named_at_start_and_in_readyz(record: Recorder, tmp_path: Path) -> None:
+    with _eviction_server(tmp_path) as server:
+        admin = redis.Redis(port=server.port)
+        admin.acl_setuser("managed", enabled=True, passwords=["+managed-pw"], keys=["*"],
+                          channels=["*"], commands=["+@all", "-config"])  # fmt: skip
+        urls = {
+            "evicting": server.url,
+            "managed": f"redis://managed:managed-pw@127.0.0.1:{server.port}/0",
+        }
+        with started_polls(tmp_path, urls) as runs:
+            checks = {}
+            for label, (log, port) in runs.items():
+                response = wait_until(lambda port=port: readyz(port), 60)
+                assert response is not None, f"{label}: {log.read_text()[-2000:]}"
+                checks[label] = response.json()["checks"]
+            logs = {label: log.read_text() for label, (log, _) in runs.items()}
+    evicting = checks["evicting"].get("eviction", {})
+    warned = [ln for ln in logs["evicting"].splitlines() if "maxmemory" in ln]
+    unchecked = [ln for ln in logs["managed"].splitlines() if "could not" in ln]
+    record.observed(
+        f"evicting: /readyz eviction check {evicting}; start log {warned[:1]}; managed: "
+        f"/readyz eviction check {checks['managed'].get('eviction')}, log {unchecked[:1]}"
+    )
+    assert evicting.get("ok") is False and "allkeys-lru" in evicting["error"]
+    assert warned and '"level": "warning"' in warned[0]
+    assert checks["managed"].get("eviction", {"ok": True})["ok"] is True
+    assert unchecked and "maxmemory-policy" in unchecked[0]
