@@ -29,3 +29,13 @@ def connect(settings: Settings, *, decode: bool = True, probe: bool = False) -> 
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=0 if probe else 3),
         protocol=2,
     )
+
+
+def eviction_policy(client: redis.Redis) -> str | None:
+    """Redis's ``maxmemory-policy`` (``client`` decodes responses), or None where CONFIG is
+    refused (managed services rename it or deny it to application users)."""
+    try:
+        reply = client.config_get("maxmemory-policy")
+    except redis.ResponseError:  # unknown command, NOPERM
+        return None
+    return reply.get("maxmemory-policy")

@@ -2,36 +2,52 @@
 
 JSON lines when stderr is not a terminal (containers, CI), colours on a terminal. Context
 (feed, url, article_id, job_id) is bound through contextvars by the code doing the work.
-A last processor masks credentials, so a Redis password never reaches a log line even when
-it hides inside an exception message.
+A last processor masks credentials (core.redact) in every value, nested ones included, so a
+Redis password never reaches a log line even when it hides inside an exception message; the
+standard-library handler (RQ, httpx) masks its lines the same way.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<auth>[^/@\s]+)@", re.I)
+from core.redact import MASK, mask_secrets
+
 _SECRET_KEYS = ("password", "passwd", "secret", "token")
 
 
-def mask_secrets(text: str) -> str:
-    """Replace the userinfo of every URL in ``text`` with ``***``."""
-    return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}***@", text)
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, dict):
+        return {key: _masked_item(key, item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(item) for item in value]
+    return value
+
+
+def _masked_item(key: Any, value: Any) -> Any:
+    if isinstance(key, str) and any(secret in key.lower() for secret in _SECRET_KEYS):
+        return MASK
+    return _masked(value)
 
 
 def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event_dict.items()):
-        if any(secret in key.lower() for secret in _SECRET_KEYS):
-            event_dict[key] = "***"
-        elif isinstance(value, str) and "@" in value:
-            event_dict[key] = mask_secrets(value)
+        event_dict[key] = _masked_item(key, value)
     return event_dict
+
+
+class _MaskingFormatter(logging.Formatter):
+    """Standard-library records (RQ's connection errors, say) bypass structlog's processors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(super().format(record))
 
 
 def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None) -> None:
@@ -62,9 +78,9 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
         cache_logger_on_first_use=True,
     )
     # RQ and httpx log through the standard library: keep them quiet and on the same stream.
-    logging.basicConfig(
-        level=logging.WARNING, stream=out, format="%(name)s %(levelname)s %(message)s"
-    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(_MaskingFormatter("%(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     logging.getLogger("rq.worker").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("trafilatura").setLevel(logging.ERROR)

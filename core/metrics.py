@@ -5,17 +5,27 @@ poller and its supervised worker children) into prometheus-client's multiprocess
 directory, which the CLI creates and names in PROMETHEUS_MULTIPROC_DIR before anything
 imports this module; the command's /metrics sums them. Queue depths, failed jobs and the
 stream length are read from Redis at scrape time, so every process shows the shared picture.
+
+Each process writes its own files, so a recycled worker would leave its files behind
+forever (thousands of them slow every scrape): the supervisor retires a dead child's files,
+folding its counters and histograms into one file per kind (totals never go backwards) and
+dropping its live gauges. Every gauge here is a ``live*`` one, so nothing else piles up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import struct
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.metrics_core import Metric
+from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
 from core.queues import queue_counts
@@ -65,8 +75,73 @@ def exposition_registry(multiprocess_dir: Path | None) -> CollectorRegistry:
     if multiprocess_dir is None:
         return REGISTRY
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(multiprocess_dir))  # type: ignore[no-untyped-call]
+    registry.register(_MultiProcessFiles(multiprocess_dir))
     return registry
+
+
+# Held while a scrape reads the directory and while a dead process's files are folded into
+# the totals, so a scrape never sees a process counted twice (or not at all) mid-fold.
+_FILES_LOCK = threading.Lock()
+# Files of kinds whose samples add up across processes, and the file their dead fold into.
+_SUMMED_KINDS = ("counter", "histogram", "summary")
+_RETIRED = "retired"
+
+
+class _MultiProcessFiles(Collector):
+    """prometheus-client's multiprocess sum, read under ``_FILES_LOCK``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def collect(self) -> Iterable[Metric]:
+        with _FILES_LOCK:
+            # A starting process creates its file empty and sizes it a moment later; it
+            # holds no values yet, and reading it then would fail the whole scrape.
+            files = [str(f) for f in self.directory.glob("*.db") if _size(f) >= 8]
+            return list(MultiProcessCollector.merge(files, accumulate=True))  # type: ignore[no-untyped-call]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def retire_process(directory: Path, pid: int) -> None:
+    """After process ``pid`` died: drop its live gauges and fold its counter, histogram and
+    summary values into the directory's ``<kind>_retired.db``, then delete its files."""
+    with _FILES_LOCK:
+        mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+        for kind in _SUMMED_KINDS:
+            dead = directory / f"{kind}_{pid}.db"
+            if dead.exists():
+                _fold(dead, directory / f"{kind}_{_RETIRED}.db")
+                dead.unlink()
+
+
+def _fold(dead: Path, total: Path) -> None:
+    """``total`` += ``dead``, key by key (per-process values of these kinds simply add up:
+    histogram buckets are stored per bucket, not cumulative). Written aside and renamed in,
+    so a failed write leaves the old total whole."""
+    sums: dict[str, float] = defaultdict(float)
+    for path in (total, dead):
+        if _size(path) >= 8:
+            for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path)):  # type: ignore[no-untyped-call]
+                sums[key] += value
+    aside = total.with_suffix(".tmp")  # not *.db: scrapes never read it
+    aside.unlink(missing_ok=True)
+    out = MmapedDict(str(aside))  # type: ignore[no-untyped-call]
+    try:
+        for key, value in sums.items():
+            out.write_value(key, value, 0.0)  # type: ignore[no-untyped-call]
+    finally:
+        out.close()  # type: ignore[no-untyped-call]
+    aside.replace(total)
+
+
+# What folding a damaged or vanished file raises; the caller logs it and carries on.
+RETIRE_ERRORS = (OSError, RuntimeError, struct.error, UnicodeDecodeError)
 
 
 class RedisStateCollector(Collector):

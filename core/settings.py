@@ -15,9 +15,10 @@ import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from core.errors import ConfigError
+from core.redact import redact_url
 from core.yamlfile import read_mapping
 
 ENV_PREFIX = "TRADEWIRE_"
@@ -98,8 +99,12 @@ class Settings:
     log_level: str = "INFO"
     log_format: LogFormat = "auto"
 
+    def __repr__(self) -> str:
+        # The generated repr would print redis_url whole into any traceback or log.
+        return f"Settings({self.redacted()})"
+
     def redacted(self) -> dict[str, Any]:
-        """The effective values, safe to log: passwords in URLs are masked."""
+        """The effective values, safe to log: credentials in URLs are masked."""
         out: dict[str, Any] = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
@@ -111,19 +116,6 @@ class Settings:
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some values replaced (used by the CLI and the embedded Redis)."""
         return dataclasses.replace(self, **changes)
-
-
-def redact_url(url: str) -> str:
-    """Mask the password (and a lone username used as a token) of a URL."""
-    parts = urlsplit(url)
-    if parts.password is None and not parts.username:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = parts.username if parts.password is not None else None
-    auth = f"{user}:***@" if user else "***@"
-    return urlunsplit((parts.scheme, auth + host, parts.path, parts.query, parts.fragment))
 
 
 def load_settings(env: Mapping[str, str], config_file: Path | None = None) -> Settings:

@@ -20,11 +20,12 @@ import redis
 import structlog
 
 from core import keys, queues
-from core.connection import connect
+from core.connection import connect, eviction_policy
 from core.errors import ConfigError
 from core.fetch import Fetcher
 from core.metrics import RedisStateCollector, exposition_registry
-from core.settings import Settings, redact_url
+from core.redact import redact_url
+from core.settings import Settings
 from service.embedded_redis import EmbeddedRedis
 from service.feedlist import load_feeds
 from service.health import HealthServer, HealthState
@@ -80,6 +81,42 @@ def redis_check(client: redis.Redis) -> Any:
         return None
 
     return check
+
+
+def eviction_check(client: redis.Redis) -> Any:
+    def check() -> str | None:
+        return _eviction_problem(eviction_policy(client))
+
+    return check
+
+
+def _eviction_problem(policy: str | None) -> str | None:
+    """Evicted dedup and claim keys mean duplicate events: only ``noeviction`` is safe (an
+    unknown policy is not held against the service)."""
+    if policy is None or policy == "noeviction":
+        return None
+    return (
+        f"Redis maxmemory-policy is {policy}: under memory pressure Redis may evict "
+        "dedup keys and duplicate events; set it to noeviction"
+    )
+
+
+def _warn_about_eviction(client: redis.Redis) -> None:
+    """Say at start what readiness will keep saying, or that it cannot be known."""
+    try:
+        policy = eviction_policy(client)
+    except redis.RedisError as exc:
+        log.info(
+            "redis.eviction_policy_unchecked", reason=f"could not check maxmemory-policy: {exc}"
+        )
+        return
+    if policy is None:
+        log.info(
+            "redis.eviction_policy_unchecked",
+            reason="could not check maxmemory-policy: Redis refuses CONFIG GET",
+        )
+    elif problem := _eviction_problem(policy):
+        log.warning("redis.eviction_policy", problem=problem)
 
 
 def poller_heartbeat_check(client: redis.Redis, max_age_s: float) -> Any:
@@ -176,7 +213,10 @@ def _health_state(settings: Settings, *, workers: bool) -> tuple[HealthState, li
     state.liveness["loop"] = lambda: (
         None if time.monotonic() - loop_tick[0] < 60 else "main loop has not turned for 60s"
     )
-    state.readiness["redis"] = redis_check(connect(settings, decode=True, probe=True))
+    probe = connect(settings, decode=True, probe=True)
+    state.readiness["redis"] = redis_check(probe)
+    state.readiness["eviction"] = eviction_check(probe)
+    _warn_about_eviction(probe)
     if workers:
         probe_rq = connect(settings, decode=False, probe=True)
         state.readiness["workers"] = workers_check(probe_rq)

@@ -16,7 +16,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from core.logs import mask_secrets
+from core.redact import mask_secrets
 
 # A check returns None when healthy, or a short message saying what is wrong.
 Check = Callable[[], str | None]

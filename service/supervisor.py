@@ -3,6 +3,8 @@
 RQ workers exit on some Redis connection errors and, by design, after ``max_jobs`` (which
 bounds memory growth), so something must start them again. On stop, each child gets
 SIGTERM (RQ's warm shutdown: finish the job in hand), then SIGKILL after a timeout.
+Each child that exits has its Prometheus files retired (core.metrics.retire_process), or
+every recycle would leave files behind for /metrics to read forever.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import structlog
+
+from core.metrics import RETIRE_ERRORS, retire_process
 
 log = structlog.get_logger("tradewire.supervisor")
 
@@ -73,6 +78,7 @@ class Supervisor:
                 code = child.process.poll()
                 if code is None:
                     continue
+                self._retire_metrics(child.process.pid)
                 child.process = None
                 child.restarts += 1
                 self._unhandled_exits.append((child.instance, code))
@@ -89,6 +95,16 @@ class Supervisor:
                     argv, env=self.env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
                 )
                 log.info("supervisor.child_started", child=child.name, pid=child.process.pid)
+
+    def _retire_metrics(self, pid: int) -> None:
+        # The children write where their environment says; nothing to do when it says nowhere.
+        directory = self.env.get("PROMETHEUS_MULTIPROC_DIR")
+        if not directory:
+            return
+        try:
+            retire_process(Path(directory), pid)
+        except RETIRE_ERRORS as exc:  # metrics must never stop the respawn
+            log.warning("supervisor.metrics_not_retired", pid=pid, error=str(exc)[:200])
 
     def _handle_exits(self) -> None:
         if self.on_exit is None:
@@ -118,3 +134,6 @@ class Supervisor:
                 log.warning("supervisor.child_killed", pid=process.pid)
                 process.kill()
                 process.wait()
+        for child in self.children:
+            if child.process is not None and child.process.poll() is not None:
+                self._retire_metrics(child.process.pid)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError
-from core.settings import Settings, load_settings, redact_url
+from core.redact import redact_url
+from core.settings import Settings, load_settings
 
 
 def test_defaults_without_any_source(tmp_path: Path) -> None:
