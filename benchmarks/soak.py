@@ -92,8 +92,11 @@ log = harness.logger("soak")
 class GrowingSite:
     """Article n = demo page n % 10 at /c<n // 10>/<page>, published at start + n / rate."""
 
-    def __init__(self, articles: int, rate: float, feeds: int) -> None:
+    def __init__(
+        self, articles: int, rate: float, feeds: int, canonical_differs: float = 0.0
+    ) -> None:
         self.articles = articles
+        self.canonical_differs = canonical_differs
         self.rate = rate
         self.feeds = feeds
         self.base = ""
@@ -109,7 +112,15 @@ class GrowingSite:
         return f"/c{n // len(PAGES)}/{PAGES[n % len(PAGES)]}"
 
     def url(self, n: int) -> str:
+        """Article n's canonical URL (what its page names in <link rel=canonical>)."""
         return f"{self.base}{self.path(n)}"
+
+    def link(self, n: int) -> str:
+        """The link the feed gives: for a share of articles an AMP URL whose page names the
+        plain URL as canonical, as real feeds do (also FeedBurner links, http vs https)."""
+        if (n * 7919) % 1000 < self.canonical_differs * 1000:
+            return f"{self.base}/amp{self.path(n)}"
+        return self.url(n)
 
     def feed_urls(self) -> list[str]:
         return [f"{self.base}/feed/{i}.xml" for i in range(self.feeds)]
@@ -130,8 +141,8 @@ class GrowingSite:
             return 304, {"ETag": etag}, b""
         assert self.start_at is not None or not mine
         items = "".join(
-            f"<item><title>Article {n}</title><link>{self.url(n)}</link>"
-            f"<guid isPermaLink='true'>{self.url(n)}</guid>"
+            f"<item><title>Article {n}</title><link>{self.link(n)}</link>"
+            f"<guid isPermaLink='true'>{self.link(n)}</guid>"
             f"<pubDate>{formatdate((self.start_at or 0) + n / self.rate, usegmt=True)}</pubDate>"
             "</item>"
             for n in reversed(mine)
@@ -149,15 +160,16 @@ class GrowingSite:
             with self._lock:
                 self.feed_hits += 1
             return self.feed(int(match.group(1)), if_none_match)
-        match = re.fullmatch(r"/c(\d+)/([\w.-]+)", path)
+        match = re.fullmatch(r"(?:/amp)?/c(\d+)/([\w.-]+)", path)
         if match and match.group(2) in self._bodies:
             n = int(match.group(1)) * len(PAGES) + PAGES.index(match.group(2))
             if n < self.published():
                 with self._lock:
                     self.page_hits += 1
                 page = match.group(2)
+                canonical = path.removeprefix("/amp")
                 body = self._bodies[page].replace(
-                    f"{{{{BASE}}}}/articles/{page}".encode(), f"{self.base}{path}".encode()
+                    f"{{{{BASE}}}}/articles/{page}".encode(), f"{self.base}{canonical}".encode()
                 )
                 body = body.replace(b"{{BASE}}", self.base.encode())
                 return 200, {"Content-Type": "text/html; charset=utf-8"}, body
@@ -304,6 +316,7 @@ class Sampler:
         self.t0 = t0
         self.samples: list[dict[str, Any]] = []
         self.pids: dict[str, list[int]] = collections.defaultdict(list)  # slot -> pids seen
+        self.killer: WorkerKiller | None = None
 
     def sample(self) -> dict[str, Any]:
         procs: dict[str, dict[str, int | None]] = {"run": {"pid": self.run_pid}}
@@ -427,6 +440,31 @@ def drained(
     return sample["tagged"] + refused >= args.articles or time.time() > hard_deadline
 
 
+class WorkerKiller:
+    """SIGKILLs an extract worker ``times`` times, spread over the publishing, each one
+    while it holds a job (so a batch dies half done, and its retry must lose nothing)."""
+
+    def __init__(self, run_pid: int, times: int, articles: int) -> None:
+        self.run_pid = run_pid
+        self.due_at = [articles * (k + 1) / (times + 1) for k in range(times)]
+        self.kills: list[dict[str, Any]] = []
+
+    def maybe_kill(self, sample: dict[str, Any], rq_client: redis.Redis) -> None:
+        if not self.due_at or sample["published"] < self.due_at[0]:
+            return
+        for job_id in rq_client.zrange(f"rq:wip:{keys.EXTRACT_QUEUE}", 0, -1):
+            job_key = f"rq:job:{job_id.decode().split(':', 1)[0]}"
+            worker = (rq_client.hget(job_key, "worker_name") or b"").decode()
+            for pid, cmdline in child_commands(self.run_pid).items():
+                if worker and f"--name {worker}" in cmdline:
+                    os.kill(pid, signal.SIGKILL)
+                    self.kills.append({"at_published": sample["published"], "worker": worker,
+                                       "job": job_key.removeprefix("rq:job:")})  # fmt: skip
+                    self.due_at.pop(0)
+                    log(f"killed {worker} (pid {pid}) holding {job_key}")
+                    return
+
+
 def watch(
     proc: Any, tmp: Path, sampler: Sampler, args: argparse.Namespace, health_port: int
 ) -> float | None:
@@ -435,6 +473,8 @@ def watch(
     next_log = 0
     while True:
         sample = sampler.sample()
+        if sampler.killer is not None:
+            sampler.killer.maybe_kill(sample, sampler.rq_client)
         if proc.poll() is not None:
             raise RuntimeError(
                 f"service exited ({proc.returncode}): " + (tmp / "run.log").read_text()[-3000:]
@@ -465,12 +505,15 @@ def run_soak(tmp: Path, site: GrowingSite, args: argparse.Namespace) -> dict[str
             f"{args.feeds} feeds; run pid {proc.pid}, worker_max_jobs {args.worker_max_jobs}"
         )
         sampler = Sampler(proc.pid, site, client, rq_client, t0)
+        if args.kill_workers:
+            sampler.killer = WorkerKiller(proc.pid, args.kill_workers, args.articles)
         drained_at = watch(proc, tmp, sampler, args, health_port)
         time.sleep(SAMPLE_EVERY_S)
         final = sampler.sample()
         found = {
             "t0": t0, "drained_at": drained_at, "sampler": sampler, "final": final,
             "metrics": metric_counts(health_port), "streamed": stream_summary(client),
+            "kills": sampler.killer.kills if sampler.killer else [],
             "verdicts": verdict_summary(client),
             "corpus_files": len(list((tmp / "corpus").glob("*.txt"))),
             "run_log": (tmp / "run.log").read_text(errors="replace"),
@@ -484,7 +527,7 @@ def run_soak(tmp: Path, site: GrowingSite, args: argparse.Namespace) -> dict[str
 
 def soak(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="tradewire-soak-"))
-    site = GrowingSite(args.articles, args.rate, args.feeds).start()
+    site = GrowingSite(args.articles, args.rate, args.feeds, args.canonical_differs).start()
     started = time.time()
     try:
         found = run_soak(tmp, site, args)
@@ -532,6 +575,8 @@ def config_of(args: argparse.Namespace) -> dict[str, Any]:
         "tag_workers": 1,
         "worker_max_jobs": args.worker_max_jobs,
         "poll_interval_s": 5,
+        "canonical_differs": args.canonical_differs,
+        "kill_workers": args.kill_workers,
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
     }
@@ -565,6 +610,8 @@ def summarise(
         "relevant_without_event": len(relevant_ids - streamed["ids"]),
         "event_types": streamed["event_types"],
         "near_duplicate_events": streamed["near_duplicate_events"],
+        "canonical_differs": sum(site.link(n) != site.url(n) for n in range(args.articles)),
+        "workers_killed": len(found["kills"]),
         "failed_jobs": {q: final[f"failed_{q}"] for q in keys.QUEUES},
         "metrics": metrics,
         "drained": found["drained_at"] is not None,
@@ -623,6 +670,8 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
         ("relevant without event / event without relevant verdict",
          f"{r['relevant_without_event']} / {r['events_without_relevant_verdict']}"),
         ("near-duplicate events (duplicate_of set)", r["near_duplicate_events"]),
+        ("feed links whose page names another canonical URL", r["canonical_differs"]),
+        ("extract workers SIGKILLed holding a job", r["workers_killed"]),
         ("failed jobs (extract, tag)", f"{r['failed_jobs']['extract']}, {r['failed_jobs']['tag']}"),
         ("drained", "yes" if r["drained"] else "NO"),
         ("duration (first publish → drained)", f"{r['duration_s']} s (publishing {r['publish_s']} s)"),
@@ -774,6 +823,14 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--leak-check", type=int, default=0, metavar="N")
+    parser.add_argument(
+        "--canonical-differs", type=float, default=0.3,
+        help="share of feed links (AMP URLs) whose page names another canonical URL",
+    )  # fmt: skip
+    parser.add_argument(
+        "--kill-workers", type=int, default=3,
+        help="SIGKILL an extract worker holding a job this many times during the run",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.minutes is not None:
         args.articles = round(args.rate * 60 * args.minutes)
