@@ -11,8 +11,9 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ import redis
 
 from core import keys
 from core.errors import ConfigError
+
+# ``NNN_<article id>.txt``; staged files start with a dot and are not matched.
+_TEXT_NAME = re.compile(r"^\d+_[^/]+\.txt$")
 
 _NUMBER = """
 local n = redis.call('GET', KEYS[2])
@@ -150,14 +154,57 @@ class Corpus:
         sync_directory(self.directory)
         return paths
 
-    def stored_articles(self) -> list[dict[str, Any]]:
-        """Metadata of every stored article with its text, in corpus order."""
-        out: list[dict[str, Any]] = []
-        for meta_path in sorted((self.directory / ".meta").glob("*.json")):
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            doc = self.directory / meta["corpus_file"]
-            if doc.exists():
-                meta["text"] = doc.read_text(encoding="utf-8")
-                out.append(meta)
-        out.sort(key=lambda m: m["corpus_file"])
-        return out
+    def article_files(self) -> list[str]:
+        """Names of the stored texts in corpus order (by number, so 1000 follows 999).
+
+        The one thing held per article while the corpus is streamed: a short name, never a
+        text or its metadata. Temporary files (a leading dot) are not articles yet.
+        """
+        try:
+            with os.scandir(self.directory) as entries:
+                names = [entry.name for entry in entries if _TEXT_NAME.match(entry.name)]
+        except FileNotFoundError:
+            return []
+        names.sort(key=lambda name: int(name.split("_", 1)[0]))
+        return names
+
+    def metadata(self, name: str) -> dict[str, Any] | None:
+        """The metadata of the text file ``name``; None when it has none (yet), or when it
+        belongs to another file of that article id."""
+        article_id = name.split("_", 1)[1].removesuffix(".txt")
+        try:
+            raw = (self.meta_directory / f"{article_id}.json").read_bytes()
+        except FileNotFoundError:
+            return None
+        meta: dict[str, Any] = json.loads(raw)
+        return meta if meta.get("corpus_file") == name else None
+
+    def stored_articles(
+        self, since: str = "", on_scanned: Callable[[int, int], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Metadata with text of each stored article fetched at or after ``since`` (RFC 3339),
+        in corpus order, one at a time.
+
+        A generator, so memory stays flat however large the corpus: the text of an article
+        is read when the caller asks for it, and only if its metadata passes ``since``.
+        ``on_scanned(scanned, total)`` follows every file looked at, selected or not.
+        """
+        names = self.article_files()
+        for scanned, name in enumerate(names, start=1):
+            article = self._article(name, since)
+            if on_scanned is not None:
+                on_scanned(scanned, len(names))
+            if article is not None:
+                yield article
+
+    def _article(self, name: str, since: str) -> dict[str, Any] | None:
+        meta = self.metadata(name)
+        # The metadata decides before the text is opened: a replay of last week reads
+        # last week's texts, not the whole corpus.
+        if meta is None or meta.get("fetched_at", "") < since:
+            return None
+        try:
+            meta["text"] = (self.directory / name).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None  # removed since the listing
+        return meta

@@ -176,4 +176,4 @@ def test_articles_stream_carries_every_cleaned_article(
         == text_redis.xlen(settings.stream_name)
         == 6
     )
-    assert len(Corpus(settings.corpus_dir, text_redis).stored_articles()) == 10
+    assert sum(1 for _ in Corpus(settings.corpus_dir, text_redis).stored_articles()) == 10
