@@ -1,4 +1,5 @@
-"""Replay and retag over a corpus read one article at a time."""
+"""Replay and retag over a corpus read one article at a time; ``tradewire tail`` across a
+Redis restart."""
 
 from __future__ import annotations
 
@@ -6,17 +7,25 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import redis
 
 from core.models import Article
 from core.settings import Settings
-from tests.conftest import ROOT
+from service.embedded_redis import EmbeddedRedis
+from tests.conftest import ROOT, free_port
+from tests.processes import wait_until
 from tests.reliability.conftest import Recorder
 from workers.corpus import Corpus
+from workers.events import build_event
+from workers.pipeline import tag_document
 from workers.replay import replay
+from workers.stream import Emitter
 from workers.tagging import load_taxonomy
 
 TRADE_TEXT = (
@@ -130,3 +139,75 @@ def test_cli_replay_and_retag_report_progress_on_stderr(
     assert retagged["articles"] == 30
     assert replay_progress and replay_progress["scanned"] == replay_progress["total"] == 30
     assert retag_progress and retag_progress["scanned"] == 30
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[list[EmbeddedRedis]]:
+    """A private Redis with an append-only file, on a fixed port so it can be restarted;
+    the list holds the current server, stopped at the end."""
+    servers = [EmbeddedRedis(tmp_path / "own-redis", port=free_port()).start()]
+    yield servers
+    servers[-1].stop()
+
+
+def _emit(url: str, ids: range) -> None:
+    client = redis.Redis.from_url(url, decode_responses=True)
+    emitter = Emitter(client, Settings(redis_url=url))
+    for i in ids:
+        article = Article.from_dict({**_meta(i, "2025-11-20T00:00:00Z"), "text": TRADE_TEXT})
+        tags = tag_document(load_taxonomy(ROOT / "config" / "taxonomy.yaml"), TRADE_TEXT)
+        emitter.emit(build_event(article, tags, now=datetime.now(UTC)))
+    client.close()
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.scenario(
+    "18.tail Redis restarted under tail", "Redis (AOF) stopped for 3 s and restarted on the "
+    "same port while `tradewire tail --group g --count 6` reads; 3 events before, 3 after",
+    "tail waits with a warning naming its retry delay (no traceback), resumes from its "
+    "group's position, prints the 6 events once each and exits 0",
+)  # fmt: skip
+def test_tail_survives_a_redis_restart(
+    record: Recorder, tmp_path: Path, own_redis: list[EmbeddedRedis]
+) -> None:
+    url, port = own_redis[0].url, own_redis[0].port
+    stream = Settings().stream_name
+    out, err = tmp_path / "tail.out", tmp_path / "tail.err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service", "tail", "--group", "g", "--count", "6"],
+            env=_cli_env(url), cwd=ROOT, stdout=stdout, stderr=stderr,
+        )  # fmt: skip
+    try:
+        client = redis.Redis.from_url(url, decode_responses=True)
+        assert wait_until(lambda: client.xinfo_groups(stream), 30), err.read_text()
+        client.close()
+        _emit(url, range(3))
+        assert wait_until(lambda: len(_lines(out)) == 3, 30), err.read_text()
+        own_redis[0].stop()
+        time.sleep(3)
+        alive_while_down = proc.poll() is None
+        own_redis.append(EmbeddedRedis(tmp_path / "own-redis", port=port).start())
+        _emit(url, range(3, 6))
+        rc = proc.wait(60) if alive_while_down else proc.returncode
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    printed = [json.loads(line)["article_id"] for line in _lines(out)]
+    logs = err.read_text()
+    warnings = [json.loads(line) for line in logs.splitlines() if '"warning"' in line]
+    record.observed(
+        f"alive while Redis was down: {alive_while_down}; exit {rc}; {len(printed)} events "
+        f"printed ({len(set(printed))} distinct); warnings: {[w.get('event') for w in warnings]}; "
+        f"traceback: {'Traceback' in logs}"
+    )
+    assert alive_while_down, logs[-3000:]
+    assert rc == 0, logs[-3000:]
+    assert printed == [f"{i:016x}" for i in range(6)]
+    assert "Traceback" not in logs
+    assert warnings and all("retry_in_s" in w for w in warnings)
