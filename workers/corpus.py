@@ -24,6 +24,8 @@ from core.errors import ConfigError
 
 # ``NNN_<article id>.txt``; staged files start with a dot and are not matched.
 _TEXT_NAME = re.compile(r"^\d+_[^/]+\.txt$")
+# File names held at once while the corpus is listed in order (about 100 bytes each).
+LISTING_WINDOW = 10_000
 
 _NUMBER = """
 local n = redis.call('GET', KEYS[2])
@@ -59,6 +61,10 @@ def check_corpus_dir(directory: Path) -> None:
         raise ConfigError(
             f"corpus directory {directory} is not writable: {exc.strerror or exc}"
         ) from exc
+
+
+def _number(name: str) -> int:
+    return int(name.split("_", 1)[0])
 
 
 def file_name(number: int, article_id: str) -> str:
@@ -154,19 +160,43 @@ class Corpus:
         sync_directory(self.directory)
         return paths
 
-    def article_files(self) -> list[str]:
+    def article_files(self, window: int = LISTING_WINDOW) -> Iterator[str]:
         """Names of the stored texts in corpus order (by number, so 1000 follows 999).
 
-        The one thing held per article while the corpus is streamed: a short name, never a
-        text or its metadata. Temporary files (a leading dot) are not articles yet.
+        At most ``window`` names are held at once, so memory stays flat however large the
+        corpus: the directory is listed once per window of numbers (a listing of 100,000
+        names takes tens of milliseconds; tagging them takes minutes), and each listing
+        also finds where the next window starts, so gaps in the numbers cost nothing.
         """
+        low: int | None = 0
+        while low is not None:
+            names: list[str] = []
+            high, low = low + window, None
+            for name in self._text_names():
+                number = _number(name)
+                if high - window <= number < high:
+                    names.append(name)
+                elif number >= high and (low is None or number < low):
+                    low = number
+            names.sort(key=_number)
+            yield from names
+
+    def census(self) -> tuple[int, int]:
+        """(how many stored texts, the highest number among them; -1 when none)."""
+        count, highest = 0, -1
+        for name in self._text_names():
+            count += 1
+            highest = max(highest, _number(name))
+        return count, highest
+
+    def _text_names(self) -> Iterator[str]:
+        """Stored text names in directory order; temporary files (a leading dot) are not
+        articles yet."""
         try:
             with os.scandir(self.directory) as entries:
-                names = [entry.name for entry in entries if _TEXT_NAME.match(entry.name)]
+                yield from (entry.name for entry in entries if _TEXT_NAME.match(entry.name))
         except FileNotFoundError:
-            return []
-        names.sort(key=lambda name: int(name.split("_", 1)[0]))
-        return names
+            return
 
     def metadata(self, name: str) -> dict[str, Any] | None:
         """The metadata of the text file ``name``; None when it has none (yet), or when it
@@ -189,11 +219,11 @@ class Corpus:
         is read when the caller asks for it, and only if its metadata passes ``since``.
         ``on_scanned(scanned, total)`` follows every file looked at, selected or not.
         """
-        names = self.article_files()
-        for scanned, name in enumerate(names, start=1):
+        total, _ = self.census()
+        for scanned, name in enumerate(self.article_files(), start=1):
             article = self._article(name, since)
             if on_scanned is not None:
-                on_scanned(scanned, len(names))
+                on_scanned(scanned, total)
             if article is not None:
                 yield article
 
