@@ -248,11 +248,11 @@ def _date(text: str) -> datetime:
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
     from core.connection import MAX_BLOCK_S, connect
-    from service.consumer import consume, ensure_group
+    from service.consumer import consume, wait_for_group
 
     client = connect(settings, decode=True)
     stream = args.stream or settings.stream_name
-    ensure_group(client, stream, args.group, args.from_start)
+    wait_for_group(client, stream, args.group, args.from_start)
 
     def show(entry: tuple[str, dict[str, str]]) -> None:
         sys.stdout.write(entry[1]["data"] + "\n")

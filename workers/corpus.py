@@ -11,15 +11,21 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import redis
 
 from core import keys
 from core.errors import ConfigError
+
+# ``NNN_<article id>.txt``; staged files start with a dot and are not matched.
+_TEXT_NAME = re.compile(r"^\d+_[^/]+\.txt$")
+# File names held at once while the corpus is listed in order (about 100 bytes each).
+LISTING_WINDOW = 10_000
 
 # An article's number: the one Redis holds, else the one its file on disk has (the key
 # expired: the disk is the memory), else the next of the sequence. The key lives
@@ -59,6 +65,19 @@ def check_corpus_dir(directory: Path) -> None:
         raise ConfigError(
             f"corpus directory {directory} is not writable: {exc.strerror or exc}"
         ) from exc
+
+
+def _number(name: str) -> int:
+    return int(name.split("_", 1)[0])
+
+
+def _read(directory: Path, name: str, mode: Literal["r", "rb"]) -> Any:
+    """The contents of ``directory/name`` (text in UTF-8, or bytes), opened by a string
+    path: pathlib in Python 3.11 interns every name it parses for the life of the process,
+    which over a scan of the corpus is a leak of two names per article."""
+    path = os.path.join(directory, name)  # noqa: PTH118 - see above
+    with open(path, mode, encoding="utf-8" if mode == "r" else None) as handle:  # noqa: PTH123
+        return handle.read()
 
 
 def file_name(number: int, article_id: str) -> str:
@@ -192,14 +211,81 @@ class Corpus:
         sync_directory(self.directory)
         return paths
 
-    def stored_articles(self) -> list[dict[str, Any]]:
-        """Metadata of every stored article with its text, in corpus order."""
-        out: list[dict[str, Any]] = []
-        for meta_path in sorted((self.directory / ".meta").glob("*.json")):
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            doc = self.directory / meta["corpus_file"]
-            if doc.exists():
-                meta["text"] = doc.read_text(encoding="utf-8")
-                out.append(meta)
-        out.sort(key=lambda m: m["corpus_file"])
-        return out
+    def article_files(self, window: int = LISTING_WINDOW) -> Iterator[str]:
+        """Names of the stored texts in corpus order (by number, so 1000 follows 999).
+
+        At most ``window`` names are held at once, so memory stays flat however large the
+        corpus: the directory is listed once per window of numbers (a listing of 100,000
+        names takes tens of milliseconds; tagging them takes minutes), and each listing
+        also finds where the next window starts, so gaps in the numbers cost nothing.
+        """
+        low: int | None = 0
+        while low is not None:
+            names: list[str] = []
+            high, low = low + window, None
+            for name in self._text_names():
+                number = _number(name)
+                if high - window <= number < high:
+                    names.append(name)
+                elif number >= high and (low is None or number < low):
+                    low = number
+            names.sort(key=_number)
+            yield from names
+
+    def census(self) -> tuple[int, int]:
+        """(how many stored texts, the highest number among them; -1 when none)."""
+        count, highest = 0, -1
+        for name in self._text_names():
+            count += 1
+            highest = max(highest, _number(name))
+        return count, highest
+
+    def _text_names(self) -> Iterator[str]:
+        """Stored text names in directory order; temporary files (a leading dot) are not
+        articles yet."""
+        try:
+            with os.scandir(self.directory) as entries:
+                yield from (entry.name for entry in entries if _TEXT_NAME.match(entry.name))
+        except FileNotFoundError:
+            return
+
+    def metadata(self, name: str) -> dict[str, Any] | None:
+        """The metadata of the text file ``name``; None when it has none (yet), or when it
+        belongs to another file of that article id."""
+        article_id = name.split("_", 1)[1].removesuffix(".txt")
+        try:
+            raw = _read(self.meta_directory, f"{article_id}.json", "rb")
+        except FileNotFoundError:
+            return None
+        meta: dict[str, Any] = json.loads(raw)
+        return meta if meta.get("corpus_file") == name else None
+
+    def stored_articles(
+        self, since: str = "", on_scanned: Callable[[int, int], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Metadata with text of each stored article fetched at or after ``since`` (RFC 3339),
+        in corpus order, one at a time.
+
+        A generator, so memory stays flat however large the corpus: the text of an article
+        is read when the caller asks for it, and only if its metadata passes ``since``.
+        ``on_scanned(scanned, total)`` follows every file looked at, selected or not.
+        """
+        total, _ = self.census()
+        for scanned, name in enumerate(self.article_files(), start=1):
+            article = self._article(name, since)
+            if on_scanned is not None:
+                on_scanned(scanned, total)
+            if article is not None:
+                yield article
+
+    def _article(self, name: str, since: str) -> dict[str, Any] | None:
+        meta = self.metadata(name)
+        # The metadata decides before the text is opened: a replay of last week reads
+        # last week's texts, not the whole corpus.
+        if meta is None or meta.get("fetched_at", "") < since:
+            return None
+        try:
+            meta["text"] = _read(self.directory, name, "r")
+        except FileNotFoundError:
+            return None  # removed since the listing
+        return meta

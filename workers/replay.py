@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from datetime import datetime
 
 import redis
@@ -19,6 +20,10 @@ from workers.tagging import Taxonomy
 
 log = structlog.get_logger("tradewire.replay")
 
+# A progress line per this many corpus files scanned: a few lines a minute at tagging
+# speed, and the last line names the total.
+PROGRESS_EVERY = 5_000
+
 
 @dataclasses.dataclass
 class ReplayReport:
@@ -28,9 +33,35 @@ class ReplayReport:
     unchanged: int = 0
 
 
+class _Progress:
+    """Structured progress lines on the log stream (stderr), never on stdout, where the
+    command prints its result."""
+
+    def __init__(self, command: str, report: ReplayReport, every: int) -> None:
+        self.command = command
+        self.report = report
+        self.every = every
+        self.scanned = self.total = 0
+        self.started = time.monotonic()
+
+    def __call__(self, scanned: int, total: int) -> None:
+        self.scanned, self.total = scanned, total
+        if scanned % self.every == 0:
+            self._line()
+
+    def finish(self) -> None:
+        self._line()
+
+    def _line(self) -> None:
+        elapsed = time.monotonic() - self.started
+        log.info(f"{self.command}.progress", scanned=self.scanned, total=self.total,
+                 articles=self.report.articles, emitted=self.report.created + self.report.updated,
+                 elapsed_s=round(elapsed, 1))  # fmt: skip
+
+
 def replay(
     settings: Settings, client: redis.Redis, taxonomy: Taxonomy, *, since: datetime, stream: str,
-    now: datetime,
+    now: datetime, progress_every: int = PROGRESS_EVERY,
 ) -> ReplayReport:  # fmt: skip
     """Emit ``article.created`` to ``stream`` for every stored article fetched since
     ``since`` that the current taxonomy finds relevant. Idempotent per stream: replaying
@@ -41,20 +72,21 @@ def replay(
         taxonomy, Emitter(client, settings, stream=stream), verdicts=None,
         verdict_ttl_s=settings.emitted_ttl_s,
     )  # fmt: skip
-    cutoff = rfc3339(since)
-    for meta in Corpus(settings.corpus_dir, client).stored_articles():
-        if meta.get("fetched_at", "") < cutoff:
-            continue
+    progress = _Progress("replay", report, progress_every)
+    corpus = Corpus(settings.corpus_dir, client)
+    for meta in corpus.stored_articles(since=rfc3339(since), on_scanned=progress):
         report.articles += 1
         outcome = announcer.announce(Article.from_dict(meta), now).outcome
         report.created += outcome == "emitted"
         report.unchanged += outcome == "already_emitted"
+    progress.finish()
     return report
 
 
 def retag(
-    settings: Settings, client: redis.Redis, taxonomy: Taxonomy, *, now: datetime
-) -> ReplayReport:
+    settings: Settings, client: redis.Redis, taxonomy: Taxonomy, *, now: datetime,
+    progress_every: int = PROGRESS_EVERY,
+) -> ReplayReport:  # fmt: skip
     """Run the current taxonomy over the corpus; emit for articles whose verdict (relevance
     or topics) changed. An article newly relevant gets its first ``article.created``; one
     already announced gets ``article.updated`` carrying the new tags and taxonomy_version."""
@@ -64,7 +96,8 @@ def retag(
         taxonomy, Emitter(client, settings), verdicts=client,
         verdict_ttl_s=settings.emitted_ttl_s, memory=corpus,
     )  # fmt: skip
-    for meta in corpus.stored_articles():
+    progress = _Progress("retag", report, progress_every)
+    for meta in corpus.stored_articles(on_scanned=progress):
         report.articles += 1
         article = Article.from_dict(meta)
         announced = announcer.announce_change(article, now)
@@ -75,4 +108,5 @@ def retag(
             log.info("article.retagged", article_id=article.article_id,
                      relevant=announced.tags.us_china_trade,
                      taxonomy_version=announced.tags.taxonomy_version)  # fmt: skip
+    progress.finish()
     return report

@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 import redis
 import yaml
+from structlog.testing import capture_logs
 
 from core.models import Article, TagResult
 from core.settings import Settings
@@ -76,6 +77,47 @@ def test_new_group_without_from_start_sees_only_new_events(
     consume(text_redis, settings.stream_name, "late", "c", lambda e: seen.append(e[1]["article_id"]),
             block_ms=100, limit=1)  # fmt: skip
     assert seen == [f"{2:016x}"]
+
+
+@pytest.mark.timeout(30)
+def test_every_pending_entry_of_a_restarted_consumer_comes_first(
+    settings: Settings, text_redis: redis.Redis
+) -> None:
+    """A consumer that read 150 entries and died before acknowledging them gets all 150
+    back when it restarts, not only the first batch of 100."""
+    emitter = Emitter(text_redis, settings)
+    for i in range(150):
+        emitter.emit(build_event(_article(i), TAGS, now=datetime.now(UTC)))
+    stream = settings.stream_name
+    ensure_group(text_redis, stream, "team", from_start=True)
+    text_redis.xreadgroup("team", "a", {stream: ">"}, count=150)  # read, never acknowledged
+    seen: list[str] = []
+    consume(text_redis, stream, "team", "a", lambda e: seen.append(e[1]["article_id"]),
+            block_ms=100, limit=150)  # fmt: skip
+    assert seen == [f"{i:016x}" for i in range(150)]
+
+
+def test_a_group_lost_by_redis_is_created_again(
+    settings: Settings, text_redis: redis.Redis
+) -> None:
+    """Redis restarted without persistence forgets the group: the consumer creates it again
+    at the start of the stream and carries on, with a warning, instead of dying."""
+    emitter = Emitter(text_redis, settings)
+    emitter.emit(build_event(_article(1), TAGS, now=datetime.now(UTC)))
+    stream = settings.stream_name
+    ensure_group(text_redis, stream, "team", from_start=True)
+    seen: list[str] = []
+
+    def forgets_the_group(entry: tuple[str, dict[str, str]]) -> None:
+        seen.append(entry[1]["article_id"])
+        if len(seen) == 1:
+            text_redis.xgroup_destroy(stream, "team")
+            emitter.emit(build_event(_article(2), TAGS, now=datetime.now(UTC)))
+
+    with capture_logs() as logs:
+        consume(text_redis, stream, "team", "a", forgets_the_group, block_ms=100, limit=3)
+    assert seen == [f"{1:016x}", f"{1:016x}", f"{2:016x}"]
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["consumer.group_lost"]
 
 
 def _run_demo_pipeline(
@@ -176,4 +218,4 @@ def test_articles_stream_carries_every_cleaned_article(
         == text_redis.xlen(settings.stream_name)
         == 6
     )
-    assert len(Corpus(settings.corpus_dir, text_redis).stored_articles()) == 10
+    assert sum(1 for _ in Corpus(settings.corpus_dir, text_redis).stored_articles()) == 10

@@ -65,3 +65,21 @@ def test_numbers_expire_from_redis_and_the_disk_keeps_them(
     assert again[:2] == paths
     assert again[2].name == f"002_{2:016x}.txt"
     assert len(visible(tmp_path / "corpus")) == 3
+
+
+def test_article_files_come_in_number_order_a_window_at_a_time(
+    tmp_path: Path, text_redis: redis.Redis
+) -> None:
+    """Numeric order (1000 after 999, where names sort the other way), across windows and
+    gaps; temporary files and metadata are not articles."""
+    corpus = Corpus(tmp_path / "corpus", text_redis)
+    (tmp_path / "corpus" / ".meta").mkdir(parents=True)
+    numbers = [1001, 0, 70_000, 999, 5, 1000, 25, 11, 10]
+    for n in numbers:
+        (tmp_path / "corpus" / f"{n:03d}_{n:016x}.txt").write_text("T\n\nBody.")
+    (tmp_path / "corpus" / ".012_x.txt.tmp1234").write_text("half")
+    expected = [f"{n:03d}_{n:016x}.txt" for n in sorted(numbers)]
+    assert list(corpus.article_files(window=10)) == expected
+    assert list(corpus.article_files()) == expected
+    assert corpus.census() == (len(numbers), 70_000)
+    assert list(Corpus(tmp_path / "absent", text_redis).article_files()) == []
