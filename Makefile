@@ -3,8 +3,12 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# The benchmark's peers, pinned; apart from .venv's own packages (see pyproject.toml).
+PEERS := newspaper4k==0.9.6 readability-lxml==0.9
+PEERS_DIR := $(VENV)/bench-peers
+PEERS_STAMP := $(PEERS_DIR)/.installed-$(shell echo '$(PEERS)' | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck check demo bench bench-peers compose-check clean
+.PHONY: run test lint typecheck check demo bench bench-peers reliability-report compose-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,11 +37,19 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
-bench: $(STAMP)  ## pipeline vs bare trafilatura, peers (after `make bench-peers`), latency, memory, stages
+bench: $(STAMP) $(PEERS_STAMP)  ## pipeline vs bare trafilatura and the peers, latency, memory, stages; writes benchmarks/results/latest.*
 	$(BIN)/python benchmarks/run_all.py
 
-bench-peers: $(STAMP)  ## newspaper4k and readability-lxml for the peers table, kept out of .venv itself
-	$(BIN)/python -m pip install --quiet --target $(VENV)/bench-peers newspaper4k==0.9.6 readability-lxml==0.9
+bench-peers: $(PEERS_STAMP)  ## newspaper4k and readability-lxml for the peers table, kept out of .venv itself
+
+# A fresh directory each time: `pip install --target` over an older install leaves both.
+$(PEERS_STAMP): | $(STAMP)
+	rm -rf $(PEERS_DIR)
+	$(BIN)/python -m pip install --quiet --target $(PEERS_DIR) $(PEERS)
+	touch $@
+
+reliability-report: $(STAMP)  ## run tests/reliability and rewrite docs/reliability.md from it
+	TRADEWIRE_RELIABILITY_REPORT=1 $(BIN)/python -m pytest -q tests/reliability
 
 compose-check:
 	docker-compose -f docker-compose.yml config --quiet

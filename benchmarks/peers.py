@@ -5,9 +5,9 @@
 On the 88 pages (20 with ``--quick``), one process, interleaved page by page after a
 warm-up: pages/s and token F1 as ``benchmarks/extraction_quality.py`` scores it. The peers
 are optional ("not installed" rows otherwise); they are looked for on ``sys.path`` and in
-``.venv/bench-peers`` (``make bench-peers``: installed there with ``pip install --target``
-because installing them into the venv itself would downgrade python-dateutil and add
-chardet, which feedparser then uses).
+``.venv/bench-peers`` (``make bench-peers``, which ``make bench`` runs first: the pinned
+versions installed there with ``pip install --target`` because installing them into the venv
+itself would downgrade python-dateutil and add chardet, which feedparser then uses).
 """
 
 from __future__ import annotations
@@ -144,7 +144,8 @@ def render(data: dict[str, Any]) -> tuple[list[str], list[Goal]]:
         "",
         *md_table(header, rows),
         "",
-        "Peers are optional: `.venv/bin/python -m pip install --target .venv/bench-peers newspaper4k readability-lxml`.",
+        "Peers are installed, at the versions pinned in pyproject.toml's `bench` extra, into "
+        "`.venv/bench-peers` by `make bench-peers` (which `make bench` runs first).",
         "",
     ]
     return out, goals(pr, data.get("throughput"))
