@@ -3,8 +3,10 @@
 JSON lines when stderr is not a terminal (containers, CI), colours on a terminal. Context
 (feed, url, article_id, job_id) is bound through contextvars by the code doing the work.
 A last processor masks credentials (core.redact) in every value, nested ones included, so a
-Redis password never reaches a log line even when it hides inside an exception message; the
-standard-library handler (RQ, httpx) masks its lines the same way.
+Redis password never reaches a log line even when it hides inside an exception message.
+Standard-library records (RQ's "Cold shut down" and job tracebacks, httpx, trafilatura,
+asyncio) go through the same processors by structlog's ``ProcessorFormatter``, so every line
+on stderr is one JSON object (exception text inside it) and is masked the same way.
 """
 
 from __future__ import annotations
@@ -43,13 +45,6 @@ def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMap
     return event_dict
 
 
-class _MaskingFormatter(logging.Formatter):
-    """Standard-library records (RQ's connection errors, say) bypass structlog's processors."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return mask_secrets(super().format(record))
-
-
 def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Configure structlog once per process; ``fmt`` is auto, json or console."""
     out = stream or sys.stderr
@@ -59,16 +54,12 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer: Any
-    if use_json:
-        tail: list[Any] = [
-            structlog.processors.format_exc_info,
-            _redact,
-            structlog.processors.JSONRenderer(),
-        ]
-    else:
-        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
-        tail = [structlog.processors.format_exc_info, _redact, renderer]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    tail: list[Any] = [structlog.processors.format_exc_info, _redact, renderer]
     structlog.configure(
         processors=[*shared, *tail],
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -77,9 +68,15 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=True,
     )
-    # RQ and httpx log through the standard library: keep them quiet and on the same stream.
+    # RQ, httpx, trafilatura and asyncio log through the standard library: their records
+    # take the same processors (plus the logger's name) and land on the same stream.
     handler = logging.StreamHandler(out)
-    handler.setFormatter(_MaskingFormatter("%(name)s %(levelname)s %(message)s"))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
+        )
+    )
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
     logging.getLogger("rq.worker").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)

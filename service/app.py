@@ -26,7 +26,7 @@ from core.fetch import Fetcher
 from core.metrics import RedisStateCollector, exposition_registry
 from core.redact import redact_url
 from core.settings import Settings
-from service.embedded_redis import EmbeddedRedis
+from service.embedded_redis import EmbeddedRedis, discover_url
 from service.feedlist import load_feeds
 from service.health import HealthServer, HealthState
 from service.poller import Poller
@@ -50,12 +50,21 @@ def validate_for_start(settings: Settings, *, feeds: bool, workers: bool) -> Non
 
 
 @contextlib.contextmanager
-def redis_for(settings: Settings, *, embedded_allowed: bool) -> Iterator[Settings]:
+def redis_for(
+    settings: Settings, *, embedded_allowed: bool, discover: bool = False
+) -> Iterator[Settings]:
     """Settings whose redis_url points at a live server: the configured one, or (for
-    ``run`` and ``demo``) a private embedded one that is stopped on exit."""
+    ``run`` and ``demo``) a private embedded one that is stopped on exit, or (``discover``,
+    for the operator commands) the embedded one a ``tradewire run`` serves from this
+    directory's ``redis_embedded_dir``."""
+    if settings.redis_url is None and discover:
+        settings = settings.with_overrides(redis_url=discover_url(settings.redis_embedded_dir))
     if settings.redis_url is None:
         if not embedded_allowed:
-            raise ConfigError("TRADEWIRE_REDIS_URL is required for this command")
+            raise ConfigError(
+                "TRADEWIRE_REDIS_URL is required for this command: pollers and workers "
+                "started on their own share one Redis that outlives them"
+            )
         with EmbeddedRedis(settings.redis_embedded_dir) as server:
             log.info("redis.embedded_started", url=server.url, dir=str(server.directory))
             yield settings.with_overrides(redis_url=server.url)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import json
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -29,39 +31,143 @@ EXIT_CONFIG = 2
 EXIT_NOT_ARTICLE = 3
 
 
+DESCRIPTION = """\
+Streaming ingestion of news about US-China trade: poll RSS/Atom feeds, clean each new
+article into plain text, tag it, and append one JSON event per relevant article to a
+Redis stream that other teams read."""
+
+EPILOG = """\
+Run `tradewire COMMAND --help` for a command's options. Without TRADEWIRE_REDIS_URL,
+`tradewire run` starts its own Redis under var/redis/ (setting redis_embedded_dir), and the
+other commands started from the same directory find it. Settings: config/settings.yaml and
+TRADEWIRE_<SETTING> environment variables."""
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("tradewire")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout never installed
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tradewire", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="tradewire",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = sub.add_parser("run", help="poller, workers and health server in one process tree")
-    run.add_argument("--workers", type=int, default=None, help="extract worker processes")
-
-    sub.add_parser("poll", help="run the poller only (needs TRADEWIRE_REDIS_URL)")
-
-    worker = sub.add_parser("worker", help="run supervised workers (needs TRADEWIRE_REDIS_URL)")
-    worker.add_argument("--queue", choices=keys.QUEUES, action="append", help="default: both")
-    worker.add_argument("--processes", type=int, default=None, help="processes per queue")
-
-    one = sub.add_parser("work-one", help=argparse.SUPPRESS)
-    one.add_argument("--queue", choices=keys.QUEUES, required=True)
-    one.add_argument("--burst", action="store_true")
-    one.add_argument("--name", default=None, help="the RQ worker name (unique per process)")
-
-    extract = sub.add_parser("extract", help="print a saved page's article in the seed format")
-    extract.add_argument("page", type=Path)
-    extract.add_argument("--url", default="https://example.invalid/article")
-
-    sub.add_parser("tag", help='JSON lines {"id","title","text"} on stdin → verdicts on stdout')
-
+    _add_service_commands(sub)
+    _add_tool_commands(sub)
     _add_stream_commands(sub)
     _add_operator_commands(sub)
+    _describe_from_help(sub)
     return parser
 
 
+def _add_service_commands(sub: Any) -> None:
+    run = sub.add_parser(
+        "run",
+        help="poller, workers and health server in one process tree",
+        description="Run the poller, extract and tag workers and the health "
+        "server until Ctrl-C or SIGTERM. Without TRADEWIRE_REDIS_URL it starts "
+        "a private Redis under var/redis/ and prints the URL to reach it.",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="extract worker processes (default: the workers setting)",
+    )
+
+    sub.add_parser(
+        "poll",
+        help="run the poller only (needs TRADEWIRE_REDIS_URL)",
+        description="Poll the feed list and queue new articles, without workers; "
+        "several pollers can share one Redis (TRADEWIRE_REDIS_URL).",
+    )
+
+    worker = sub.add_parser(
+        "worker",
+        help="run supervised workers (needs TRADEWIRE_REDIS_URL)",
+        description="Run supervised extract and/or tag workers against the "
+        "Redis named by TRADEWIRE_REDIS_URL.",
+    )
+    worker.add_argument(
+        "--queue",
+        choices=keys.QUEUES,
+        action="append",
+        help="queue to work; repeat for both (default: both)",
+    )
+    worker.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes per queue (default: the workers setting)",
+    )
+
+    # Started by the supervisor, not by users: no help= keeps it out of the command list.
+    one = sub.add_parser("work-one", description="One worker process (the supervisor's).")
+    one.add_argument("--queue", choices=keys.QUEUES, required=True, help="queue to work")
+    one.add_argument("--burst", action="store_true", help="stop when the queue is empty")
+    one.add_argument("--name", default=None, help="the RQ worker name (unique per process)")
+
+
+def _add_tool_commands(sub: Any) -> None:
+    extract = sub.add_parser(
+        "extract",
+        help="print a saved page's article in the seed format",
+        description="Print the article of a saved HTML page as tradewire "
+        "would store it; exit 3 if the page holds no article.",
+    )
+    extract.add_argument("page", type=Path, help="the saved HTML file")
+    extract.add_argument(
+        "--url",
+        default="https://example.invalid/article",
+        help="the address the page came from (resolves its relative links)",
+    )
+
+    sub.add_parser(
+        "tag",
+        help='JSON lines {"id","title","text"} on stdin → verdicts on stdout',
+        description="Tag texts with the current taxonomy: one JSON object per line "
+        'on stdin with "text" (and optional "id", "title"), one verdict per line '
+        "on stdout; exit 1 if a line was rejected.",
+    )
+
+
+def _describe_from_help(sub: Any) -> None:
+    """A command given only a one-line help shows that line as its description too."""
+    for choice in sub._choices_actions:
+        command = sub.choices[choice.dest]
+        if command.description is None:
+            command.description = choice.help[:1].upper() + choice.help[1:] + "."
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _describe_from_help(action)
+
+
 def _add_stream_commands(sub: Any) -> None:
-    tail = sub.add_parser("tail", help="read the event stream through a consumer group")
-    tail.add_argument("--group", default="tradewire-tail")
-    tail.add_argument("--consumer", default="tail-1")
+    tail = sub.add_parser(
+        "tail",
+        help="read the event stream through a consumer group",
+        description="Print the stream's events (one JSON per line) through a "
+        "consumer group, acknowledging each; survives Redis restarts.",
+    )
+    tail.add_argument(
+        "--group",
+        default="tradewire-tail",
+        help="consumer group; a new name starts a new reader (default: %(default)s)",
+    )
+    tail.add_argument(
+        "--consumer",
+        default="tail-1",
+        help="this reader's name within the group (default: %(default)s)",
+    )
     tail.add_argument(
         "--from-start", action="store_true", help="a new group starts at the beginning"
     )
@@ -82,22 +188,25 @@ def _add_stream_commands(sub: Any) -> None:
 
 
 def _add_operator_commands(sub: Any) -> None:
-    sub.add_parser("status", help="queues, workers, feeds in backoff, last events")
+    sub.add_parser("status", help="queues, workers, feeds in backoff, last events",
+                   description="Show queues, workers, feeds in backoff and the last events. "
+                   "This and the other commands that read Redis use TRADEWIRE_REDIS_URL, else "
+                   "the Redis of a `tradewire run` started in this directory.")  # fmt: skip
     failed = sub.add_parser("failed", help="inspect and requeue failed jobs")
-    failed_sub = failed.add_subparsers(dest="failed_command", required=True)
+    failed_sub = failed.add_subparsers(dest="failed_command", required=True, metavar="COMMAND")
     failed_sub.add_parser("list", help="failed jobs with their last error line")
     retry = failed_sub.add_parser("retry", help="requeue failed jobs")
-    retry.add_argument("job_ids", nargs="*", help="default: all failed jobs")
+    retry.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="default: all failed jobs")
 
     sub.add_parser("demo", help="the whole pipeline offline against a bundled local news site")
 
     feeds = sub.add_parser("feeds", help="feed list tools")
-    feeds_sub = feeds.add_subparsers(dest="feeds_command", required=True)
+    feeds_sub = feeds.add_subparsers(dest="feeds_command", required=True, metavar="COMMAND")
     feeds_sub.add_parser("status", help="each feed's polling state")
     feeds_import = feeds_sub.add_parser("import", help="add the feeds of an OPML file to the list")
-    feeds_import.add_argument("opml", type=Path)
+    feeds_import.add_argument("opml", type=Path, help="an OPML export of a feed reader")
     feeds_discover = feeds_sub.add_parser("discover", help="find a site's feeds")
-    feeds_discover.add_argument("site")
+    feeds_discover.add_argument("site", help="the site's address, e.g. https://example.com/")
     feeds_discover.add_argument("--add", action="store_true", help="add them to the feed list")
 
 
@@ -145,29 +254,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings, metrics_dir: Path | 
     from service import app
 
     command = args.command
-    if command == "run":
-        settings = settings.with_overrides(workers=args.workers or settings.workers)
-        app.validate_for_start(settings, feeds=True, workers=True)
-        with app.redis_for(settings, embedded_allowed=True) as live:
-            return app.serve(
-                live, metrics_dir, poll=True, extract_workers=live.workers, tag_workers=1
-            )
-    if command == "poll":
-        app.validate_for_start(settings, feeds=True, workers=False)
-        with app.redis_for(settings, embedded_allowed=False) as live:
-            return app.serve(live, metrics_dir, poll=True, extract_workers=0, tag_workers=0)
-    if command == "worker":
-        app.validate_for_start(settings, feeds=False, workers=True)
-        queues = args.queue or list(keys.QUEUES)
-        count = args.processes or settings.workers
-        with app.redis_for(settings, embedded_allowed=False) as live:
-            return app.serve(
-                live,
-                metrics_dir,
-                poll=False,
-                extract_workers=count if keys.EXTRACT_QUEUE in queues else 0,
-                tag_workers=count if keys.TAG_QUEUE in queues else 0,
-            )
+    if command in ("run", "poll", "worker"):
+        return _serve(args, settings, metrics_dir)
     if command == "work-one":
         from workers.runner import run_worker
 
@@ -180,22 +268,63 @@ def _dispatch(args: argparse.Namespace, settings: Settings, metrics_dir: Path | 
     if command == "tag":
         return _tag(settings)
     if command == "tail":
-        with app.redis_for(settings, embedded_allowed=False) as live:
+        with app.redis_for(settings, embedded_allowed=False, discover=True) as live:
             return _tail(args, live)
     if command in ("replay", "retag"):
-        with app.redis_for(settings, embedded_allowed=False) as live:
+        with app.redis_for(settings, embedded_allowed=False, discover=True) as live:
             return _replay(args, live, retag=command == "retag")
     if command in ("status", "failed"):
-        with app.redis_for(settings, embedded_allowed=False) as live:
+        with app.redis_for(settings, embedded_allowed=False, discover=True) as live:
             return _operate(args, live)
     if command == "demo":
         return _demo(settings)
     if command == "feeds" and args.feeds_command == "status":
-        with app.redis_for(settings, embedded_allowed=False) as live:
+        with app.redis_for(settings, embedded_allowed=False, discover=True) as live:
             return _feeds_status(live)
     if command == "feeds":
         return _feeds_edit(args, settings)
     raise AssertionError(command)  # pragma: no cover - argparse restricts the choices
+
+
+def _serve(args: argparse.Namespace, settings: Settings, metrics_dir: Path | None) -> int:
+    from service import app
+
+    if args.command == "run":
+        embedded = settings.redis_url is None
+        settings = settings.with_overrides(workers=args.workers or settings.workers)
+        app.validate_for_start(settings, feeds=True, workers=True)
+        with app.redis_for(settings, embedded_allowed=True) as live:
+            if embedded:
+                _announce_embedded(str(live.redis_url))
+            return app.serve(
+                live, metrics_dir, poll=True, extract_workers=live.workers, tag_workers=1
+            )
+    if args.command == "poll":
+        app.validate_for_start(settings, feeds=True, workers=False)
+        with app.redis_for(settings, embedded_allowed=False) as live:
+            return app.serve(live, metrics_dir, poll=True, extract_workers=0, tag_workers=0)
+    app.validate_for_start(settings, feeds=False, workers=True)
+    queues = args.queue or list(keys.QUEUES)
+    count = args.processes or settings.workers
+    with app.redis_for(settings, embedded_allowed=False) as live:
+        return app.serve(
+            live,
+            metrics_dir,
+            poll=False,
+            extract_workers=count if keys.EXTRACT_QUEUE in queues else 0,
+            tag_workers=count if keys.TAG_QUEUE in queues else 0,
+        )
+
+
+def _announce_embedded(url: str) -> None:
+    """Once, in plain words among the JSON lines: commands started elsewhere need the URL."""
+    plain = url.removesuffix("?db=0")
+    message = (
+        f"tradewire: Redis for this run: {plain} (stopped with it; `tradewire status` and "
+        "the other commands run from this directory find it). From elsewhere:\n"
+        f"  export TRADEWIRE_REDIS_URL={shlex.quote(plain)}"
+    )
+    print(message, file=sys.stderr, flush=True)
 
 
 def _extract(args: argparse.Namespace, settings: Settings) -> int:
@@ -225,17 +354,32 @@ def _tag(settings: Settings) -> int:
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
-            result = tag_document(taxonomy, str(item["text"]), str(item.get("title", "")))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            print(f"tradewire tag: line {number}: {exc!r}", file=sys.stderr)
+            item = _tag_input(line)
+        except ValueError as exc:
+            print(f"tradewire tag: line {number}: {exc}", file=sys.stderr)
             status = 1
             continue
+        result = tag_document(taxonomy, item["text"], str(item.get("title") or ""))
         out: dict[str, Any] = {"id": item.get("id"), **result.to_dict()}
         out.pop("taxonomy_version")
         out["taxonomy_version"] = result.taxonomy_version
         sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
     return status
+
+
+def _tag_input(line: str) -> dict[str, Any]:
+    """One input line, or ValueError saying what is wrong with it in the user's terms."""
+    try:
+        item = json.loads(line)
+    except ValueError as exc:
+        raise ValueError(f"not valid JSON ({exc})") from None
+    if not isinstance(item, dict):
+        raise ValueError(f'expected a JSON object with "text", got {type(item).__name__}')
+    if "text" not in item:
+        raise ValueError('missing field "text"')
+    if not isinstance(item["text"], str):
+        raise ValueError(f'field "text" must be a string, got {type(item["text"]).__name__}')
+    return item
 
 
 def _date(text: str) -> datetime:
@@ -292,8 +436,11 @@ def _operate(args: argparse.Namespace, settings: Settings) -> int:
         report = status.status_report(text_redis, rq_redis, settings.stream_name, time.time())
         print(status.render_status(report))
     elif args.failed_command == "list":
-        for job in queues.failed_jobs(rq_redis):
+        jobs = queues.failed_jobs(rq_redis)
+        for job in jobs:
             print(json.dumps(job, ensure_ascii=False))
+        if not jobs:  # on stderr: stdout stays JSON lines for scripts
+            print("no failed jobs", file=sys.stderr)
     else:
         count = queues.retry_failed(rq_redis, args.job_ids or None)
         print(f"requeued {count} failed job(s)")

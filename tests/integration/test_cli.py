@@ -167,3 +167,74 @@ def test_feeds_import_and_discover(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == server.url_for("/news/rss")
     assert server.url_for("/news/rss") in feeds.read_text()
+
+
+def test_failed_list_says_when_nothing_failed(redis_url: str) -> None:
+    done = tradewire("failed", "list", env={"TRADEWIRE_REDIS_URL": redis_url})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""  # stdout stays JSON lines for scripts
+    assert "no failed jobs" in done.stderr
+
+
+def test_tag_names_what_is_wrong_with_a_line() -> None:
+    lines = [
+        '{"id": "a", "title": "T", "text": "US tariffs on Chinese steel"}',
+        "",
+        '{"id": "b", "title": "no text here"}',
+        '["text"]',
+        "not json",
+    ]
+    done = tradewire("tag", stdin="\n".join(lines) + "\n")
+    assert done.returncode == 1
+    assert [json.loads(line)["id"] for line in done.stdout.splitlines()] == ["a"]
+    errors = done.stderr.splitlines()
+    assert errors[0] == 'tradewire tag: line 3: missing field "text"'
+    assert errors[1].startswith("tradewire tag: line 4: expected a JSON object")
+    assert errors[2].startswith("tradewire tag: line 5: not valid JSON")
+    assert "KeyError" not in done.stderr
+
+
+def test_operator_commands_find_the_embedded_redis_of_a_run(tmp_path: Path) -> None:
+    """`tradewire run` without TRADEWIRE_REDIS_URL says how to reach its Redis, and
+    `status` & co. started in the same directory find it by themselves."""
+    from tests.processes import run_env, start_run, wait_until
+
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds: []\n")
+    env = run_env(tmp_path, feeds, workers="1")
+    del env["TRADEWIRE_REDIS_EMBEDDED_DIR"]  # the default, var/redis under the directory
+    log = tmp_path / "run.log"
+    proc = start_run(env, tmp_path, log)
+    url_file = tmp_path / "var" / "redis" / "redis.url"
+    try:
+        assert wait_until(url_file.exists, 30), log.read_text()
+        done = tradewire("status", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "extract" in done.stdout and "tag" in done.stdout
+        done = tradewire("failed", "list", cwd=tmp_path)
+        assert done.returncode == 0 and "no failed jobs" in done.stderr
+        done = tradewire("feeds", "status", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=45)
+    socket = tmp_path / "var" / "redis" / "redis.sock"
+    exports = [
+        line for line in log.read_text().splitlines() if "export TRADEWIRE_REDIS_URL" in line
+    ]
+    assert exports == [f"  export TRADEWIRE_REDIS_URL=unix://{socket}"]
+    assert not url_file.exists()  # removed when the run stopped
+
+    done = tradewire("status", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "no Redis found" in done.stderr and str(url_file) in done.stderr
+
+
+def test_a_stale_embedded_redis_file_is_ignored_with_a_message(tmp_path: Path) -> None:
+    url_file = tmp_path / "var" / "redis" / "redis.url"
+    url_file.parent.mkdir(parents=True)
+    url_file.write_text(f"unix://{tmp_path}/var/redis/redis.sock?db=0\n")
+    done = tradewire("tail", "--count", "1", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "no Redis found" in done.stderr and "does not answer" in done.stderr
+    assert "has stopped" in done.stderr
