@@ -296,7 +296,10 @@ def _operate(args: argparse.Namespace, settings: Settings) -> int:
     text_redis = connect(settings, decode=True)
     rq_redis = connect(settings, decode=False)
     if args.command == "status":
-        report = status.status_report(text_redis, rq_redis, settings.stream_name, time.time())
+        report = status.status_report(
+            text_redis, rq_redis, settings.stream_name, time.time(),
+            settings.feeds_degraded_after_s,
+        )  # fmt: skip
         print(status.render_status(report))
     elif args.failed_command == "list":
         for job in queues.failed_jobs(rq_redis):
