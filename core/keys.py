@@ -16,6 +16,8 @@ QUEUES = (EXTRACT_QUEUE, TAG_QUEUE)
 FEEDS_DUE = f"{PREFIX}:feeds:due"
 FEEDS_DEFS = f"{PREFIX}:feeds:defs"
 POLLER_HEARTBEAT = f"{PREFIX}:poller:heartbeat"
+# When a feed poll last succeeded (200 or 304), for the feeds health check and `status`.
+FEEDS_LAST_SUCCESS = f"{PREFIX}:feeds:last_success"
 
 
 def feed_state(feed_id: str) -> str:

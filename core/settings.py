@@ -94,6 +94,9 @@ class Settings:
     # Readiness limits: over these, /readyz says 503 (the backlog is not being worked off).
     ready_max_backlog: int = 50_000
     ready_max_failed: int = 10_000
+    # No feed poll succeeded for this long: the feeds check says degraded (503 only if told).
+    feeds_degraded_after_s: float = 900.0
+    ready_requires_feeds: bool = False
 
     # Logging.
     log_level: str = "INFO"
@@ -208,6 +211,7 @@ def _validate(settings: Settings) -> None:
         "workers",
         "job_timeout_s",
         "worker_max_jobs",
+        "feeds_degraded_after_s",
     ]
     for name in positive:
         if getattr(settings, name) <= 0:

@@ -30,6 +30,7 @@ from service.embedded_redis import EmbeddedRedis, discover_url
 from service.feedlist import load_feeds
 from service.health import HealthServer, HealthState
 from service.poller import Poller
+from service.status import feeds_check
 from service.supervisor import Supervisor
 from workers.corpus import check_corpus_dir
 from workers.tagging import load_taxonomy
@@ -197,6 +198,10 @@ async def _serve(
         poller.register(load_feeds(settings.feeds_file))
         probe = connect(settings, decode=True, probe=True)
         state.readiness["poller"] = poller_heartbeat_check(probe, 2 * poller.cycle_s + 5)
+        state.readiness["feeds"] = feeds_check(probe, settings.feeds_degraded_after_s)
+        if not settings.ready_requires_feeds:
+            # A publisher's or the network's outage is reported, not a reason to restart.
+            state.degrade_only.add("feeds")
 
     health = HealthServer(settings.health_host, settings.health_port, state, registry).start()
     log.info("service.started", health_port=health.port, poll=poll, extract_workers=extract_workers,

@@ -198,7 +198,14 @@ def _add_operator_commands(sub: Any) -> None:
     retry = failed_sub.add_parser("retry", help="requeue failed jobs")
     retry.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="default: all failed jobs")
 
-    sub.add_parser("demo", help="the whole pipeline offline against a bundled local news site")
+    demo = sub.add_parser(
+        "demo", help="the whole pipeline offline against a bundled local news site"
+    )
+    demo.add_argument(
+        "--keep", nargs="?", const="", default=None, metavar="DIR",
+        help="keep the corpus and the Redis data (in DIR, default a new temporary folder) "
+        "and say how to tail them",
+    )  # fmt: skip
 
     feeds = sub.add_parser("feeds", help="feed list tools")
     feeds_sub = feeds.add_subparsers(dest="feeds_command", required=True, metavar="COMMAND")
@@ -277,7 +284,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, metrics_dir: Path | 
         with app.redis_for(settings, embedded_allowed=False, discover=True) as live:
             return _operate(args, live)
     if command == "demo":
-        return _demo(settings)
+        return _demo(args, settings)
     if command == "feeds" and args.feeds_command == "status":
         with app.redis_for(settings, embedded_allowed=False, discover=True) as live:
             return _feeds_status(live)
@@ -433,7 +440,10 @@ def _operate(args: argparse.Namespace, settings: Settings) -> int:
     text_redis = connect(settings, decode=True)
     rq_redis = connect(settings, decode=False)
     if args.command == "status":
-        report = status.status_report(text_redis, rq_redis, settings.stream_name, time.time())
+        report = status.status_report(
+            text_redis, rq_redis, settings.stream_name, time.time(),
+            settings.feeds_degraded_after_s,
+        )  # fmt: skip
         print(status.render_status(report))
     elif args.failed_command == "list":
         jobs = queues.failed_jobs(rq_redis)
@@ -447,14 +457,10 @@ def _operate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _demo(settings: Settings) -> int:
-    from service import app
-    from service.demo import run_demo
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from service.demo import demo_command
 
-    with tempfile.TemporaryDirectory(prefix="tradewire-demo-") as tmp:
-        private = settings.with_overrides(redis_url=None, redis_embedded_dir=Path(tmp) / "redis")
-        with app.redis_for(private, embedded_allowed=True) as live:
-            return run_demo(live, sys.stdout, Path(tmp))
+    return demo_command(settings, args.keep, sys.stdout, sys.stderr)
 
 
 def _feeds_edit(args: argparse.Namespace, settings: Settings) -> int:

@@ -2,7 +2,9 @@
 
 Liveness means the process loop still turns. Readiness means the process can do its work
 now: Redis answers and, for processes that poll, a poller finished a cycle recently. Each
-failing check is named in the JSON body with the time it started failing.
+failing check is named in the JSON body with the time it started failing. A check named in
+``degrade_only`` (the feeds: an outage of the publishers or of our network) is reported as
+degraded without making readiness fail, since restarting the pod would not fix it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class HealthState:
         self.liveness: dict[str, Check] = {}
         self.readiness: dict[str, Check] = {}
         self.failing_since: dict[str, float] = {}
+        self.degrade_only: set[str] = set()
         self.shutting_down = False
         self._lock = threading.Lock()
 
@@ -49,13 +52,16 @@ class HealthState:
                     self.failing_since.pop(name, None)
                     results[name] = {"ok": True}
                 else:
-                    ok = False
                     since = self.failing_since.setdefault(name, now)
                     results[name] = {
                         "ok": False,
                         "error": mask_secrets(problem),
                         "failing_since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since)),
                     }
+                    if name in self.degrade_only:
+                        results[name]["degraded"] = True
+                    else:
+                        ok = False
         return ok, results
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
@@ -73,9 +79,9 @@ def _handler(state: HealthState, registry: CollectorRegistry) -> type[BaseHTTPRe
                 self._json(200 if ok else 503, {"status": "ok" if ok else "fail", "checks": checks})
             elif path == "/readyz":
                 ok, checks = state.ready()
-                self._json(
-                    200 if ok else 503, {"status": "ready" if ok else "not_ready", "checks": checks}
-                )
+                degraded = any(check.get("degraded") for check in checks.values())
+                status = "not_ready" if not ok else "degraded" if degraded else "ready"
+                self._json(200 if ok else 503, {"status": status, "checks": checks})
             elif path == "/metrics":
                 body = generate_latest(registry)
                 self._send(200, CONTENT_TYPE_LATEST, body)

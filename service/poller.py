@@ -53,6 +53,9 @@ CLOCK_JUMP_S = 600.0
 NETWORK_KINDS = frozenset({"connect", "dns", "timeout", "reset"})
 OUTAGE_MIN_FEEDS = 10
 OUTAGE_SHARE = 0.8
+# The last successful feed poll is remembered this long: `status` can say "3 h ago".
+LAST_SUCCESS_TTL_S = 7 * 24 * 3600
+NO_NETWORK_HINT = "no feed reachable — no network? try `tradewire demo`"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,12 +122,19 @@ class Poller:
         self._unsaved: dict[str, FeedState] = {}
         self._in_backoff: set[str] = set()
         self._stale: set[str] = set()
+        # Feed health: when a poll last succeeded (not yet written to Redis), and the feeds
+        # that failed with network errors since, to say once when none is reachable.
+        self._succeeded_at: float | None = None
+        self._unreachable: set[str] = set()
+        self._feed_count = 0
+        self._said_unreachable = False
 
     def register(self, feeds: Sequence[Feed]) -> None:
         # New feeds enter at about the rate one poller sustains, not all at once.
         spread = min(self.policy.default_interval_s, len(feeds) / RAMP_POLLS_PER_S)
         spread = spread if spread >= 1.0 else 0.0  # a short list is polled at once
         added = self.store.register(feeds, self.now(), spread, self.rng)
+        self._feed_count = len(feeds)
         log.info("poller.feeds_registered", feeds=len(feeds), new=added)
 
     async def poll_once(self) -> CycleReport:
@@ -201,8 +211,29 @@ class Poller:
         return seconds + microseconds / 1e6 - wall
 
     def heartbeat(self) -> None:
-        """Tell readiness checks this poller is alive."""
-        self.text_redis.set(keys.POLLER_HEARTBEAT, f"{self.now():.3f}", ex=int(self.cycle_s * 10))
+        """Tell readiness checks this poller is alive, and when a feed poll last succeeded
+        (written here, once a window, rather than once per feed polled)."""
+        pipe = self.text_redis.pipeline(transaction=False)
+        pipe.set(keys.POLLER_HEARTBEAT, f"{self.now():.3f}", ex=int(self.cycle_s * 10))
+        if self._succeeded_at is not None:
+            pipe.set(keys.FEEDS_LAST_SUCCESS, f"{self._succeeded_at:.3f}", ex=LAST_SUCCESS_TTL_S)
+        pipe.execute()
+        self._succeeded_at = None
+
+    def _note_unreachable(self, failures: list[_Failure]) -> None:
+        """Say once, not every cycle, when every feed failed with a network error since the
+        last success: most likely this host is offline, not every publisher down."""
+        self._unreachable.update(failure.feed_id for failure in failures)
+        if self._said_unreachable or not self._feed_count:
+            return
+        if len(self._unreachable) >= self._feed_count:
+            self._said_unreachable = True
+            log.warning(
+                "poller.no_feed_reachable",
+                hint=NO_NETWORK_HINT,
+                feeds=self._feed_count,
+                kinds=sorted({failure.error.kind for failure in failures}),
+            )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set; Redis outages are waited out."""
@@ -279,6 +310,7 @@ class Poller:
         """Close the failure window (tasks still running report into the next one)."""
         judged = list(loop.failures)
         loop.failures.clear()
+        self._note_unreachable(judged)
         self._record_network_failures(judged, polled=loop.report.polled - loop.window_polled)
         loop.window_started, loop.window_polled = time.monotonic(), loop.report.polled
         self.heartbeat()
@@ -431,6 +463,9 @@ class Poller:
     ) -> None:
         FEED_POLLS.labels(result=str(result.status)).inc()
         now = self.now()
+        self._succeeded_at = now
+        self._unreachable.clear()
+        self._said_unreachable = False
         cadence = state.cadence_s
         if parsed is not None:
             cadence = adaptive_interval_s(
