@@ -2,7 +2,10 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# The locks pin every package, with hashes, for the service and the dev tools; pyproject.toml
+# keeps the ranges library users install from. Regenerate both after changing pyproject.toml,
+# with pip-tools installed outside .venv (README, "Set up").
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-dev.lock | cksum | cut -d' ' -f1)
 # The benchmark's peers, pinned; apart from .venv's own packages (see pyproject.toml).
 PEERS := newspaper4k==0.9.6 readability-lxml==0.9
 PEERS_DIR := $(VENV)/bench-peers
@@ -10,10 +13,10 @@ PEERS_STAMP := $(PEERS_DIR)/.installed-$(shell echo '$(PEERS)' | cksum | cut -d'
 
 .PHONY: run test lint typecheck check demo bench bench-peers reliability-report compose-check clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -1,7 +1,9 @@
 """One validated, frozen settings object, loaded once at the edge and passed in.
 
-Sources, later wins: the defaults below, the YAML file ``config/settings.yaml`` (or the
-file named by ``TRADEWIRE_CONFIG``), then ``TRADEWIRE_<NAME>`` environment variables.
+Sources, later wins: the defaults below, a settings file (the one ``TRADEWIRE_CONFIG``
+names, else ``config/settings.yaml``, else the packaged copy: core/yamlfile.py), then
+``TRADEWIRE_<NAME>`` environment variables. ``feeds_file`` and ``taxonomy_file`` left unset
+(or null) are looked up the same way: ``config/`` first, then the packaged defaults.
 Unknown keys in either source are errors, so a typo never silently falls back to a default.
 Units are in the names (``_s`` seconds, ``_bytes``).
 """
@@ -19,11 +21,15 @@ from urllib.parse import urlsplit
 
 from core.errors import ConfigError
 from core.redact import redact_url
-from core.yamlfile import read_mapping
+from core.yamlfile import find_config_file, locate_config_file, read_mapping
 
 ENV_PREFIX = "TRADEWIRE_"
 CONFIG_ENV = "TRADEWIRE_CONFIG"
-DEFAULT_CONFIG_FILE = Path("config/settings.yaml")
+# Settings naming a file that is looked up when unset: (field, file name, role in errors).
+_LOOKED_UP_FILES = (
+    ("feeds_file", "feeds.yaml", "feed list"),
+    ("taxonomy_file", "taxonomy.yaml", "taxonomy"),
+)
 
 LogFormat = Literal["auto", "json", "console"]
 StreamTrim = Literal["minid", "maxlen"]
@@ -123,12 +129,13 @@ class Settings:
 
 def load_settings(env: Mapping[str, str], config_file: Path | None = None) -> Settings:
     """Build settings from a YAML file and the environment; ConfigError names any problem."""
-    path = config_file or Path(env.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
+    named = config_file or (Path(env[CONFIG_ENV]) if CONFIG_ENV in env else None)
+    if named is not None and not named.exists():
+        raise ConfigError(f"settings file {named} does not exist")
+    path = named or find_config_file("settings.yaml")
     raw: dict[str, Any] = {}
-    if path.exists():
+    if path is not None:
         raw.update(read_mapping(path, "settings file"))
-    elif CONFIG_ENV in env or config_file is not None:
-        raise ConfigError(f"settings file {path} does not exist")
 
     known = {f.name for f in dataclasses.fields(Settings)}
     unknown = sorted(set(raw) - known)
@@ -142,12 +149,19 @@ def load_settings(env: Mapping[str, str], config_file: Path | None = None) -> Se
         if name not in known:
             raise ConfigError(f"unknown environment variable {key}")
         raw[name] = value
+    for name, file_name, what in _LOOKED_UP_FILES:
+        if _is_unset(raw.get(name)):
+            raw[name] = locate_config_file(file_name, what, ENV_PREFIX + name.upper())
 
     hints = typing.get_type_hints(Settings)
     values = {name: _coerce(name, hints[name], value) for name, value in raw.items()}
     settings = Settings(**values)
     _validate(settings)
     return settings
+
+
+def _is_unset(value: Any) -> bool:
+    return value is None or str(value).strip().lower() in ("", "none", "null")
 
 
 def _coerce(name: str, hint: Any, value: Any) -> Any:

@@ -1,5 +1,11 @@
-"""Reading the YAML files in ``config/`` (settings, feed list, taxonomy): one loader, one
-style of error, each naming the file and what is wrong with it."""
+"""Finding and reading the YAML config files (settings, feed list, taxonomy): one lookup
+order, one loader, one style of error, each naming the file and what is wrong with it.
+
+Each file is looked for, in order: the file an environment variable names, then
+``config/<name>`` under the working directory, then the default the package ships. The
+checkout's ``config/`` is the only copy of those defaults; a wheel carries it as
+``core/defaults/`` (pyproject.toml), so an installed ``tradewire`` works from any directory.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,9 @@ from typing import Any
 import yaml
 
 from core.errors import ConfigError
+
+# Relative on purpose: the working directory's config/ overrides the packaged defaults.
+LOCAL_CONFIG_DIR = Path("config")
 
 
 def read_mapping(path: Path, what: str) -> dict[str, Any]:
@@ -29,3 +38,30 @@ def read_mapping(path: Path, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{what} {path} must be a mapping at the top level")
     return data
+
+
+def packaged_config_dir() -> Path:
+    """The shipped defaults: ``core/defaults/`` when installed, the checkout's ``config/``
+    when run from source (there is no ``core/defaults/`` in a checkout)."""
+    core_dir = Path(__file__).resolve().parent
+    installed = core_dir / "defaults"
+    return installed if installed.is_dir() else core_dir.parent / "config"
+
+
+def config_candidates(name: str) -> tuple[Path, Path]:
+    """Where ``name`` is looked for when no environment variable names a file, in order."""
+    return LOCAL_CONFIG_DIR / name, packaged_config_dir() / name
+
+
+def find_config_file(name: str) -> Path | None:
+    """The first of ``config_candidates(name)`` that exists, or None."""
+    return next((path for path in config_candidates(name) if path.is_file()), None)
+
+
+def locate_config_file(name: str, what: str, env_name: str) -> Path:
+    """Like find_config_file, but a ConfigError naming every place looked when none exists."""
+    found = find_config_file(name)
+    if found is None:
+        places = ", ".join(str(path.absolute()) for path in config_candidates(name))
+        raise ConfigError(f"no {what} found: {env_name} is not set and none of {places} exists")
+    return found
