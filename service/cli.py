@@ -498,16 +498,30 @@ def _feeds_edit(args: argparse.Namespace, settings: Settings) -> int:
         if not args.add:
             return 0
         new = [Feed(url=url) for url in found]
-    path = settings.feeds_file
-    existing = load_feeds(path) if path.exists() else []
+    source = settings.feeds_file
+    existing = load_feeds(source) if source.exists() else []
     merged = merge_feed_list(existing, new)
-    old_text = path.read_text(encoding="utf-8") if path.exists() else ""
+    old_text = source.read_text(encoding="utf-8") if source.exists() else ""
+    path = _writable_feed_list(source)
     comments = [line for line in old_text.splitlines() if line.startswith("#")]
     header = "\n".join(comments) if comments and old_text.startswith("#") else None
     text = dump_feed_list(merged, header) if header else dump_feed_list(merged)
     write_atomically(path, text.encode("utf-8"))
     print(f"{len(merged) - len(existing)} feed(s) added to {path} ({len(merged)} in all)")
     return 0
+
+
+def _writable_feed_list(path: Path) -> Path:
+    """Where a grown feed list is written: the list itself, except the starter list shipped
+    inside an installed package, which is copied to ./config/ instead of edited in place."""
+    from core.yamlfile import packaged_config_dir
+
+    shipped = packaged_config_dir()
+    if shipped.name == "defaults" and path.resolve().is_relative_to(shipped.resolve()):
+        local = Path("config") / path.name
+        local.parent.mkdir(parents=True, exist_ok=True)
+        return local
+    return path
 
 
 def _feeds_status(settings: Settings) -> int:

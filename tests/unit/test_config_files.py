@@ -102,3 +102,20 @@ def test_nothing_found_names_every_place_looked(
 
     with pytest.raises(ConfigError, match=re.escape(str(empty / "taxonomy.yaml"))):
         load_settings({"TRADEWIRE_FEEDS_FILE": "feeds.yaml"})
+
+
+def test_a_shipped_feed_list_is_grown_as_a_local_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`feeds import` / `feeds discover --add` never edit the installed package's list."""
+    from service.cli import _writable_feed_list
+
+    shipped = tmp_path / "site-packages" / "core" / "defaults"
+    shipped.mkdir(parents=True)
+    (shipped / "feeds.yaml").write_text("feeds: []\n")
+    monkeypatch.setattr(core.yamlfile, "packaged_config_dir", lambda: shipped)
+    monkeypatch.chdir(tmp_path)
+    assert _writable_feed_list(shipped / "feeds.yaml") == Path("config") / "feeds.yaml"
+    assert (tmp_path / "config").is_dir()
+    own = tmp_path / "mine.yaml"
+    assert _writable_feed_list(own) == own
