@@ -95,7 +95,11 @@ class EmbeddedRedis:
         ]  # fmt: skip
         if not self.port:
             args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
-        self.process = subprocess.Popen([*args, *self.extra_args], stdin=subprocess.DEVNULL)
+        # A session of its own: Ctrl-C in the terminal reaches the service, which stops the
+        # workers first and this server last, instead of the server dying under them.
+        self.process = subprocess.Popen(
+            [*args, *self.extra_args], stdin=subprocess.DEVNULL, start_new_session=True
+        )
         try:
             self._wait_ready(timeout_s)
         except BaseException:  # including a stop request while waiting: leave nothing behind
