@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import gzip
 import json
 import re
 import statistics
@@ -58,6 +57,7 @@ import lxml.html
 import trafilatura
 import trafilatura.utils
 from harness import DEFAULT_CORPUS, md_table, percentile
+from scoring import Page, load_corpus, token_prf, tokens
 
 from core.errors import RefusedArticleError
 from workers.pipeline import page_to_extraction
@@ -68,14 +68,6 @@ OURS, DEFAULTS, FAST, LXML = (
     "trafilatura fast",
     "lxml parse only",
 )
-
-
-@dataclass(frozen=True)
-class Page:
-    key: str
-    url: str
-    html: bytes
-    truth: str
 
 
 @dataclass(frozen=True)
@@ -156,22 +148,6 @@ def _text_caches() -> list[Any]:
 # --- scoring -------------------------------------------------------------------------------
 
 
-def tokens(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower())
-
-
-def token_prf(truth: str, pred: str) -> tuple[float, float, float]:
-    """Precision, recall and F1 over token multisets of one page."""
-    true_counts, pred_counts = Counter(tokens(truth)), Counter(tokens(pred))
-    n_true, n_pred = sum(true_counts.values()), sum(pred_counts.values())
-    if n_true == 0 and n_pred == 0:
-        return 1.0, 1.0, 1.0
-    tp = sum((true_counts & pred_counts).values())
-    p = tp / n_pred if n_pred else 0.0
-    r = tp / n_true if n_true else 0.0
-    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
-
-
 _SH_TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
@@ -208,16 +184,6 @@ def shingle_metrics(rows: list[tuple[float, float, float]]) -> tuple[float, floa
 
 
 # --- running -------------------------------------------------------------------------------
-
-
-def load_corpus(corpus: Path, limit: int | None) -> list[Page]:
-    truth = json.loads((corpus / "ground-truth.json").read_text(encoding="utf-8"))
-    pages = []
-    for key in sorted(truth)[:limit]:
-        with gzip.open(corpus / "html" / f"{key}.html.gz", "rb") as f:
-            html = f.read()
-        pages.append(Page(key, truth[key].get("url", ""), html, truth[key].get("articleBody", "")))
-    return pages
 
 
 def run(pages: list[Page], repeat: int) -> dict[str, list[Result]]:

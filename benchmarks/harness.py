@@ -49,6 +49,7 @@ for _path in (str(BENCH_DIR), str(ROOT)):
 
 import redis  # noqa: E402
 import yaml  # noqa: E402
+from scoring import md_table  # noqa: E402  (re-exported: every script's tables)
 
 from core import keys  # noqa: E402
 from core.urls import article_id_for, canonicalize_url  # noqa: E402
@@ -701,14 +702,6 @@ def fmt(value: Any, spec: str = ".1f", unit: str = "", none: str = "—") -> str
     return f"{format(value, spec)}{unit}"
 
 
-def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str = "") -> list[str]:
-    """A Markdown table; ``align`` holds one of "l"/"r" per column (default: all "---")."""
-    rule = ["---:" if a == "r" else "---" for a in align] or ["---"] * len(header)
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(rule) + " |"]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return lines
-
-
 Goal = tuple[str, str, str, bool | None]
 
 
@@ -808,8 +801,8 @@ def pipeline_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -
 
 
 def load_pages(corpus: Path) -> list[Any]:
-    """The extraction corpus's pages (``extraction_quality.Page``: key, url, html, truth)."""
-    from extraction_quality import load_corpus
+    """The extraction corpus's pages (``scoring.Page``: key, url, html, truth)."""
+    from scoring import load_corpus
 
     pages = load_corpus(corpus, None)
     if not pages:
