@@ -70,10 +70,12 @@ class ArticleClaims:
             in_flight=[aid for aid, result in pairs if int(result) == -1],
         )
 
-    def confirm(self, article_ids: Sequence[str], owner: str) -> None:
-        """Make ``owner``'s claims durable (``seen_ttl_s``)."""
+    def confirm(self, owned: Sequence[tuple[str, str]]) -> None:
+        """Make claims durable (``seen_ttl_s``): (article id, its owner) pairs, one round trip."""
+        if not owned:
+            return
         pipe = self.redis.pipeline(transaction=False)
-        for article_id in article_ids:
+        for article_id, owner in owned:
             pipe.set(keys.seen_url(article_id), f"seen:{owner}", ex=self.seen_ttl_s)
         pipe.execute()
 

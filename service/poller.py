@@ -441,7 +441,7 @@ class Poller:
             with contextlib.suppress(redis.RedisError):
                 self.claims.release(fresh, owner)
             raise
-        self.claims.confirm(fresh, owner)
+        self.claims.confirm([(article_id, owner) for article_id in fresh])
         self.claims.remember_guids(
             feed.feed_id, [by_id[aid].guid for aid in fresh if by_id[aid].guid]
         )
@@ -586,7 +586,7 @@ class _PollLoop:
 
     semaphore: asyncio.Semaphore
     in_flight: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
-    report: CycleReport = dataclasses.field(default_factory=lambda: CycleReport())
+    report: CycleReport = dataclasses.field(default_factory=CycleReport)
     failures: list[_Failure] = dataclasses.field(default_factory=list)
     window_started: float = dataclasses.field(default_factory=time.monotonic)
     window_polled: int = 0

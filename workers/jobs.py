@@ -69,9 +69,10 @@ def extract_batch(deps: WorkerContext, payloads: list[dict[str, Any]]) -> dict[s
     articles = _mark_duplicates(deps, [article for article, _ in extracted])
     paths = deps.corpus.write_many([(a.article_id, a.text, _meta(a)) for a in articles])
     # Stored: the claims on canonical URLs (owned by the queued article) become durable.
-    for article, queued_id in extracted:
-        if article.article_id != queued_id:
-            deps.claims.confirm([article.article_id], owner=queued_id)
+    deps.claims.confirm(
+        [(article.article_id, queued_id) for article, queued_id in extracted
+         if article.article_id != queued_id]
+    )  # fmt: skip
     stored = [
         dataclasses.replace(a, corpus_file=p.name) for a, p in zip(articles, paths, strict=True)
     ]
