@@ -349,6 +349,30 @@ class Fetcher:
             url, "too_many_redirects", f"more than {self.settings.http_max_redirects}"
         )
 
+    async def post_form(self, url: str, form: Mapping[str, str]) -> int:
+        """POST a small form (a WebSub subscription request) under a GET's guards: the
+        address checked, one overall deadline, no redirect followed, the answer's body
+        discarded unread beyond a little. Returns the status; raises a FetchError."""
+        try:
+            async with asyncio.timeout(self.settings.http_total_timeout_s):
+                await self.check_url(url)
+                try:
+                    request = self.client.build_request("POST", url, data=dict(form))
+                    response = await self.client.send(request, stream=True)
+                except (httpx.HTTPError, aiohttp.ClientError) as exc:
+                    raise TransientFetchError(
+                        url, transport_error_kind(exc), describe(exc)
+                    ) from exc
+                try:
+                    await self._discard(response)
+                finally:
+                    await response.aclose()
+                return response.status_code
+        except TimeoutError as exc:
+            raise TransientFetchError(
+                url, "timeout", f"no complete response in {self.settings.http_total_timeout_s}s"
+            ) from exc
+
     async def check_url(self, url: str) -> None:
         """Refuse non-http(s) schemes and, unless allowed, non-public addresses."""
         try:

@@ -74,3 +74,12 @@ def job_id(queue: str, article_ids: Sequence[str]) -> str:
     batch split into single jobs never reuses the batch's own id."""
     first, n = article_ids[0], len(article_ids)
     return f"{queue}-{first}" if n == 1 else f"{queue}-{first}_x{n}"
+
+
+# WebSub: one hash per subscription (hub, topic, secret, state, lease end), living the lease
+# plus a margin; and the feeds whose subscription is live, scored by when the lease ends.
+WEBSUB_LEASES = f"{PREFIX}:websub:leases"
+
+
+def websub_subscription(feed_id: str) -> str:
+    return f"{PREFIX}:websub:sub:{feed_id}"

@@ -72,6 +72,11 @@ class Settings:
     backoff_max_s: float = 6 * 3600.0
     seen_ttl_s: int = 180 * 24 * 3600
     max_items_per_feed: int = 500
+    # WebSub push (off while None): the public URL at which hubs reach the health server's
+    # /websub path; feeds that declare a hub are then subscribed and polled more slowly.
+    websub_callback_url: str | None = None
+    websub_lease_s: int = 10 * 24 * 3600
+    websub_poll_factor: float = 4.0
 
     # HTTP client.
     user_agent: str = "tradewire/0.1 (+https://github.com/tradewire/tradewire; news ingestion)"
@@ -247,10 +252,29 @@ def _validate(settings: Settings) -> None:
                 f"redis_url {redact_url(settings.redis_url)!r} must start with "
                 "redis://, rediss:// or unix://"
             )
+    problems.extend(_websub_problems(settings))
     if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append("log_level must be DEBUG, INFO, WARNING or ERROR")
     if problems:
         raise ConfigError("invalid settings: " + "; ".join(problems))
+
+
+def _websub_problems(settings: Settings) -> list[str]:
+    problems = []
+    if settings.websub_lease_s < 60:
+        problems.append("websub_lease_s must be at least 60")
+    if settings.websub_poll_factor < 1:
+        problems.append(
+            "websub_poll_factor must be at least 1 (push slows polling, never speeds it)"
+        )
+    url = settings.websub_callback_url
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append("websub_callback_url must be an http(s) URL with a host")
+        elif parts.query or parts.fragment or "@" in parts.netloc:
+            problems.append("websub_callback_url must carry no query, fragment or credentials")
+    return problems
 
 
 def settings_from_environment() -> Settings:

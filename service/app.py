@@ -32,6 +32,7 @@ from service.health import HealthServer, HealthState
 from service.poller import Poller
 from service.status import feeds_check
 from service.supervisor import Supervisor
+from service.websub import WebSub
 from workers.corpus import check_corpus_dir
 from workers.tagging import load_taxonomy
 
@@ -192,10 +193,16 @@ async def _serve(
     supervisor = _supervisor(settings, rq_redis, extract_workers, tag_workers)
     poller: Poller | None = None
     fetcher: Fetcher | None = None
+    websub: WebSub | None = None
     if poll:
         fetcher = Fetcher(settings)
         poller = Poller(settings, text_redis, rq_redis, fetcher)
-        poller.register(load_feeds(settings.feeds_file))
+        feeds = load_feeds(settings.feeds_file)
+        poller.register(feeds)
+        if settings.websub_callback_url:
+            websub = WebSub(settings, poller, fetcher)
+            poller.push = state.push = websub
+            await websub.forget_others(feeds)
         probe = connect(settings, decode=True, probe=True)
         state.readiness["poller"] = poller_heartbeat_check(probe, 2 * poller.cycle_s + 5)
         state.readiness["feeds"] = feeds_check(probe, settings.feeds_degraded_after_s)
@@ -206,7 +213,7 @@ async def _serve(
     health = HealthServer(settings.health_host, settings.health_port, state, registry).start()
     log.info("service.started", health_port=health.port, poll=poll, extract_workers=extract_workers,
              tag_workers=tag_workers, settings=settings.redacted())  # fmt: skip
-    await _run_until_signalled(supervisor, poller, state, loop_tick)
+    await _run_until_signalled(supervisor, poller, state, loop_tick, websub)
     supervisor.stop(SHUTDOWN_GRACE_S)
     if fetcher is not None:
         await fetcher.aclose()
@@ -257,7 +264,11 @@ def _supervisor(
 
 
 async def _run_until_signalled(
-    supervisor: Supervisor, poller: Poller | None, state: HealthState, loop_tick: list[float]
+    supervisor: Supervisor,
+    poller: Poller | None,
+    state: HealthState,
+    loop_tick: list[float],
+    websub: WebSub | None = None,
 ) -> None:
     """Tend the workers and run the poller until SIGTERM/SIGINT; then readiness goes 503
     and the poller stops scheduling (the caller stops the workers)."""
@@ -276,6 +287,8 @@ async def _run_until_signalled(
     tasks = [asyncio.create_task(tick())]
     if poller is not None:
         tasks.append(asyncio.create_task(poller.run(stop)))
+    if websub is not None:
+        tasks.append(asyncio.create_task(websub.run(stop)))
     await stop.wait()
     log.info("service.stopping")
     state.shutting_down = True  # readiness 503 before anything stops

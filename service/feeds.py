@@ -19,7 +19,7 @@ import feedparser
 
 from core.models import FeedItem
 from core.times import rfc3339
-from core.urls import article_id_for, canonicalize_url, resolve_link
+from core.urls import article_id_for, canonicalize_url, is_web_url, resolve_link
 from service.hints import syndication_hint_s
 
 MAX_TITLE_CHARS = 1000
@@ -36,6 +36,8 @@ class ParsedFeed:
     published_times: tuple[float, ...]  # epoch seconds of every dated entry (its rhythm)
     skipped_links: int  # entries dropped because their link is no fetchable http(s) URL
     first_skipped: str | None = None  # the first such link, for the log line that says why
+    hub: str | None = None  # WebSub: the first <link rel="hub"> (Atom link or RSS atom:link)
+    self_url: str | None = None  # and <link rel="self">, the topic a hub knows the feed by
 
 
 def _epoch(value: time.struct_time | None) -> float | None:
@@ -116,7 +118,18 @@ def parse_feed(
         published_times=tuple(t for t in times if t is not None),
         skipped_links=len(skipped),
         first_skipped=skipped[0][:200] if skipped else None,
+        hub=_feed_link(parsed.feed, "hub", feed_url),
+        self_url=_feed_link(parsed.feed, "self", feed_url),
     )
+
+
+def _feed_link(feed: Any, rel: str, feed_url: str) -> str | None:
+    """The feed-level link of relation ``rel``, absolute; None when absent or not http(s)."""
+    for link in feed.get("links") or ():
+        if link.get("rel") == rel and link.get("href"):
+            url = resolve_link(feed_url, str(link["href"]))
+            return url if url and is_web_url(url) else None
+    return None
 
 
 def _item_urls(feed_url: str, link: str) -> tuple[str, str] | None:

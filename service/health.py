@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -22,6 +22,20 @@ from core.redact import mask_secrets
 
 # A check returns None when healthy, or a short message saying what is wrong.
 Check = Callable[[], str | None]
+PUSH_ROUTE = "/websub/"
+
+
+class PushEndpoint(Protocol):
+    """The WebSub callback (service/websub.py): (status, content type, body) per request."""
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        read: Callable[[int], bytes],
+    ) -> tuple[int, str, bytes]: ...
 
 
 class HealthState:
@@ -33,6 +47,7 @@ class HealthState:
         self.failing_since: dict[str, float] = {}
         self.degrade_only: set[str] = set()
         self.shutting_down = False
+        self.push: PushEndpoint | None = None  # /websub/..., served only when configured
         self._lock = threading.Lock()
 
     def evaluate(self, checks: dict[str, Check]) -> tuple[bool, dict[str, Any]]:
@@ -72,9 +87,13 @@ class HealthState:
 
 def _handler(state: HealthState, registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = 30  # a client that stops sending mid-request is dropped
+
         def do_GET(self) -> None:
             path = self.path.split("?")[0]
-            if path == "/healthz":
+            if path.startswith(PUSH_ROUTE) and state.push is not None:
+                self._push("GET")
+            elif path == "/healthz":
                 ok, checks = state.evaluate(state.liveness)
                 self._json(200 if ok else 503, {"status": "ok" if ok else "fail", "checks": checks})
             elif path == "/readyz":
@@ -89,6 +108,19 @@ def _handler(state: HealthState, registry: CollectorRegistry) -> type[BaseHTTPRe
                 self._json(
                     404, {"error": "not found", "paths": ["/healthz", "/readyz", "/metrics"]}
                 )
+
+        def do_POST(self) -> None:
+            if self.path.startswith(PUSH_ROUTE) and state.push is not None:
+                self._push("POST")
+            else:
+                self._json(404, {"error": "not found"})
+
+        def _push(self, method: str) -> None:
+            push = state.push
+            assert push is not None
+            path, _, query = self.path.partition("?")
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            self._send(*push.handle(method, path, query, headers, self.rfile.read))
 
         def _json(self, status: int, payload: dict[str, Any]) -> None:
             self._send(status, "application/json", json.dumps(payload).encode())

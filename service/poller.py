@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 import structlog
@@ -56,6 +56,15 @@ OUTAGE_SHARE = 0.8
 # The last successful feed poll is remembered this long: `status` can say "3 h ago".
 LAST_SUCCESS_TTL_S = 7 * 24 * 3600
 NO_NETWORK_HINT = "no feed reachable — no network? try `tradewire demo`"
+
+
+class PushHook(Protocol):
+    """WebSub (service/websub.py), told of every parsed poll: it subscribes to the feed's
+    hub and answers how much slower to poll while the feed's subscription is live."""
+
+    def after_poll(
+        self, feed_id: str, feed: Feed, parsed: ParsedFeed | None, now: float
+    ) -> float: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +137,7 @@ class Poller:
         self._unreachable: set[str] = set()
         self._feed_count = 0
         self._said_unreachable = False
+        self.push: PushHook | None = None  # set by the app when WebSub is configured
 
     def register(self, feeds: Sequence[Feed]) -> None:
         # New feeds enter at about the rate one poller sustains, not all at once.
@@ -450,6 +460,12 @@ class Poller:
             log.info("poller.article_queued", url=job.url, article_id=job.article_id)
         return len(jobs), unsettled
 
+    def queue_pushed(self, feed: Feed, parsed: ParsedFeed) -> int:
+        """A WebSub content notification is a poll result: the same notes, dedup, claims
+        and enqueue as ``_poll_feed``'s; returns how many articles were queued."""
+        _log_parse_notes(parsed)
+        return self._queue_new(feed, parsed)[0]
+
     def _record_success(
         self,
         feed_id: str,
@@ -476,7 +492,8 @@ class Poller:
             parsed.hint_s if parsed else None, http_cache_hint_s(result.headers, now)
         )
         # A configured interval wins over the learnt one; the publisher's hints over both.
-        delay = success_delay(self.policy, feed.interval_s or cadence, hint, self.rng)
+        slow = self.push.after_poll(feed_id, feed, parsed, now) if self.push else 1.0
+        delay = success_delay(self.policy, feed.interval_s or cadence, hint, self.rng, slow)
         self._save(
             feed_id,
             dataclasses.replace(

@@ -40,14 +40,17 @@ def success_delay(
     interval_s: float | None,
     hint_s: float | None,
     rng: random.Random,
+    slow_factor: float = 1.0,
 ) -> float:
     """Seconds until the next poll after a 200 or 304: the feed's interval (configured, or
     learnt from its rhythm), stretched to the publisher's own hint (``<ttl>``, ``sy:``,
-    Cache-Control, Expires), clamped to the configured bounds, with +-jitter so polls
+    Cache-Control, Expires), times ``slow_factor`` (a live WebSub subscription: polling is
+    then only a safety net), clamped to the configured bounds, with +-jitter so polls
     spread out."""
     base = interval_s or policy.default_interval_s
     if hint_s:
         base = max(base, hint_s)
+    base *= slow_factor
     base = clamp(base, policy.min_interval_s, policy.max_interval_s)
     return base * rng.uniform(1 - policy.jitter, 1 + policy.jitter)
 
