@@ -15,9 +15,10 @@ import httpx
 import pytest
 import redis
 from pytest_httpserver import HTTPServer
+
 from core import keys
-from core.logs import configure_logging
 from core.fetch import Fetcher
+from core.logs import configure_logging
 from core.models import Feed
 from core.settings import Settings
 from core.urls import article_id_for
@@ -29,7 +30,9 @@ from tests.websub_hub import Hub, serve_hub
 
 
 def rss(hub: str, self_url: str, links: list[str]) -> bytes:
-    items = "".join(f"<item><title>{u}</title><link>{u}</link><guid>{u}</guid></item>" for u in links)
+    items = "".join(
+        f"<item><title>{u}</title><link>{u}</link><guid>{u}</guid></item>" for u in links
+    )
     return (
         "<rss version='2.0' xmlns:atom='http://www.w3.org/2005/Atom'><channel><title>Push</title>"
         f"<atom:link rel='hub' href='{hub}'/><atom:link rel='self' href='{self_url}'/>"

@@ -197,6 +197,7 @@ BOUNDED_WITHOUT_TTL = {
     "tradewire:feeds:defs": "one field per configured feed",
     "tradewire:feed:<id>": "one hash per configured feed, deleted with the feed",
     "tradewire:corpus:seq": "one counter",
+    "tradewire:websub:leases": "one member per configured feed with a live subscription",
     "tradewire:events": "the stream: stream_retention_s by age, stream_maxlen at most",
     "rq:queues": "RQ: one member per queue",
     "rq:queue:<name>": "RQ: jobs waiting (bounded by the work in hand)",

@@ -1,0 +1,151 @@
+"""WebSub end to end: `tradewire run` (real poller, real extract and tag workers, the
+private redis-server of the fixtures) subscribed at a local hub. A push brings an article
+onto the stream while polling is slowed; a forged push brings nothing; the article pushed
+under one link and then polled under its canonical URL is emitted once."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+import yaml
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from core import keys
+from core.models import Feed
+from service.demo import SITE_DIR
+from tests.conftest import free_port
+from tests.integration.test_websub import rss
+from tests.processes import run_env, start_run, wait_until
+from tests.websub_hub import Hub, serve_hub
+
+ARTICLES = SITE_DIR / "articles"
+
+
+def page(name: str, canonical: str) -> bytes:
+    body = (ARTICLES / name).read_bytes()
+    return body.replace(f"{{{{BASE}}}}/articles/{name}".encode(), canonical.encode())
+
+
+@pytest.fixture
+def hub() -> Iterator[Hub]:
+    with serve_hub() as running:
+        yield running
+
+
+def test_a_push_reaches_the_stream_with_polling_slowed(
+    httpserver: HTTPServer, hub: Hub, redis_url: str, text_redis: redis.Redis, tmp_path: Path
+) -> None:
+    feed_url = httpserver.url_for("/feed.xml")
+    amp, canonical = httpserver.url_for("/amp/news/truce"), httpserver.url_for("/news/truce")
+    forged = httpserver.url_for("/news/fentanyl")
+    listed: list[str] = []  # what the feed lists when polled
+
+    def feed(_: Request) -> Response:
+        return Response(rss(hub.url, feed_url, listed), content_type="application/rss+xml")
+
+    httpserver.expect_request("/feed.xml").respond_with_handler(feed)
+    proxied = httpserver.url_for("/feedproxy/truce")
+    for path in ("/amp/news/truce", "/news/truce", "/feedproxy/truce"):
+        truce = page("tariff-truce-extended.html", canonical)
+        httpserver.expect_request(path).respond_with_data(truce, content_type="text/html")
+    fentanyl = page("fentanyl-tariffs-cut.html", forged)
+    httpserver.expect_request("/news/fentanyl").respond_with_data(
+        fentanyl, content_type="text/html"
+    )
+
+    feeds_file = tmp_path / "feeds.yaml"
+    feeds_file.write_text(yaml.safe_dump({"feeds": [{"url": feed_url}]}))
+    port = free_port()
+    env = run_env(
+        tmp_path, feeds_file, redis_url=redis_url, health_port=str(port), workers="1",
+        websub_callback_url=f"http://127.0.0.1:{port}/websub", websub_poll_factor="4",
+        poll_interval_s="60", poll_min_interval_s="2", respect_robots_txt="0",
+    )  # fmt: skip
+    log = tmp_path / "run.log"
+    proc = start_run(env, tmp_path, log)
+    feed_id = Feed(url=feed_url).feed_id
+    state_key = keys.feed_state(feed_id)
+    try:
+        assert wait_until(lambda: feed_url in hub.subscriptions, 60), log.read_text()[-3000:]
+        assert wait_until(lambda: ready(port), 60), log.read_text()[-3000:]
+
+        # Polling slowed: a poll once the subscription is live schedules the next 4x later.
+        polled_at = float(text_redis.hget(state_key, "last_polled_at") or 0)
+        time.sleep(1.5)  # the websub task's view of live subscriptions is refreshed each second
+        text_redis.zadd(keys.FEEDS_DUE, {feed_id: 0})
+        assert wait_until(
+            lambda: float(text_redis.hget(state_key, "last_polled_at")) > polled_at, 20
+        )
+        next_in = float(text_redis.hget(state_key, "next_poll_at")) - time.time()
+        assert next_in >= 0.85 * 60 * 4, next_in
+
+        stream = "tradewire:events"
+        assert (
+            hub.publish(feed_url, rss(hub.url, feed_url, [forged]), signature="wrong").status_code
+            == 202
+        )
+        last_id = "$"
+        started = time.time()
+        assert (
+            hub.publish(feed_url, rss(hub.url, feed_url, [amp]), signature="sha1").status_code
+            == 202
+        )
+        read = text_redis.xread({stream: last_id}, count=1, block=20_000)
+        assert read, log.read_text()[-3000:]
+        [(_, [(entry_id, fields)])] = read
+        latency_s = int(entry_id.split("-")[0]) / 1000 - started
+        print(f"websub push -> event latency: {latency_s * 1000:.0f} ms")
+        event = json.loads(fields["data"])
+        assert event["url"] == amp and event["canonical_url"] == canonical
+
+        # Then polled, under the pushed link, the canonical URL (both known to the poller's
+        # claims) and a third link to the same page (queued; the worker finds its canonical
+        # URL taken): no second event.
+        listed[:] = [amp, canonical, proxied]
+        text_redis.zadd(keys.FEEDS_DUE, {feed_id: 0})
+        assert wait_until(lambda: '"status": "duplicate"' in log.read_text(), 30), log.read_text()[
+            -3000:
+        ]
+        created = [json.loads(f["data"]) for _, f in text_redis.xrange(stream)
+                   if f["event_type"] == "article.created"]  # fmt: skip
+        assert [e["canonical_url"] for e in created] == [canonical]
+        corpus = list((tmp_path / "corpus").glob("*.txt"))
+        assert len(corpus) == 1  # the forged push's article was never fetched
+        assert_websub_keys_bounded(text_redis)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(45)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    secret = hub.requests[0]["hub.secret"]
+    assert secret not in log.read_text()
+
+
+def ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def assert_websub_keys_bounded(text_redis: redis.Redis) -> None:
+    """The key audit's rule (tests/reliability/test_retries.py) for the WebSub keys: the
+    subscription expires, the lease set is bounded (listed in BOUNDED_WITHOUT_TTL there)."""
+    ttls = {key: text_redis.ttl(key) for key in text_redis.scan_iter(match="tradewire:websub:*")}
+    assert set(ttls) == {
+        keys.websub_subscription(Feed(url="x").feed_id)[:-16] + key[-16:]
+        for key in ttls
+        if ":sub:" in key
+    } | {keys.WEBSUB_LEASES}
+    assert all(ttl > 0 for key, ttl in ttls.items() if key != keys.WEBSUB_LEASES)
