@@ -6,6 +6,7 @@ protocol dictates; nothing here is dead.
 
 # http.server / socketserver / html.parser / prometheus_client call these.
 _.do_GET  # type: ignore[name-defined]  # noqa: F821
+_.do_POST  # type: ignore[name-defined]  # noqa: F821
 _.log_message  # type: ignore[name-defined]  # noqa: F821
 _.daemon_threads  # type: ignore[name-defined]  # noqa: F821
 _.handle_starttag  # type: ignore[name-defined]  # noqa: F821
