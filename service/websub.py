@@ -55,6 +55,9 @@ RENEW_SHARE = 0.2
 # or an unreachable hub, this long before the next try.
 VERIFY_WAIT_S = 300.0
 RETRY_AFTER_FAILURE_S = 3600.0
+# A verification of intent is answered this long after our request, not later: a forged
+# one replayed a week on could otherwise extend what we believe the lease to be.
+VERIFY_WINDOW_S = 24 * 3600.0
 MAX_LEASE_S = 366 * 24 * 3600  # a hub granting more is taken at a year
 MAX_CHALLENGE_CHARS = 1024
 TICK_S = 1.0
@@ -74,6 +77,7 @@ class Subscription:
     state: str  # pending, active, unsubscribing
     lease_s: int = 0  # granted by the hub (0 until verified)
     lease_end: float = 0.0
+    requested_at: float = 0.0  # our last request: a hub's verification must follow one
 
     def to_redis(self) -> dict[str, str]:
         return {k: str(v) for k, v in dataclasses.asdict(self).items()}
@@ -84,6 +88,7 @@ class Subscription:
             return cls(
                 hub=raw["hub"], topic=raw["topic"], secret=raw["secret"], state=raw["state"],
                 lease_s=int(raw.get("lease_s", 0)), lease_end=float(raw.get("lease_end", 0)),
+                requested_at=float(raw.get("requested_at", 0)),
             )  # fmt: skip
         except (KeyError, ValueError):
             return None
@@ -209,6 +214,7 @@ class WebSub:
         secret = known.secret if same and known else secrets.token_hex(32)
         keep = same and known is not None and known.state == "active"
         sub = known if keep and known else Subscription(hub, topic, secret, "pending")
+        sub = dataclasses.replace(sub, requested_at=now)
         self.store.put(
             feed_id, sub, max(self.settings.websub_lease_s, sub.lease_s) + LEASE_MARGIN_S
         )
@@ -304,7 +310,7 @@ class WebSub:
                 self.store.delete(feed_id)
                 log.info("websub.unsubscribed")
                 return (200, "text/plain", challenge.encode())
-            if mode == "subscribe" and sub.state in ("pending", "active") and self._listed(feed_id):
+            if mode == "subscribe" and self._awaited(feed_id, sub):
                 lease_s = _lease(param("hub.lease_seconds"), self.settings.websub_lease_s)
                 active = dataclasses.replace(
                     sub, state="active", lease_s=lease_s, lease_end=self.clock() + lease_s
@@ -352,8 +358,11 @@ class WebSub:
     def _feed(self, feed_id: str) -> Feed | None:
         return self.poller.store.feeds([feed_id])[0]
 
-    def _listed(self, feed_id: str) -> bool:
-        return self._feed(feed_id) is not None
+    def _awaited(self, feed_id: str, sub: Subscription) -> bool:
+        """A subscription verification we asked for: pending or active, requested lately,
+        for a feed still listed."""
+        recent = self.clock() - sub.requested_at <= VERIFY_WINDOW_S
+        return sub.state in ("pending", "active") and recent and self._feed(feed_id) is not None
 
 
 def _lease(text: str, asked_s: int) -> int:

@@ -141,6 +141,10 @@ def test_subscribe_verify_push_and_forgeries(
             other = r.callback.rsplit("/", 1)[0] + "/" + "0" * 16
             assert not hub.verify_intent(other, "subscribe", feed_url, 60).echoed
             assert not hub.verify_intent(r.callback, "unsubscribe", feed_url, 60).echoed
+            # The right topic, replayed long after our request: not echoed either.
+            text_redis.hset(sub_key, "requested_at", time.time() - 2 * 24 * 3600)
+            assert not hub.verify_intent(r.callback, "subscribe", feed_url, 10**7).echoed
+            assert float(text_redis.hget(sub_key, "lease_end")) < time.time() + 864000 + 60
 
             bad = hub.publish(feed_url, rss(hub.url, feed_url, [forged]), signature="wrong")
             unsigned = hub.publish(feed_url, rss(hub.url, feed_url, [forged]), signature="none")
