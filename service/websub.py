@@ -196,14 +196,15 @@ class WebSub:
             await self.subscribe(feed_id, hub, topic)
 
     def _due_for_renewal(self, feed_id: str, lease_end: float, now: float) -> Subscription | None:
-        if self._not_before.get(feed_id, 0.0) > now:
-            return None
+        """The subscription when a fifth of its lease is left and no request went out since
+        the lease began (one renewal per lease: a hub that takes it but never verifies
+        lets it lapse, and the next poll subscribes anew)."""
         if lease_end - now >= RENEW_SHARE * self.settings.websub_lease_s:
             return None  # far from its end, whatever the hub granted
         sub = self.store.get(feed_id)
         if sub is None or lease_end - now >= RENEW_SHARE * sub.lease_s:
             return None
-        return sub
+        return sub if sub.requested_at <= sub.lease_end - sub.lease_s else None
 
     async def subscribe(self, feed_id: str, hub: str, topic: str) -> bool:
         """Ask ``hub`` for (or to renew) a subscription to ``topic``; True when it accepted

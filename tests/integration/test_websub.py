@@ -227,6 +227,38 @@ def test_an_expired_lease_restores_polling_and_refuses_pushes(
     asyncio.run(scenario())
 
 
+def test_a_lease_is_renewed_once_when_a_fifth_of_it_is_left(
+    httpserver: HTTPServer, hub: Hub, settings: Settings, text_redis: redis.Redis,
+    rq_redis: redis.Redis,
+) -> None:  # fmt: skip
+    feed_url = serve_feed(httpserver, hub, [])
+    hub.grant_lease_s = 3
+
+    async def scenario() -> None:
+        async with rig(settings, text_redis, rq_redis, feed_url) as r:
+            await r.subscribed(hub)
+            first_end = float(
+                text_redis.hget(keys.websub_subscription(r.feed.feed_id), "lease_end")
+            )
+            await r.websub.tick()
+            assert len(hub.requests) == 1  # most of the lease left
+            hub.verified.clear()
+            await asyncio.sleep(first_end - time.time() - 0.4)  # under a fifth (0.6 s) left
+            await r.websub.tick()
+            assert len(hub.requests) == 2
+            renewal = hub.requests[1]
+            assert renewal["hub.secret"] == hub.requests[0]["hub.secret"]
+            assert await asyncio.to_thread(hub.verified.wait, 10)
+            await r.websub.tick()
+            await r.websub.tick()
+            assert len(hub.requests) == 2  # once per lease
+            sub_key = keys.websub_subscription(r.feed.feed_id)
+            assert float(text_redis.hget(sub_key, "lease_end")) > first_end
+            assert text_redis.zscore(keys.WEBSUB_LEASES, r.feed.feed_id) is not None
+
+    asyncio.run(scenario())
+
+
 def test_a_feed_that_left_the_list_is_unsubscribed(
     httpserver: HTTPServer, hub: Hub, settings: Settings, text_redis: redis.Redis,
     rq_redis: redis.Redis,
