@@ -62,6 +62,11 @@ FEEDS_IN_BACKOFF = Gauge(
     "tradewire_feeds_in_backoff", "Feeds of this poller whose last poll failed.",
     registry=REGISTRY, multiprocess_mode="livesum",
 )  # fmt: skip
+WEBSUB_NOTIFICATIONS = Counter(
+    "tradewire_websub_notifications",
+    "WebSub pushes by result (queued, bad_signature, not_a_feed, no_subscription, too_large).",
+    ["result"], registry=REGISTRY,
+)  # fmt: skip
 FEEDS_STALE = Gauge(
     "tradewire_feeds_stale",
     "Feeds of this poller silent for over 3x their usual cadence (min. 1 day).",

@@ -30,6 +30,7 @@ import structlog
 from core import keys
 from core.errors import FetchError
 from core.fetch import Fetcher
+from core.metrics import WEBSUB_NOTIFICATIONS
 from core.models import Feed
 from core.redact import redact_url
 from core.settings import Settings
@@ -331,15 +332,18 @@ class WebSub:
         if not length.isdigit():
             return (411, "text/plain", b"length required")
         if int(length) > self.settings.max_feed_bytes:
+            WEBSUB_NOTIFICATIONS.labels(result="too_large").inc()
             return (413, "text/plain", b"too large")
         data = read(int(length))
         sub = self.store.get(feed_id)
         feed = self._feed(feed_id)
         if sub is None or sub.state != "active" or sub.lease_end <= self.clock() or feed is None:
+            WEBSUB_NOTIFICATIONS.labels(result="no_subscription").inc()
             return (410, "text/plain", b"no subscription")
         with structlog.contextvars.bound_contextvars(feed=feed.url, feed_id=feed_id):
             if not signature_ok(sub.secret, data, headers.get("x-hub-signature")):
                 log.warning("websub.bad_signature", bytes=len(data))
+                WEBSUB_NOTIFICATIONS.labels(result="bad_signature").inc()
                 return _ACCEPTED
             return self._ingest(feed, data, headers)
 
@@ -351,9 +355,11 @@ class WebSub:
             )
         except ValueError as exc:
             log.warning("websub.not_a_feed", problem=str(exc)[:200])
+            WEBSUB_NOTIFICATIONS.labels(result="not_a_feed").inc()
             return _ACCEPTED
         queued = self.poller.queue_pushed(feed, parsed)
         log.info("websub.pushed", items=len(parsed.items), queued=queued)
+        WEBSUB_NOTIFICATIONS.labels(result="queued").inc()
         return _ACCEPTED
 
     def _feed(self, feed_id: str) -> Feed | None:

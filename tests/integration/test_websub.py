@@ -19,6 +19,7 @@ from pytest_httpserver import HTTPServer
 from core import keys
 from core.fetch import Fetcher
 from core.logs import configure_logging
+from core.metrics import REGISTRY
 from core.models import Feed
 from core.settings import Settings
 from core.urls import article_id_for
@@ -146,6 +147,7 @@ def test_subscribe_verify_push_and_forgeries(
             assert not hub.verify_intent(r.callback, "subscribe", feed_url, 10**7).echoed
             assert float(text_redis.hget(sub_key, "lease_end")) < time.time() + 864000 + 60
 
+            before = {result: pushes(result) for result in ("bad_signature", "queued")}
             bad = hub.publish(feed_url, rss(hub.url, feed_url, [forged]), signature="wrong")
             unsigned = hub.publish(feed_url, rss(hub.url, feed_url, [forged]), signature="none")
             assert bad.status_code == unsigned.status_code == 202  # WebSub: 2xx, then dropped
@@ -160,9 +162,16 @@ def test_subscribe_verify_push_and_forgeries(
             assert queued_ids(rq_redis) == [article_id_for(pushed)]
             assert text_redis.exists(keys.seen_url(article_id_for(forged))) == 0
             assert [e["feed"] for e in logs() if e["event"] == "websub.pushed"] == [feed_url] * 2
+            assert pushes("bad_signature") - before["bad_signature"] == 2
+            assert pushes("queued") - before["queued"] == 2
 
     asyncio.run(scenario())
     assert secret_of(hub) not in out.getvalue()  # the secret is never logged
+
+
+def pushes(result: str) -> float:
+    labels = {"result": result}
+    return REGISTRY.get_sample_value("tradewire_websub_notifications_total", labels) or 0.0
 
 
 def secret_of(hub: Hub) -> str:
