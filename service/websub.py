@@ -358,6 +358,11 @@ class WebSub:
             WEBSUB_NOTIFICATIONS.labels(result="not_a_feed").inc()
             return _ACCEPTED
         queued = self.poller.queue_pushed(feed, parsed)
+        if queued:
+            # Polls of a pushed feed find nothing new: without this, it would look stale.
+            self.poller.text_redis.hset(
+                keys.feed_state(feed.feed_id), "last_new_item_at", str(self.clock())
+            )
         log.info("websub.pushed", items=len(parsed.items), queued=queued)
         WEBSUB_NOTIFICATIONS.labels(result="queued").inc()
         return _ACCEPTED

@@ -162,6 +162,8 @@ def test_subscribe_verify_push_and_forgeries(
             assert queued_ids(rq_redis) == [article_id_for(pushed)]
             assert text_redis.exists(keys.seen_url(article_id_for(forged))) == 0
             assert [e["feed"] for e in logs() if e["event"] == "websub.pushed"] == [feed_url] * 2
+            new_at = float(text_redis.hget(keys.feed_state(r.feed.feed_id), "last_new_item_at"))
+            assert abs(new_at - time.time()) < 30  # a pushed feed does not look stale
             assert pushes("bad_signature") - before["bad_signature"] == 2
             assert pushes("queued") - before["queued"] == 2
 
