@@ -40,7 +40,7 @@ from service.poller import Poller
 log = structlog.get_logger("tradewire.websub")
 
 ROUTE = "/websub/"
-_FEED_ID = re.compile(r"^[0-9a-f]{16}$")
+_FEED_ID = re.compile(r"[0-9a-f]{16}")
 # The algorithms WebSub allows in X-Hub-Signature (sha1 is the one most hubs still send).
 _ALGORITHMS: Mapping[str, Callable[..., Any]] = {
     "sha1": hashlib.sha1,
@@ -278,7 +278,7 @@ class WebSub:
     ) -> Response:
         """Answer a request to ``/websub/<feed id>``; anything else is not found."""
         feed_id = path[len(ROUTE) :] if path.startswith(ROUTE) else ""
-        if not _FEED_ID.match(feed_id):
+        if not _FEED_ID.fullmatch(feed_id):
             return _NOT_FOUND
         try:
             if method == "GET":
@@ -288,6 +288,10 @@ class WebSub:
         except redis.RedisError:
             log.warning("websub.redis_unavailable", feed_id=feed_id)
             return (503, "text/plain", b"unavailable, try again")
+        except Exception:
+            # The hub learns nothing of what broke; the log has the traceback.
+            log.exception("websub.callback_failed", feed_id=feed_id)
+            return (500, "text/plain", b"internal error")
         return (405, "text/plain", b"method not allowed")
 
     def verify(self, feed_id: str, params: Mapping[str, list[str]]) -> Response:

@@ -15,6 +15,8 @@ import httpx
 import pytest
 import redis
 from pytest_httpserver import HTTPServer
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from core import keys
 from core.fetch import Fetcher
@@ -311,3 +313,23 @@ def test_a_refusing_hub_is_not_asked_again_at_every_poll(
             assert next_at - time.time() <= 1.15 * settings.poll_interval_s
 
     asyncio.run(scenario())
+
+
+def test_redis_down_answers_503_and_says_nothing_more(settings: Settings) -> None:
+    """The hub retries a 503; the answer names no host, key or exception."""
+    down = redis.Redis(
+        host="127.0.0.1", port=free_port(), decode_responses=True, retry=Retry(NoBackoff(), 0)
+    )
+    settings = settings.with_overrides(websub_callback_url="https://ingest.example/websub")
+    fetcher = Fetcher(settings)
+    poller = Poller(settings, down, down, fetcher)
+    websub = WebSub(settings, poller, fetcher)
+    feed_id = Feed(url="https://x.example/rss").feed_id
+    for method, query in (("POST", ""), ("GET", "hub.mode=subscribe&hub.challenge=c")):
+        status, _, body = websub.handle(
+            method, f"/websub/{feed_id}", query, {"content-length": "6"}, io.BytesIO(b"<rss/>").read
+        )
+        assert (status, body) == (503, b"unavailable, try again")
+    assert websub.handle("GET", f"/websub/{feed_id}\n", "", {}, io.BytesIO().read)[0] == 404
+    assert websub.handle("GET", "/websub/x/../" + feed_id, "", {}, io.BytesIO().read)[0] == 404
+    down.close()
