@@ -171,8 +171,17 @@ class WebSub:
         live = self._live.get(feed_id, 0.0) > now
         retry_ok = self._not_before.get(feed_id, 0.0) <= now
         if parsed is not None and parsed.hub and not live and retry_ok:
-            self._wanted[feed_id] = (parsed.hub, parsed.self_url or feed.url)
+            if self._secret_safe_at(parsed.hub):
+                self._wanted[feed_id] = (parsed.hub, parsed.self_url or feed.url)
+            else:
+                self._not_before[feed_id] = now + RETRY_AFTER_FAILURE_S
+                log.info("websub.hub_not_https", hub=redact_url(parsed.hub), feed_id=feed_id)
         return self.settings.websub_poll_factor if live else 1.0
+
+    def _secret_safe_at(self, hub: str) -> bool:
+        """WebSub sends ``hub.secret`` only over HTTPS: a plain-http hub is not subscribed
+        (except with ``allow_private_hosts``, for local test hubs)."""
+        return hub.lower().startswith("https://") or self.settings.allow_private_hosts
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop``: send the subscription requests, renew leases, keep the view of

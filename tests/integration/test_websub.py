@@ -333,3 +333,20 @@ def test_redis_down_answers_503_and_says_nothing_more(settings: Settings) -> Non
     assert websub.handle("GET", f"/websub/{feed_id}\n", "", {}, io.BytesIO().read)[0] == 404
     assert websub.handle("GET", "/websub/x/../" + feed_id, "", {}, io.BytesIO().read)[0] == 404
     down.close()
+
+
+def test_only_https_hubs_are_given_a_secret(settings: Settings, text_redis: redis.Redis) -> None:
+    from service.feeds import parse_feed
+
+    public = settings.with_overrides(
+        websub_callback_url="https://ingest.example/websub", allow_private_hosts=False
+    )
+    fetcher = Fetcher(public)
+    websub = WebSub(public, Poller(public, text_redis, text_redis, fetcher), fetcher)
+    plain, secure = Feed(url="https://x.example/a"), Feed(url="https://x.example/b")
+    now = time.time()
+    for feed, hub_url in ((plain, "http://hub.example/"), (secure, "https://hub.example/")):
+        parsed = parse_feed(rss(hub_url, feed.url, [feed.url + "/1"]), {}, feed.url, 10)
+        assert websub.after_poll(feed.feed_id, feed, parsed, now) == 1.0
+    assert websub.after_poll(plain.feed_id, plain, None, now) == 1.0  # a 304: nothing to see
+    assert websub._wanted == {secure.feed_id: ("https://hub.example/", secure.url)}
