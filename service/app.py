@@ -200,9 +200,8 @@ async def _serve(
         feeds = load_feeds(settings.feeds_file)
         poller.register(feeds)
         if settings.websub_callback_url:
-            websub = WebSub(settings, poller, fetcher)
+            websub = WebSub(settings, poller, fetcher, listed=feeds)
             poller.push = state.push = websub
-            await websub.forget_others(feeds)
         probe = connect(settings, decode=True, probe=True)
         state.readiness["poller"] = poller_heartbeat_check(probe, 2 * poller.cycle_s + 5)
         state.readiness["feeds"] = feeds_check(probe, settings.feeds_degraded_after_s)

@@ -150,7 +150,7 @@ class WebSub:
 
     def __init__(
         self, settings: Settings, poller: Poller, fetcher: Fetcher,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.time, listed: Sequence[Feed] | None = None,
     ) -> None:  # fmt: skip
         assert settings.websub_callback_url is not None
         self.settings = settings
@@ -158,6 +158,7 @@ class WebSub:
         self.poller = poller
         self.fetcher = fetcher
         self.clock = clock
+        self.listed = listed
         self.store = SubscriptionStore(poller.text_redis)
         self._live: dict[str, float] = {}
         self._wanted: dict[str, tuple[str, str]] = {}  # feed id -> (hub, topic)
@@ -185,7 +186,14 @@ class WebSub:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop``: send the subscription requests, renew leases, keep the view of
-        live subscriptions current. Redis outages are waited out."""
+        live subscriptions current. Redis outages are waited out. Given the feed list
+        (``listed``), first unsubscribe the feeds that left it: here, once the health
+        server serves the callback where the hubs verify the unsubscription."""
+        if self.listed is not None:
+            try:
+                await self.forget_others(self.listed)
+            except redis.RedisError as exc:
+                log.warning("websub.redis_unavailable", error=str(exc))
         while not stop.is_set():
             try:
                 await self.tick()

@@ -130,6 +130,18 @@ def test_a_push_reaches_the_stream_with_polling_slowed(
     secret = hub.requests[0]["hub.secret"]
     assert secret not in log.read_text()
 
+    # The feed leaves the list: the next start unsubscribes it at the hub.
+    feeds_file.write_text(yaml.safe_dump({"feeds": []}))
+    hub.verified.clear()
+    second = start_run(env, tmp_path, log)
+    try:
+        assert wait_until(lambda: feed_url not in hub.subscriptions, 60), log.read_text()[-3000:]
+        assert hub.requests[-1]["hub.mode"] == "unsubscribe" and hub.verifications[-1].echoed
+        assert not list(text_redis.scan_iter(match="tradewire:websub:*"))
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(45) == 0
+
 
 def push_and_time(
     hub: Hub, text_redis: redis.Redis, feed_url: str, link: str, after: str
