@@ -62,6 +62,7 @@ VERIFY_WINDOW_S = 24 * 3600.0
 MAX_LEASE_S = 366 * 24 * 3600  # a hub granting more is taken at a year
 MAX_CHALLENGE_CHARS = 1024
 TICK_S = 1.0
+SUBSCRIBE_CONCURRENCY = 16
 
 Response = tuple[int, str, bytes]
 _NOT_FOUND: Response = (404, "text/plain", b"not found")
@@ -199,6 +200,9 @@ class WebSub:
                 await self.tick()
             except redis.RedisError as exc:
                 log.warning("websub.redis_unavailable", error=str(exc))
+            except Exception:
+                # Push is an addition to polling: a bug here must not end the service.
+                log.exception("websub.tick_failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_S)
 
@@ -210,8 +214,21 @@ class WebSub:
             if sub is not None:
                 self._wanted[feed_id] = (sub.hub, sub.topic)
         wanted, self._wanted = self._wanted, {}
-        for feed_id, (hub, topic) in wanted.items():
-            await self.subscribe(feed_id, hub, topic)
+        # Concurrently, bounded: a first poll of many feeds finds many hubs, and one hub
+        # that does not answer must not hold the others (nor this loop) for its deadline.
+        slots = asyncio.Semaphore(SUBSCRIBE_CONCURRENCY)
+
+        async def one(feed_id: str, hub: str, topic: str) -> None:
+            async with slots:
+                await self.subscribe(feed_id, hub, topic)
+
+        outcomes = await asyncio.gather(
+            *(one(feed_id, hub, topic) for feed_id, (hub, topic) in wanted.items()),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                raise outcome  # a Redis outage: the next polls ask again
 
     def _due_for_renewal(self, feed_id: str, lease_end: float, now: float) -> Subscription | None:
         """The subscription when a fifth of its lease is left and no request went out since
