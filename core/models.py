@@ -8,6 +8,10 @@ from typing import Any
 from core.urls import short_hash
 
 
+# What a source in the feed list serves: RSS/Atom/RDF, or a (news) sitemap or sitemap index.
+SOURCE_KINDS = ("feed", "sitemap")
+
+
 @dataclasses.dataclass(frozen=True)
 class Feed:
     """One entry of the feed list."""
@@ -15,6 +19,7 @@ class Feed:
     url: str
     title: str = ""
     interval_s: float | None = None
+    kind: str = "feed"  # one of SOURCE_KINDS: what the URL serves
 
     @property
     def feed_id(self) -> str:
@@ -45,6 +50,7 @@ class ArticleJob:
     title: str
     published_at: str | None
     discovered_at: str
+    source_kind: str = "feed"  # the kind of source that brought it (Feed.kind)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -74,6 +80,7 @@ class Article:
     site_name: str | None
     corpus_file: str | None = None
     duplicate_of: str | None = None  # the first article with (nearly) this same text
+    source_kind: str = "feed"
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

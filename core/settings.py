@@ -77,6 +77,10 @@ class Settings:
     websub_callback_url: str | None = None
     websub_lease_s: int = 10 * 24 * 3600
     websub_poll_factor: float = 4.0
+    # Sitemap sources: entries older than this are not taken (news sitemaps list two days),
+    # and a sitemap index is fetched again only this often (its current children each poll).
+    sitemap_max_age_s: int = 2 * 24 * 3600
+    sitemap_index_interval_s: float = 3600.0
 
     # HTTP client.
     user_agent: str = "tradewire/0.1 (+https://github.com/tradewire/tradewire; news ingestion)"
@@ -231,6 +235,8 @@ def _validate(settings: Settings) -> None:
         "job_timeout_s",
         "worker_max_jobs",
         "feeds_degraded_after_s",
+        "sitemap_max_age_s",
+        "sitemap_index_interval_s",
     ]
     for name in positive:
         if getattr(settings, name) <= 0:

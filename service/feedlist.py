@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
-from core.models import Feed
+from core.models import SOURCE_KINDS, Feed
 from core.urls import is_web_url
 from core.yamlfile import read_mapping
 
-_FEED_KEYS = {"url", "title", "interval_s"}
+_FEED_KEYS = {"url", "title", "interval_s", "kind"}
 
 
 def load_feeds(path: Path) -> list[Feed]:
@@ -48,8 +48,12 @@ def _parse_entry(path: Path, number: int, entry: Any) -> Feed:
     interval = entry.get("interval_s")
     if interval is not None and (not isinstance(interval, int | float) or interval <= 0):
         raise ConfigError(f"{where}: 'interval_s' must be a positive number of seconds")
+    kind = entry.get("kind", "feed")
+    if kind not in SOURCE_KINDS:
+        raise ConfigError(f"{where}: 'kind' must be one of {list(SOURCE_KINDS)}, got {kind!r}")
     return Feed(
         url=url,
         title=str(entry.get("title", "")),
         interval_s=float(interval) if interval is not None else None,
+        kind=kind,
     )

@@ -109,6 +109,8 @@ def _entry(feed: Feed) -> dict[str, object]:
     if feed.interval_s is not None:
         interval = feed.interval_s
         entry["interval_s"] = int(interval) if interval.is_integer() else interval
+    if feed.kind != "feed":
+        entry["kind"] = feed.kind
     return entry
 
 

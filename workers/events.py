@@ -33,7 +33,11 @@ def build_event(
         "article_id": article.article_id,
         "url": article.url,
         "canonical_url": article.canonical_url,
-        "feed": {"url": article.feed_url, "title": article.feed_title},
+        "feed": {
+            "url": article.feed_url,
+            "title": article.feed_title,
+            "kind": article.source_kind,
+        },
         "source_domain": domain_of(article.canonical_url),
         "site_name": article.site_name,
         "title": article.title,

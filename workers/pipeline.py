@@ -85,6 +85,7 @@ def build_article(job: ArticleJob, extraction: Extraction, fetched_at: datetime)
         discovered_at=job.discovered_at,
         language=extraction.language,
         site_name=extraction.site_name,
+        source_kind=job.source_kind,
     )
 
 

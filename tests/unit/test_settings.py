@@ -47,6 +47,9 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         ({"TRADEWIRE_REDIS_URL": "http://x"}, "must start with redis://"),
         ({"TRADEWIRE_LOG_FORMAT": "xml"}, "log_format: 'xml' is not one of"),
         ({"TRADEWIRE_ALLOW_PRIVATE_HOSTS": "maybe"}, "allow_private_hosts"),
+        ({"TRADEWIRE_SITEMAP_MAX_AGE_S": "0"}, "sitemap_max_age_s must be positive"),
+        ({"TRADEWIRE_SITEMAP_MAX_AGE_S": "2d"}, "sitemap_max_age_s: '2d' is not a valid int"),
+        ({"TRADEWIRE_SITEMAP_INDEX_INTERVAL_S": "-1"}, "sitemap_index_interval_s must be"),
     ],
 )
 def test_bad_environment_names_the_problem(env: dict[str, str], message: str) -> None:
@@ -74,3 +77,9 @@ def test_redis_password_is_redacted() -> None:
     assert "s3cret-pw" not in str(settings.redacted())
     assert redact_url("rediss://user:pw@host:6380/1") == "rediss://user:***@host:6380/1"
     assert redact_url("redis://host:6379") == "redis://host:6379"
+
+
+def test_sitemap_age_defaults_to_two_days_and_is_overridable() -> None:
+    assert load_settings({}, config_file=None).sitemap_max_age_s == 2 * 24 * 3600
+    settings = load_settings({"TRADEWIRE_SITEMAP_MAX_AGE_S": "3600"}, config_file=None)
+    assert settings.sitemap_max_age_s == 3600
