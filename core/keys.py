@@ -24,6 +24,16 @@ def feed_state(feed_id: str) -> str:
     return f"{PREFIX}:feed:{feed_id}"
 
 
+def sitemap_state(feed_id: str) -> str:
+    """A sitemap source's watermark, current children and their validators (expires)."""
+    return f"{PREFIX}:sitemap:{feed_id}"
+
+
+def backfill_state(source_id: str) -> str:
+    """A backfill's progress: the child sitemaps done, so a restart resumes (expires)."""
+    return f"{PREFIX}:backfill:{source_id}"
+
+
 def seen_url(article_id: str) -> str:
     """Set once an article has been queued; its value says how far it got."""
     return f"{PREFIX}:seen:{article_id}"

@@ -7,7 +7,6 @@ from typing import Any
 
 from core.urls import short_hash
 
-
 # What a source in the feed list serves: RSS/Atom/RDF, or a (news) sitemap or sitemap index.
 SOURCE_KINDS = ("feed", "sitemap")
 

@@ -31,6 +31,8 @@ from core.times import rfc3339
 from service.feeds import ParsedFeed, parse_feed
 from service.hints import adaptive_interval_s, combine_hints, http_cache_hint_s
 from service.schedule import SchedulePolicy, error_delay, success_delay
+from service.sitemap_source import as_sitemap, poll_sitemap
+from service.sitemaps import looks_like_sitemap
 from service.state import FeedState, FeedStore
 from workers.jobs import extract_job
 
@@ -372,6 +374,9 @@ class Poller:
         elif state.last_modified:
             headers["If-Modified-Since"] = state.last_modified
         report.polled += 1
+        if feed.kind == "sitemap":
+            await poll_sitemap(self, feed_id, feed, state, report, network_failures)
+            return
         try:
             result = await self.fetcher.get(
                 feed.url,
@@ -401,6 +406,10 @@ class Poller:
                 self.settings.max_items_per_feed,
             )
         except ValueError as exc:
+            if looks_like_sitemap(result.body):  # a sitemap listed as a feed
+                sitemap = as_sitemap(feed)
+                await poll_sitemap(self, feed_id, sitemap, state, report, network_failures, result)
+                return
             report.failed += 1
             self._record_failure(feed_id, feed, state, "not_a_feed", str(exc), None)
             return
@@ -440,6 +449,7 @@ class Poller:
                 title=by_id[aid].title,
                 published_at=by_id[aid].published_at,
                 discovered_at=discovered_at,
+                source_kind=feed.kind,
             )
             for aid in fresh
         ]
