@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import zlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -109,12 +108,29 @@ class _BoundedGunzip:
         return out
 
 
+class _NoDeclarations:
+    """Passes a reader's bytes through, refusing a DOCTYPE or ENTITY declaration before the
+    XML parser sees it (a sitemap never has one; billion laughs and XXE need one)."""
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+        self._tail = b""
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._reader.read(size)
+        window = self._tail + data
+        if b"<!DOCTYPE" in window or b"<!ENTITY" in window:
+            raise NotASitemapError("a DOCTYPE in a sitemap (entities are refused)")
+        self._tail = window[-9:]
+        return data
+
+
 def _source(body: bytes, max_bytes: int) -> Any:
     if body[:2] == GZIP_MAGIC:
-        return _BoundedGunzip(body, max_bytes)
+        return _NoDeclarations(_BoundedGunzip(body, max_bytes))
     if len(body) > max_bytes:
         raise NotASitemapError(f"sitemap over {max_bytes} bytes")
-    return io.BytesIO(body)
+    return _NoDeclarations(io.BytesIO(body))
 
 
 def parse_w3c_datetime(text: str | None) -> float | None:
@@ -139,38 +155,57 @@ def parse_w3c_datetime(text: str | None) -> float | None:
         return None
 
 
-def _text(element: Any, path: str) -> str | None:
-    found = element.find(path)
-    if found is None or found.text is None:
-        return None
-    return str(found.text).strip() or None
+def _texts(element: Any) -> dict[str, str]:
+    """The stripped text of each direct child, by qualified tag (one pass: ``find`` with a
+    namespaced path costs as much as the whole parse)."""
+    out: dict[str, str] = {}
+    for child in element:
+        text = child.text
+        if text is not None and isinstance(child.tag, str):
+            out.setdefault(child.tag, text.strip())
+    return out
+
+
+_NEWS = f"{{{NEWS_NAMESPACE}}}news"
+_NEWS_TITLE = f"{{{NEWS_NAMESPACE}}}title"
+_NEWS_DATE = f"{{{NEWS_NAMESPACE}}}publication_date"
+_NEWS_PUBLICATION = f"{{{NEWS_NAMESPACE}}}publication"
+_NEWS_LANGUAGE = f"{{{NEWS_NAMESPACE}}}language"
 
 
 def _entry(element: Any, ns: str) -> tuple[SitemapEntry | None, bool]:
     """The entry of one ``<url>`` (None without a usable loc), and whether it is news."""
-    loc = _text(element, f"{{{ns}}}loc")
+    texts = _texts(element)
+    loc = texts.get(f"{{{ns}}}loc")
     if not loc or len(loc) > MAX_LOC_CHARS:
         return None, False
-    news = element.find(f"{{{NEWS_NAMESPACE}}}news")
-    lastmod = parse_w3c_datetime(_text(element, f"{{{ns}}}lastmod"))
+    lastmod = parse_w3c_datetime(texts.get(f"{{{ns}}}lastmod"))
+    news = next((child for child in element if child.tag == _NEWS), None)
     if news is None:
         return SitemapEntry(loc=loc, lastmod=lastmod), False
-    title = _text(news, f"{{{NEWS_NAMESPACE}}}title") or ""
-    language = _text(news, f"{{{NEWS_NAMESPACE}}}publication/{{{NEWS_NAMESPACE}}}language")
+    about = _texts(news)
+    publication = next((child for child in news if child.tag == _NEWS_PUBLICATION), None)
+    language = _texts(publication).get(_NEWS_LANGUAGE) if publication is not None else None
     return SitemapEntry(
         loc=loc,
         lastmod=lastmod,
-        published=parse_w3c_datetime(_text(news, f"{{{NEWS_NAMESPACE}}}publication_date")),
-        title=" ".join(title.split())[:MAX_TITLE_CHARS],
+        published=parse_w3c_datetime(about.get(_NEWS_DATE)),
+        title=" ".join(about.get(_NEWS_TITLE, "").split())[:MAX_TITLE_CHARS],
         language=language[:20] if language else None,
     ), True
 
 
-def _events(source: Any) -> Iterator[tuple[str, Any]]:
-    """iterparse with every dangerous feature off; XML errors become NotASitemapError."""
-    events = etree.iterparse(
+# Only the elements read are reported: a <url>'s children are read from it, and the events
+# of every leaf would cost more than the rest of the parse.
+_REPORTED = tuple(f"{{{ns}}}{tag}" for ns in SITEMAP_NAMESPACES for tag in ("url", "sitemap"))
+
+
+def _iterparse(source: Any) -> Any:
+    """iterparse with every dangerous feature off."""
+    return etree.iterparse(
         source,
-        events=("start", "end"),
+        events=("end",),
+        tag=_REPORTED,
         resolve_entities=False,
         no_network=True,
         huge_tree=False,
@@ -179,10 +214,6 @@ def _events(source: Any) -> Iterator[tuple[str, Any]]:
         remove_comments=True,
         remove_pis=True,
     )
-    try:
-        yield from events
-    except etree.XMLSyntaxError as exc:
-        raise NotASitemapError(f"not well-formed XML: {exc}") from exc
 
 
 def _check_root(root: Any) -> tuple[bool, str]:
@@ -213,20 +244,25 @@ def parse_sitemap(body: bytes, max_bytes: int, since: float | None = None) -> Pa
     out = _Collected()
     is_index, ns = False, ""
     root: Any = None
-    for event, element in _events(_source(body, max_bytes)):
-        if root is None:
-            root = element
-            is_index, ns = _check_root(root)
-            continue
-        if event != "end" or element.getparent() is not root:
-            continue
-        _collect(out, element, ns, is_index, since)
-        # Drop what was read: the tree never holds more than one <url>.
-        element.clear()
-        while element.getprevious() is not None:
-            del root[0]
-    if root is None:
-        raise NotASitemapError("empty document")
+    context = _iterparse(_source(body, max_bytes))
+    try:
+        for _event, element in context:
+            if root is None:
+                root = element.getroottree().getroot()
+                is_index, ns = _check_root(root)
+            if element.getparent() is not root:
+                continue
+            _collect(out, element, ns, is_index, since)
+            # Drop what was read: the tree never holds more than one <url>.
+            element.clear()
+            while element.getprevious() is not None:
+                del root[0]
+    except etree.XMLSyntaxError as exc:
+        raise NotASitemapError(f"not well-formed XML: {exc}") from exc
+    if root is None:  # nothing reported: another vocabulary, or a sitemap with no entry
+        if context.root is None:
+            raise NotASitemapError("empty document")
+        is_index, ns = _check_root(context.root)
     return ParsedSitemap(
         is_index=is_index,
         children=tuple(out.children),
@@ -240,9 +276,10 @@ def parse_sitemap(body: bytes, max_bytes: int, since: float | None = None) -> Pa
 def _collect(out: _Collected, element: Any, ns: str, is_index: bool, since: float | None) -> None:
     if is_index:
         if element.tag == f"{{{ns}}}sitemap" and len(out.children) < MAX_SITEMAP_URLS:
-            loc = _text(element, f"{{{ns}}}loc")
+            texts = _texts(element)
+            loc = texts.get(f"{{{ns}}}loc")
             if loc and len(loc) <= MAX_LOC_CHARS:
-                lastmod = parse_w3c_datetime(_text(element, f"{{{ns}}}lastmod"))
+                lastmod = parse_w3c_datetime(texts.get(f"{{{ns}}}lastmod"))
                 out.children.append(SitemapRef(loc=loc, lastmod=lastmod))
         return
     if element.tag != f"{{{ns}}}url":
