@@ -212,7 +212,9 @@ def _add_operator_commands(sub: Any) -> None:
     feeds_sub.add_parser("status", help="each feed's polling state")
     feeds_import = feeds_sub.add_parser("import", help="add the feeds of an OPML file to the list")
     feeds_import.add_argument("opml", type=Path, help="an OPML export of a feed reader")
-    feeds_discover = feeds_sub.add_parser("discover", help="find a site's feeds")
+    feeds_discover = feeds_sub.add_parser(
+        "discover", help="find a site's feeds, and its (news) sitemaps from robots.txt"
+    )
     feeds_discover.add_argument("site", help="the site's address, e.g. https://example.com/")
     feeds_discover.add_argument("--add", action="store_true", help="add them to the feed list")
 
@@ -470,7 +472,7 @@ def _feeds_edit(args: argparse.Namespace, settings: Settings) -> int:
 
     from core.fetch import Fetcher
     from core.models import Feed
-    from service.discover import discover_feeds
+    from service.discover import discover_sources
     from service.feedlist import load_feeds
     from service.opml import dump_feed_list, merge_feed_list, parse_opml
     from workers.corpus import write_atomically
@@ -482,22 +484,21 @@ def _feeds_edit(args: argparse.Namespace, settings: Settings) -> int:
             raise ConfigError(f"cannot read {args.opml}: {exc.strerror or exc}") from exc
     else:
 
-        async def find() -> list[str]:
+        async def find() -> list[Feed]:
             fetcher = Fetcher(settings)
             try:
-                return await discover_feeds(fetcher, args.site, settings.max_page_bytes)
+                return await discover_sources(fetcher, args.site, settings.max_page_bytes)
             finally:
                 await fetcher.aclose()
 
-        found = asyncio.run(find())
-        for url in found:
-            print(url)
-        if not found:
+        new = asyncio.run(find())
+        for feed in new:
+            print(feed.url if feed.kind == "feed" else f"{feed.url}  (kind: {feed.kind})")
+        if not new:
             print(f"no feed found at {args.site}", file=sys.stderr)
             return 1
         if not args.add:
             return 0
-        new = [Feed(url=url) for url in found]
     source = settings.feeds_file
     existing = load_feeds(source) if source.exists() else []
     merged = merge_feed_list(existing, new)

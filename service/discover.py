@@ -1,4 +1,5 @@
-"""Finding a site's feeds: the page's own ``<link rel="alternate">`` tags, else common paths.
+"""Finding a site's feeds: the page's own ``<link rel="alternate">`` tags, else common paths;
+and its sitemaps, from robots.txt's ``Sitemap:`` lines (a news sitemap preferred).
 
 The link tags are what the publisher declares, so they are trusted without fetching them.
 Only when a page declares none are the usual feed paths probed, and a probe counts only if
@@ -13,8 +14,10 @@ from urllib.parse import urldefrag, urljoin
 
 from core.errors import FetchError
 from core.fetch import Fetcher
+from core.models import Feed
 from core.urls import is_web_url, resolve_link
 from service.feeds import parse_feed
+from service.sitemaps import ParsedSitemap, looks_like_sitemap, parse_sitemap
 
 FEED_LINK_TYPES = frozenset(
     {
@@ -119,3 +122,74 @@ async def discover_feeds(fetcher: Fetcher, site_url: str, max_bytes: int) -> lis
         if _is_feed(probe.body, probe.headers, probe.url):
             found.append(probe.url)
     return _dedupe(found)
+
+
+# robots.txt lines read, and sitemaps it names that are fetched, at most.
+_ROBOTS_MAX_SITEMAPS = 10
+# Children of an index that are looked into for a news sitemap, at most.
+_INDEX_PROBES = 3
+
+
+def sitemaps_in_robots(robots_txt: bytes, robots_url: str) -> list[str]:
+    """The absolute http(s) URLs of robots.txt's ``Sitemap:`` lines, in order, no repeats."""
+    found: list[str] = []
+    for line in robots_txt.decode("utf-8", errors="replace").splitlines():
+        name, _, value = line.partition(":")
+        if name.strip().lower() != "sitemap" or not value.strip():
+            continue
+        url = resolve_link(robots_url, value.split("#")[0].strip())
+        if url and is_web_url(url):
+            found.append(urldefrag(url).url)
+    return _dedupe(found)[:_ROBOTS_MAX_SITEMAPS]
+
+
+async def _read_sitemap(fetcher: Fetcher, url: str, max_bytes: int) -> ParsedSitemap | None:
+    try:
+        result = await fetcher.get(url, max_bytes=max_bytes)
+        return parse_sitemap(result.body, max_bytes)
+    except (FetchError, ValueError):
+        return None
+
+
+async def _news_children(fetcher: Fetcher, index: ParsedSitemap, max_bytes: int) -> list[str]:
+    """Children of an index that are news sitemaps: those named like one are looked into."""
+    named = [ref.loc for ref in index.children if "news" in ref.loc.lower()][:_INDEX_PROBES]
+    found = []
+    for url in named:
+        child = await _read_sitemap(fetcher, url, max_bytes)
+        if child is not None and child.is_news:
+            found.append(url)
+    return found
+
+
+async def discover_sitemaps(fetcher: Fetcher, site_url: str, max_bytes: int) -> list[str]:
+    """The sitemaps robots.txt names: the news sitemaps among them (or in an index they
+    name) when there are any, else every one that really is a sitemap."""
+    robots_url = urljoin(site_url, "/robots.txt")
+    try:
+        robots = await fetcher.get(robots_url, max_bytes=max_bytes)
+    except FetchError:
+        return []
+    news: list[str] = []
+    plain: list[str] = []
+    for url in sitemaps_in_robots(robots.body, robots.url):
+        parsed = await _read_sitemap(fetcher, url, max_bytes)
+        if parsed is None:
+            continue
+        if parsed.is_news:
+            news.append(url)
+        elif parsed.is_index:
+            news += await _news_children(fetcher, parsed, max_bytes)
+        plain.append(url)
+    return _dedupe(news) or plain
+
+
+async def discover_sources(fetcher: Fetcher, site_url: str, max_bytes: int) -> list[Feed]:
+    """`feeds discover`: the site's feeds (``discover_feeds``), then its sitemaps; a URL
+    that is itself a sitemap is its own answer."""
+    page = await fetcher.get(site_url, max_bytes=max_bytes)
+    if looks_like_sitemap(page.body):
+        return [Feed(url=page.url, kind="sitemap")]
+    feeds = [Feed(url=url) for url in await discover_feeds(fetcher, site_url, max_bytes)]
+    sitemaps = await discover_sitemaps(fetcher, site_url, max_bytes)
+    return feeds + [Feed(url=url, kind="sitemap") for url in sitemaps]

@@ -8,6 +8,7 @@ expansions or ``SYSTEM "file:///etc/passwd"`` references.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -46,7 +47,7 @@ def feed_key(url: str) -> str:
 
 
 def _with_title(feed: Feed, title: str) -> Feed:
-    return Feed(url=feed.url, title=title, interval_s=feed.interval_s)
+    return dataclasses.replace(feed, title=title)
 
 
 def _dedupe(feeds: Iterable[Feed]) -> list[Feed]:
