@@ -186,6 +186,16 @@ def _add_stream_commands(sub: Any) -> None:
 
     sub.add_parser("retag", help="re-tag the corpus; emit events for changed verdicts")
 
+    backfill = sub.add_parser(
+        "backfill", help="queue what a sitemap source published since a date (resumable)"
+    )
+    backfill.add_argument("source", help="a sitemap (index) URL, or a feed-list entry's URL/title")
+    backfill.add_argument("--since", required=True, type=_date, help="YYYY-MM-DD or RFC 3339")
+    backfill.add_argument(
+        "--archive", default=None,
+        help="date-archive sitemaps too: a URL with strftime codes, e.g. https://x.com/sitemap/%%Y-%%m-%%d.xml",
+    )  # fmt: skip
+
 
 def _add_operator_commands(sub: Any) -> None:
     sub.add_parser("status", help="queues, workers, feeds in backoff, last events",
@@ -282,6 +292,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings, metrics_dir: Path | 
     if command in ("replay", "retag"):
         with app.redis_for(settings, embedded_allowed=False, discover=True) as live:
             return _replay(args, live, retag=command == "retag")
+    if command == "backfill":
+        from service.backfill import BackfillRequest, backfill_command
+
+        with app.redis_for(settings, embedded_allowed=False, discover=True) as live:
+            return backfill_command(live, BackfillRequest(args.source, args.since, args.archive))
     if command in ("status", "failed"):
         with app.redis_for(settings, embedded_allowed=False, discover=True) as live:
             return _operate(args, live)

@@ -420,7 +420,9 @@ class Poller:
             feed_id, feed, state, result, parsed, new_items, keep_validators=unsettled
         )
 
-    def _queue_new(self, feed: Feed, parsed: ParsedFeed) -> tuple[int, bool]:
+    def _queue_new(
+        self, feed: Feed, parsed: ParsedFeed, owner: str | None = None
+    ) -> tuple[int, bool]:
         """Claim the items nobody has queued yet, queue them, then make the claims durable;
         returns how many were queued and whether some items are claimed by another owner
         but not yet queued (then this poll must not advance the feed's validators: if that
@@ -433,7 +435,9 @@ class Poller:
             for item in parsed.items
             if item.guid not in known or not item.guid
         }
-        owner = f"poll:{uuid.uuid4().hex}"
+        # A backfill names its owner (one per sitemap), so a run resumed after a crash
+        # takes back the claims of the run that died instead of waiting for them to expire.
+        owner = owner or f"poll:{uuid.uuid4().hex}"
         claimed = self.claims.claim(list(by_id), owner)
         fresh, unsettled = claimed.mine, bool(claimed.in_flight)
         if not fresh:
