@@ -417,6 +417,7 @@ class Bench:
     pinned: list[Feed]
     burst_poller: Poller
     steady_poller: Poller
+    sitemaps: list[Feed]
 
     @property
     def feed_ids(self) -> list[str]:
@@ -447,6 +448,8 @@ class Bench:
             [Feed(url=u) for u in urls], [Feed(url=u, interval_s=interval) for u in urls],
             Poller(burst_settings, text_redis, rq_redis, fetcher, rng=random.Random(1)),
             Poller(steady_settings, text_redis, rq_redis, fetcher, rng=random.Random(2)),
+            [Feed(url=f"http://{feed_host(i, args.hosts)}:{ctx.port}/sitemap/{i}",
+                  kind="sitemap") for i in range(args.sitemaps)],
         )  # fmt: skip
 
     async def close(self) -> None:
@@ -494,6 +497,26 @@ async def phases(b: Bench, extra: dict[str, Any]) -> list[Row]:
     # Closed loops: conditional GETs with the ETags the poller stored, no Redis inside.
     clients = Clients(b.urls, stored_etags(b.text_redis, b.feed_ids), b.fetcher, b.base)
     rows += await raw_loops(clients, args, n, b.ctx.pids, b.server_log)
+    if b.sitemaps:
+        rows += await sitemap_bursts(b)
+    return rows
+
+
+async def sitemap_bursts(b: Bench) -> list[Row]:
+    """News sitemap sources (same groups, five entries each) through the same poller: a
+    cold pass (all 200 + parse + queue) and a warm burst (ETags known, the steady mix).
+    Last, since registering them removes the feeds from Redis."""
+    n, timeout = len(b.sitemaps), b.ctx.args.burst_timeout
+    rows = []
+    for name in ("cold pass (all due; all 200+parse)", "warm burst (all due; steady mix)"):
+        print(f"sitemap {name}: {n} sitemaps (cap {timeout:.0f} s) ...", flush=True)
+        b.burst_poller.register(b.sitemaps)
+        queued = extract_queue_length(b.rq_redis)
+        due = all_due_now(b.text_redis, [s.feed_id for s in b.sitemaps])
+        row = await burst(f"sitemap poller {name}", b.burst_poller, b.ctx, b.server_log, due,
+                          timeout)  # fmt: skip
+        row.extra["new_items_queued"] = extract_queue_length(b.rq_redis) - queued
+        rows.append(row)
     return rows
 
 
@@ -608,6 +631,24 @@ def ratios(
     return ratio
 
 
+def sitemap_ratios(*rows: dict[str, Any] | None) -> dict[str, float]:
+    """CPU per poll of sitemap sources over feeds, cold (all parsed) and warm (steady mix)."""
+    feed_cold, sitemap_cold, feed_warm, sitemap_warm = rows
+    ratio: dict[str, float] = {}
+    for name, feed, sitemap in (
+        ("cold", feed_cold, sitemap_cold),
+        ("warm", feed_warm, sitemap_warm),
+    ):
+        if feed and sitemap and feed["cpu_ms_per_poll"]:
+            ratio[f"sitemap_over_feed_cpu_per_poll_{name}"] = (
+                sitemap["cpu_ms_per_poll"] / feed["cpu_ms_per_poll"]
+            )
+    if ratio:
+        print("Sitemap polls vs feed polls, CPU per poll: " + ", ".join(
+            f"{k.rsplit('_', 1)[1]} x{v:.2f}" for k, v in ratio.items()) + ".")  # fmt: skip
+    return ratio
+
+
 def verdict(st: dict[str, Any], warm: dict[str, Any] | None) -> tuple[str, list[str], float]:
     """Sustained: the steady window completed what came due in it (the offered rate is the
     ceiling there), and the saturated warm burst shows the capacity behind it."""
@@ -639,6 +680,8 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
     assert st is not None
     print_steady(result["config"], st)
     ratio = ratios(st, find("Fetcher.get only"), warm)
+    ratio |= sitemap_ratios(find("poller cold pass"), find("sitemap poller cold pass"), warm,
+                            find("sitemap poller warm burst"))  # fmt: skip
     one_core = 1000 / st["cpu_ms_per_poll"] if st["cpu_ms_per_poll"] else 0.0
     outcome, reasons, capacity = verdict(st, warm)
     print(
@@ -666,6 +709,7 @@ def parse_args() -> argparse.Namespace:
     add("--cold-timeout", type=float, default=30.0, help="cap on the cold pass")
     add("--burst-timeout", type=float, default=20.0, help="cap on the warm burst")
     add("--no-warm-burst", dest="warm_burst", action="store_false")
+    add("--sitemaps", type=int, default=2000, help="news sitemap sources (0: none)")
     add("--profile", metavar="PATH", help="pyinstrument the steady window")
     add("--json", metavar="PATH")
     args = parser.parse_args()

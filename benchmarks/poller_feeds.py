@@ -76,6 +76,33 @@ def rss(i: int, version: int) -> bytes:
     ).encode()
 
 
+def sitemap_link(i: int, j: int) -> str:
+    return f"http://news{i % 97}.example/s{i}/story-{j}"
+
+
+def news_sitemap(i: int, version: int, epoch: float) -> bytes:
+    """Sitemap i: the same five stories a feed of its group would list, as a Google News
+    sitemap, dated within the last day (sitemap sources take two days)."""
+    urls = "".join(
+        f"<url><loc>{sitemap_link(i, j)}</loc><news:news><news:publication>"
+        "<news:name>Bench</news:name><news:language>en</news:language></news:publication>"
+        f"<news:publication_date>{_w3c(epoch - 86400 + 60 * j)}</news:publication_date>"
+        f"<news:title>Sitemap {i} story {j}: tariffs and trade talks</news:title>"
+        "</news:news></url>"
+        for j in range(version + 4, version - 1, -1)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+        f'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">{urls}</urlset>'
+    ).encode()
+
+
+@functools.lru_cache(maxsize=4096)
+def _w3c(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
 class FeedServer:
     """Minimal HTTP/1.1 keep-alive server for /feed/<i>, plus /_log and /_quit."""
 
@@ -99,8 +126,10 @@ class FeedServer:
                 arrived = time.time()
                 sp1 = head.find(b" ")
                 path = head[sp1 + 1 : head.find(b" ", sp1 + 1)]
-                if path.startswith(b"/feed/"):
-                    if not await self.feed(int(path[6:]), head, arrived, writer):
+                if path.startswith((b"/feed/", b"/sitemap/")):
+                    sitemap = path.startswith(b"/sitemap/")
+                    number = int(path[9:] if sitemap else path[6:])
+                    if not await self.feed(number, head, arrived, writer, sitemap=sitemap):
                         return
                 else:
                     self.control(path, writer)
@@ -112,7 +141,11 @@ class FeedServer:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    async def feed(self, i: int, head: bytes, arrived: float, writer: asyncio.StreamWriter) -> bool:
+    async def feed(
+        self, i: int, head: bytes, arrived: float, writer: asyncio.StreamWriter,
+        sitemap: bool = False,
+    ) -> bool:  # fmt: skip
+        """Feed (or sitemap) i, as its group behaves."""
         r = i % 100
         inm = b""
         at = head.lower().find(b"\r\nif-none-match:")
@@ -134,9 +167,10 @@ class FeedServer:
         if status == 304:
             writer.write(b"HTTP/1.1 304 Not Modified\r\nETag: " + etag + b"\r\n\r\n")
         else:
-            body = rss(i, version)
+            body = news_sitemap(i, version, self.epoch) if sitemap else rss(i, version)
+            ctype = b"application/xml" if sitemap else b"application/rss+xml"
             writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml; charset=utf-8\r\n"
+                b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype + b"; charset=utf-8\r\n"
                 b"ETag: " + etag + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body
             )
         if writer.transport.get_write_buffer_size() > 65536:
