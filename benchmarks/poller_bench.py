@@ -506,9 +506,12 @@ async def sitemap_bursts(b: Bench) -> list[Row]:
     """News sitemap sources (same groups, five entries each) through the same poller: a
     cold pass (all 200 + parse + queue) and a warm burst (ETags known, the steady mix).
     Last, since registering them removes the feeds from Redis."""
-    n, timeout = len(b.sitemaps), b.ctx.args.burst_timeout
+    n, args = len(b.sitemaps), b.ctx.args
     rows = []
-    for name in ("cold pass (all due; all 200+parse)", "warm burst (all due; steady mix)"):
+    for name, timeout in (
+        ("cold pass (all due; all 200+parse)", args.cold_timeout),
+        ("warm burst (all due; steady mix)", args.burst_timeout),
+    ):
         print(f"sitemap {name}: {n} sitemaps (cap {timeout:.0f} s) ...", flush=True)
         b.burst_poller.register(b.sitemaps)
         queued = extract_queue_length(b.rq_redis)

@@ -17,7 +17,7 @@ import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import redis
 import structlog
@@ -85,12 +85,18 @@ class SitemapStore:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
 
-    def load(self, feed_id: str) -> SitemapState:
-        return SitemapState.from_json(self.redis.get(keys.sitemap_state(feed_id)))  # type: ignore[arg-type]
+    def load(self, feed_id: str) -> tuple[SitemapState, str]:
+        """The state, and its JSON as stored ("" when there is none)."""
+        raw = cast(str | None, self.redis.get(keys.sitemap_state(feed_id))) or ""
+        return SitemapState.from_json(raw), raw
 
-    def save(self, feed_id: str, state: SitemapState) -> None:
+    def save(self, feed_id: str, state: SitemapState, unless: str = "") -> None:
+        """Write the state, unless it is still ``unless`` (a 304 of a urlset changes
+        nothing: one round trip less per poll; a live source is written at least each
+        time it has news, a quiet one re-reads its sitemap after SITEMAP_STATE_TTL_S)."""
         payload = json.dumps(dataclasses.asdict(state), separators=(",", ":"))
-        self.redis.set(keys.sitemap_state(feed_id), payload, ex=SITEMAP_STATE_TTL_S)
+        if payload != unless:
+            self.redis.set(keys.sitemap_state(feed_id), payload, ex=SITEMAP_STATE_TTL_S)
 
 
 def current_children(
@@ -161,6 +167,7 @@ class _Fetched:
     validators: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     fetched: int = 0
     failed: int = 0
+    loaded: str = ""  # the source's state as read at the start of the poll
 
 
 def _headers(validators: Sequence[str]) -> dict[str, str]:
@@ -237,8 +244,7 @@ async def poll_sitemap(
 ) -> None:  # fmt: skip
     """One poll of a sitemap source (``fetched``: its URL's response, already in hand
     when the source was configured as a feed and turned out to be a sitemap)."""
-    store = SitemapStore(poller.text_redis)
-    memory = store.load(feed_id)
+    memory, loaded = SitemapStore(poller.text_redis).load(feed_id)
     now = poller.now()
     floor = max(memory.watermark, now - poller.settings.sitemap_max_age_s)
     index_due = now - memory.index_at >= poller.settings.sitemap_index_interval_s
@@ -249,7 +255,7 @@ async def poll_sitemap(
         root = fetched or await _fetch_root(poller, feed_id, feed, state, report, failures)
     if root is None:
         return
-    out = _Fetched()
+    out = _Fetched(loaded=loaded)
     try:
         children = await _read_root(poller, root, memory, floor, now, out)
     except NotASitemapError as exc:
@@ -303,8 +309,7 @@ async def _queue(
         taken = [e.when for e in chosen if e.when is not None]
         memory.watermark = max([memory.watermark, *taken])
         memory.validators = {u: v for u, v in out.validators.items() if u in memory.children}
-    store = SitemapStore(poller.text_redis)
-    store.save(feed_id, memory)
+    SitemapStore(poller.text_redis).save(feed_id, memory, unless=out.loaded)
     if parsed.skipped_links:
         log.info("poller.links_skipped", skipped=parsed.skipped_links,
                  example=parsed.first_skipped, reason="not a fetchable http(s) URL")  # fmt: skip
