@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
@@ -117,7 +117,7 @@ def current_children(
 
 
 def select_entries(
-    entries: Iterable[SitemapEntry], floor: float, known: set[str], cap: int
+    entries: Sequence[SitemapEntry], floor: float, known: set[str], cap: int
 ) -> list[SitemapEntry]:
     """The entries to queue: dated at or after ``floor`` (oldest first, so a capped poll
     moves the watermark forward without skipping any), then undated ones not yet taken."""
@@ -168,6 +168,9 @@ class _Fetched:
     fetched: int = 0
     failed: int = 0
     loaded: str = ""  # the source's state as read at the start of the poll
+    # Listed as a feed: its validators are not kept, since the feed path would take a 304
+    # for "nothing new" and never poll an index's children.
+    detected: bool = False
 
 
 def _headers(validators: Sequence[str]) -> dict[str, str]:
@@ -219,15 +222,17 @@ def _children_of(root: ParsedSitemap, base_url: str, now: float, max_age_s: floa
 
 async def _fetch_root(
     poller: Poller, feed_id: str, feed: Feed, state: FeedState,
-    report: CycleReport, failures: list[_Failure],
+    report: CycleReport, failures: list[_Failure], conditional: bool,
 ) -> FetchResult | None:  # fmt: skip
-    """GET the source's own URL with its validators; failures are recorded as a feed's."""
+    """GET the source's own URL (with its validators if ``conditional``); failures are
+    recorded as a feed's."""
     from service.poller import NETWORK_KINDS, _Failure
 
+    validators = [state.etag, state.last_modified] if conditional else []
     try:
         return await poller.fetcher.get(
             feed.url, max_bytes=poller.settings.max_feed_bytes,
-            headers=_headers([state.etag, state.last_modified]), accept_types=SITEMAP_TYPES,
+            headers=_headers(validators), accept_types=SITEMAP_TYPES,
         )  # fmt: skip
     except FetchError as exc:
         report.failed += 1
@@ -252,10 +257,17 @@ async def poll_sitemap(
         # The index is not due: poll its current children only, as a 304 of the index.
         root: FetchResult | None = FetchResult(feed.url, 304, {}, b"")
     else:
-        root = fetched or await _fetch_root(poller, feed_id, feed, state, report, failures)
+        # Without the sitemap state (new, expired, lost) a 304 would say nothing about
+        # which children to poll: fetch the document whole.
+        root = fetched or await _fetch_root(
+            poller, feed_id, feed, state, report, failures, conditional=bool(loaded)
+        )
     if root is None:
         return
-    out = _Fetched(loaded=loaded)
+    out = _Fetched(loaded=loaded, detected=fetched is not None)
+    if fetched is not None:
+        log.info("poller.sitemap_detected", hint="list it with `kind: sitemap`: its index "
+                 "is then fetched hourly, conditionally")  # fmt: skip
     try:
         children = await _read_root(poller, root, memory, floor, now, out)
     except NotASitemapError as exc:
@@ -316,7 +328,7 @@ async def _queue(
     # Nothing read (every document unchanged): the learnt cadence stays as it was.
     read = parsed if out.entries or not root.not_modified else None
     poller._record_success(feed_id, feed, state, root, read, new_items,
-                           keep_validators=unsettled)  # fmt: skip
+                           keep_validators=unsettled or out.detected)  # fmt: skip
 
 
 def as_sitemap(feed: Feed) -> Feed:

@@ -112,7 +112,36 @@ def test_a_sitemap_listed_as_a_feed_is_detected(
     assert jobs, "jobs were queued"
     (feed,) = load_feeds(settings.feeds_file)
     state = text_redis.hgetall(keys.feed_state(feed.feed_id))
-    assert state["last_status"] == "200" and state["etag"]
+    # No validator kept: the feed path would take a 304 for "nothing new".
+    assert state["last_status"] == "200" and not state["etag"]
+
+
+def test_an_index_listed_as_a_feed_still_reaches_its_children(
+    site: SitemapSite, settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis
+) -> None:
+    write_sources(settings, {"url": f"{site.base}/sitemap_index.xml"})
+    clock = Clock(site.now)
+    assert poll(settings, text_redis, rq_redis, clock) == 11
+    site.extra = [f"/arch/new/2/{PAGES[5]}"]
+    clock.now += 3600
+    assert poll(settings, text_redis, rq_redis, clock, register=False) == 1
+    assert site.hits["/sitemap_index.xml"] == 2
+
+
+def test_lost_sitemap_state_means_a_full_fetch_not_silence(
+    site: SitemapSite, settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis
+) -> None:
+    """The source's ETag survives, its sitemap state does not (expired): the index is
+    fetched whole again and its current child polled, without queueing anything twice."""
+    write_sources(settings, {"url": f"{site.base}/sitemap_index.xml", "kind": "sitemap"})
+    clock = Clock(site.now)
+    assert poll(settings, text_redis, rq_redis, clock) == 11
+    (feed,) = load_feeds(settings.feeds_file)
+    text_redis.delete(keys.sitemap_state(feed.feed_id))
+    site.extra = [f"/arch/new/3/{PAGES[6]}"]
+    clock.now += 2 * settings.sitemap_index_interval_s
+    assert poll(settings, text_redis, rq_redis, clock, register=False) == 1
+    assert site.hits["/news-sitemap.xml"] == 2
 
 
 def test_an_index_is_fetched_rarely_its_current_child_each_poll(
