@@ -66,7 +66,7 @@ class BackfillReport:
     unsettled: int = 0  # urlsets left unfinished: another owner's claims not yet durable
 
 
-Progress_ = Callable[[BackfillReport, int], None]  # (report, sitemaps known so far)
+OnProgress = Callable[[BackfillReport, int], None]  # (report, sitemaps known so far)
 
 
 def archive_urls(template: str, since: datetime, until: datetime) -> list[str]:
@@ -101,7 +101,7 @@ class BackfillState:
 class Backfill:
     def __init__(
         self, settings: Settings, poller: Poller, source: Feed, since: float,
-        on_progress: Progress_ | None = None,
+        on_progress: OnProgress | None = None,
     ) -> None:  # fmt: skip
         self.settings = settings
         self.poller = poller
@@ -225,7 +225,7 @@ def backfill_command(settings: Settings, request: BackfillRequest) -> int:
 
 
 async def _run(
-    settings: Settings, source: Feed, since: float, urls: list[str], on_progress: Progress_
+    settings: Settings, source: Feed, since: float, urls: list[str], on_progress: OnProgress
 ) -> BackfillReport:
     fetcher = Fetcher(settings)
     try:
@@ -237,7 +237,7 @@ async def _run(
 
 
 @contextlib.contextmanager
-def _progress_bar() -> Iterator[Progress_]:
+def _progress_bar() -> Iterator[OnProgress]:
     """A rich progress bar (sitemaps read of those known, articles queued) on stderr."""
     console = Console(stderr=True)
     progress = Progress(
