@@ -55,6 +55,7 @@ CLOCK_JUMP_S = 600.0
 NETWORK_KINDS = frozenset({"connect", "dns", "timeout", "reset"})
 OUTAGE_MIN_FEEDS = 10
 OUTAGE_SHARE = 0.8
+OUTAGE_WINDOW_MAX_S = 10.0
 # The last successful feed poll is remembered this long: `status` can say "3 h ago".
 LAST_SUCCESS_TTL_S = 7 * 24 * 3600
 NO_NETWORK_HINT = "no feed reachable — no network? try `tradewire demo`"
@@ -291,7 +292,7 @@ class Poller:
         due = self.store.claim_due(now, self.settings.poll_lease_s, free) if worth_it else []
         self._start_polls(loop, due)
         idle = until_idle and not due and not loop.in_flight
-        if idle or time.monotonic() - loop.window_started >= 1.0:
+        if idle or loop.window_over(loop.report.polled):
             self._judge_window(loop)
         self.flush()
         if idle:
@@ -621,6 +622,14 @@ class _PollLoop:
     failures: list[_Failure] = dataclasses.field(default_factory=list)
     window_started: float = dataclasses.field(default_factory=time.monotonic)
     window_polled: int = 0
+
+    def window_over(self, polled: int) -> bool:
+        """A failure window lasts a second, and longer until it holds enough polls to tell an
+        outage of ours (on a loaded machine twelve refusals can take more than a second to
+        come back, and split in two windows neither would look like an outage), at most 10 s."""
+        age = time.monotonic() - self.window_started
+        enough = polled - self.window_polled >= OUTAGE_MIN_FEEDS
+        return age >= OUTAGE_WINDOW_MAX_S or (age >= 1.0 and enough)
 
 
 async def _wait_for_progress(
