@@ -116,3 +116,43 @@ def test_each_role_checks_its_own_health(services: dict[str, Any]) -> None:
 def test_worker_replicas_are_set_in_a_form_v1_honours(services: dict[str, Any]) -> None:
     assert "deploy" not in services["worker"]
     assert int(services["worker"]["scale"]) >= 1
+
+
+MONITORING = ("prometheus", "grafana")
+
+
+def test_monitoring_starts_only_with_its_profile(services: dict[str, Any]) -> None:
+    for name in MONITORING:
+        assert services[name]["profiles"] == ["monitoring"]
+    for name in ("redis", *TRADEWIRE):
+        assert "profiles" not in services[name]
+
+
+@pytest.mark.parametrize("name", MONITORING)
+def test_monitoring_has_limits_rotated_logs_and_its_files(
+    services: dict[str, Any], name: str
+) -> None:
+    service = services[name]
+    assert float(service["cpus"]) > 0
+    assert re.fullmatch(r"\d+[mg]", str(service["mem_limit"])), service["mem_limit"]
+    assert service["logging"]["driver"] == "json-file"
+    mounts = [m if isinstance(m, str) else f"{m['source']}:{m['target']}" for m in service["volumes"]]
+    for mount in mounts:
+        source = mount.split(":")[0]
+        if source.startswith(("./", "/")):  # a file of this repository, not a named volume
+            path = Path(source) if source.startswith("/") else ROOT / source
+            assert path.exists(), mount
+
+
+def test_grafana_gets_the_dashboard_and_the_datasource(services: dict[str, Any]) -> None:
+    targets = " ".join(
+        m if isinstance(m, str) else f"{m['source']}:{m['target']}"
+        for m in services["grafana"]["volumes"]
+    )
+    assert "deploy/grafana/provisioning:/etc/grafana/provisioning" in targets
+    assert "deploy/grafana/tradewire.json:/etc/grafana/dashboards/tradewire.json" in targets
+    prometheus = " ".join(
+        m if isinstance(m, str) else f"{m['source']}:{m['target']}"
+        for m in services["prometheus"]["volumes"]
+    )
+    assert "deploy/prometheus:/etc/prometheus" in prometheus
