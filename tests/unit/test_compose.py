@@ -121,6 +121,11 @@ def test_worker_replicas_are_set_in_a_form_v1_honours(services: dict[str, Any]) 
 MONITORING = ("prometheus", "grafana")
 
 
+def _mounts(service: dict[str, Any]) -> list[str]:
+    """``source:target`` of each volume, in the short form or the long one."""
+    return [m if isinstance(m, str) else f"{m['source']}:{m['target']}" for m in service["volumes"]]
+
+
 def test_monitoring_starts_only_with_its_profile(services: dict[str, Any]) -> None:
     for name in MONITORING:
         assert services[name]["profiles"] == ["monitoring"]
@@ -136,23 +141,16 @@ def test_monitoring_has_limits_rotated_logs_and_its_files(
     assert float(service["cpus"]) > 0
     assert re.fullmatch(r"\d+[mg]", str(service["mem_limit"])), service["mem_limit"]
     assert service["logging"]["driver"] == "json-file"
-    mounts = [m if isinstance(m, str) else f"{m['source']}:{m['target']}" for m in service["volumes"]]
-    for mount in mounts:
+    for mount in _mounts(service):
         source = mount.split(":")[0]
         if source.startswith(("./", "/")):  # a file of this repository, not a named volume
-            path = Path(source) if source.startswith("/") else ROOT / source
-            assert path.exists(), mount
+            assert (ROOT / source).exists(), mount  # an absolute source replaces ROOT
 
 
-def test_grafana_gets_the_dashboard_and_the_datasource(services: dict[str, Any]) -> None:
-    targets = " ".join(
-        m if isinstance(m, str) else f"{m['source']}:{m['target']}"
-        for m in services["grafana"]["volumes"]
-    )
-    assert "deploy/grafana/provisioning:/etc/grafana/provisioning" in targets
-    assert "deploy/grafana/tradewire.json:/etc/grafana/dashboards/tradewire.json" in targets
-    prometheus = " ".join(
-        m if isinstance(m, str) else f"{m['source']}:{m['target']}"
-        for m in services["prometheus"]["volumes"]
-    )
-    assert "deploy/prometheus:/etc/prometheus" in prometheus
+def test_monitoring_gets_the_rules_the_dashboard_and_the_datasource(
+    services: dict[str, Any],
+) -> None:
+    grafana = " ".join(_mounts(services["grafana"]))
+    assert "deploy/grafana/provisioning:/etc/grafana/provisioning" in grafana
+    assert "deploy/grafana/tradewire.json:/etc/grafana/dashboards/tradewire.json" in grafana
+    assert "deploy/prometheus:/etc/prometheus" in " ".join(_mounts(services["prometheus"]))

@@ -1,0 +1,211 @@
+"""A real Prometheus server scrapes a real `tradewire run` working through a local site; every
+panel of deploy/grafana/tradewire.json and every alert of deploy/prometheus/alerts.yml must
+return data through Prometheus's HTTP API: no panel says "No data" on a working pipeline.
+
+Alerts compare a base series with a threshold (`BASE > 600`, or several such terms joined by
+`and`, as alerts.yml promises). On a healthy pipeline the comparison rightly filters every
+series away, so the test evaluates each BASE without its comparison and requires finite
+values; the whole rules must also evaluate without error, and none may be pending or firing.
+
+Prometheus counts no increase into a series' first sample, so the site holds its feeds back
+until Prometheus has scraped the idle service once: every rate then sees the run's work."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import ROOT, free_port
+from tests.processes import run_env, start_run, wait_until
+from tests.reliability.site import Site, serve
+
+PROMETHEUS = Path("/usr/bin/prometheus")
+ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+DASHBOARD = ROOT / "deploy" / "grafana" / "tradewire.json"
+# Grafana's range for rates: the whole run falls in one minute's window here.
+RATE_INTERVAL = "1m"
+ARTICLES = 10
+
+
+class GatedSite(Site):
+    """Feeds answer only once ``gate`` is set (articles at once)."""
+
+    def __init__(self) -> None:
+        super().__init__(copies=1, feeds=2)
+        self.gate = threading.Event()
+
+    def respond(self, path: str) -> tuple[int, str, bytes]:
+        if path.startswith("/feed/"):
+            self.gate.wait(60)
+        return super().respond(path)
+
+
+def dashboard_exprs() -> dict[str, str]:
+    """Each panel target's expression, Grafana's variables as Grafana would fill them."""
+    exprs = {}
+    for panel in json.loads(DASHBOARD.read_text())["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"].replace("$__rate_interval", RATE_INTERVAL)
+            assert "$" not in expr, f"a variable the test does not fill: {expr}"
+            exprs[f"{panel['title']} [{target['refId']}]"] = expr
+    return exprs
+
+
+_COMPARISON = re.compile(r"\s*(>=|<=|==|!=|>|<)\s*[-+]?[0-9.]+(e[-+]?\d+)?\s*$")
+
+
+def base_exprs(expr: str) -> list[str]:
+    """``A > 1 and B < 2`` → ``[A, B]``: split on top-level ``and``, drop each comparison."""
+    terms, depth, start = [], 0, 0
+    for i, char in enumerate(expr):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and expr.startswith(" and ", i):
+            terms.append(expr[start:i])
+            start = i + len(" and ")
+    terms.append(expr[start:])
+    bases = []
+    for term in terms:
+        base, found = _COMPARISON.subn("", term.strip())
+        assert found == 1, f"not `BASE OP NUMBER`: {term}"
+        bases.append(base)
+    return bases
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(ALERTS.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def test_base_exprs_drop_only_the_comparisons() -> None:
+    assert base_exprs("max by (queue) (deriv(x[15m])) > 0 and max by (queue) (x) > 100") == [
+        "max by (queue) (deriv(x[15m]))",
+        "max by (queue) (x)",
+    ]
+    assert base_exprs('up{job=~"t.*"} == 0') == ['up{job=~"t.*"}']
+    with pytest.raises(AssertionError):
+        base_exprs("absent(x)")
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """A Prometheus (its own storage, 1 s scrapes and evaluations) scraping the health port
+    it returns; yields its base URL and that port."""
+    assert PROMETHEUS.exists(), "prometheus is missing: apt-get install prometheus (.ci/run)"
+    target, port = free_port(), free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_dump({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+        "rule_files": [str(ALERTS)],
+        "scrape_configs": [
+            {"job_name": "tradewire", "static_configs": [{"targets": [f"127.0.0.1:{target}"]}]}
+        ],
+    }))  # fmt: skip
+    with (tmp_path / "prometheus.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [str(PROMETHEUS), f"--config.file={config}",
+             f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+        )  # fmt: skip
+    try:
+        yield f"http://127.0.0.1:{port}", target
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def query(base: str, expr: str) -> list[dict[str, Any]]:
+    reply = httpx.get(f"{base}/api/v1/query", params={"query": expr}, timeout=10).json()
+    assert reply["status"] == "success", (expr, reply)
+    return list(reply["data"]["result"])
+
+
+def value(base: str, expr: str) -> float | None:
+    try:
+        result = query(base, expr)
+    except httpx.HTTPError:
+        return None
+    return float(result[0]["value"][1]) if result else None
+
+
+def holds(base: str, condition: str) -> bool:
+    return value(base, condition) is not None
+
+
+@pytest.mark.timeout(180)
+def test_every_panel_and_alert_has_data_on_a_working_pipeline(
+    prometheus: tuple[str, int], tmp_path: Path
+) -> None:
+    base, health_port = prometheus
+    with serve(GatedSite()) as site:
+        assert isinstance(site, GatedSite)
+        feeds = tmp_path / "feeds.yaml"
+        feeds.write_text(yaml.safe_dump({"feeds": [{"url": u} for u in site.feed_urls()]}))
+        env = run_env(tmp_path, feeds, health_port=str(health_port), workers="1")
+        proc = start_run(env, tmp_path, tmp_path / "run.log")
+        try:
+            # Scraped once while idle, workers up: the pre-set zeros are every rate's start.
+            idle = 'sum(tradewire_articles_total{status="extracted"}) == 0 and on() sum(up) == 1'
+            assert wait_until(lambda: holds(base, idle), 60, every=0.5), _logs(tmp_path)
+            site.gate.set()
+            done = (
+                f'sum(tradewire_articles_total{{status="extracted"}}) >= {ARTICLES} '
+                "and on() sum(tradewire_queue_depth) == 0 and on() sum(tradewire_events_total) > 0"
+            )
+            assert wait_until(lambda: holds(base, done), 60, every=0.5), _logs(tmp_path)
+            _scrapes_later(base, 3)
+            _assert_panels_have_data(base)
+            _assert_alerts_have_data_and_are_quiet(base)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+
+
+def _scrapes_later(base: str, count: int) -> None:
+    """Wait for ``count`` more scrapes (and rule evaluations) after now."""
+    start = value(base, "timestamp(up)")
+    assert start is not None
+    assert wait_until(lambda: (value(base, "timestamp(up)") or 0) >= start + count, 30)
+
+
+def _assert_panels_have_data(base: str) -> None:
+    empty = {}
+    for title, expr in dashboard_exprs().items():
+        samples = [float(s["value"][1]) for s in query(base, expr)]
+        if not samples or not all(math.isfinite(v) for v in samples):
+            empty[title] = (expr, samples)
+    assert not empty, empty
+
+
+def _assert_alerts_have_data_and_are_quiet(base: str) -> None:
+    empty = {}
+    for rule in alert_rules():
+        for expr in base_exprs(rule["expr"]):
+            samples = [float(s["value"][1]) for s in query(base, expr)]
+            if not samples or not all(math.isfinite(v) for v in samples):
+                empty[rule["alert"]] = (expr, samples)
+    assert not empty, empty
+    reply = httpx.get(f"{base}/api/v1/rules", timeout=10).json()
+    loaded = [rule for group in reply["data"]["groups"] for rule in group["rules"]]
+    assert {r["name"] for r in loaded} == {r["alert"] for r in alert_rules()}
+    for rule in loaded:
+        assert rule["health"] == "ok", rule
+        assert rule["state"] == "inactive", rule  # a healthy run pages nobody
+
+
+def _logs(tmp_path: Path) -> str:
+    return "\n".join(
+        f"--- {name}\n{(tmp_path / name).read_text(errors='replace')[-3000:]}"
+        for name in ("run.log", "prometheus.log")
+        if (tmp_path / name).exists()
+    )
