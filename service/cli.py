@@ -467,13 +467,12 @@ def _operate(args: argparse.Namespace, settings: Settings) -> int:
     from core.connection import connect
     from service import status
 
-    text_redis = connect(settings, decode=True)
-    rq_redis = connect(settings, decode=False)
     if args.command == "status" and args.watch:
         from service.watch import watch_command
 
-        return watch_command(text_redis, rq_redis, settings, args.metrics_url, args.interval,
-                             args.count)  # fmt: skip
+        return watch_command(settings, args.metrics_url, args.interval, args.count)
+    text_redis = connect(settings, decode=True)
+    rq_redis = connect(settings, decode=False)
     if args.command == "status":
         report = status.status_report(
             text_redis, rq_redis, settings.stream_name, time.time(),

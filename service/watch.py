@@ -24,6 +24,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from core.connection import connect
 from core.settings import Settings
 from service.status import status_report
 
@@ -218,15 +219,14 @@ def watch(
 
 
 def watch_command(
-    text_redis: redis.Redis,
-    rq_redis: redis.Redis,
-    settings: Settings,
-    metrics_url: str | None,
-    interval_s: float,
-    count: int | None,
+    settings: Settings, metrics_url: str | None, interval_s: float, count: int | None
 ) -> int:
-    """The CLI's entry: the metrics of this host's health port unless told otherwise."""
+    """The CLI's entry: the metrics of this host's health port unless told otherwise.
+    Fail-fast clients: a Redis that goes away shows as such at the next refresh, instead
+    of the table freezing through the retries a worker's client makes."""
     url = metrics_url or f"http://127.0.0.1:{settings.health_port}/metrics"
+    text_redis = connect(settings, decode=True, probe=True)
+    rq_redis = connect(settings, decode=False, probe=True)
 
     def take() -> Snapshot:
         return take_snapshot(

@@ -102,7 +102,8 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[str, int]]:
     """A Prometheus (its own storage, 1 s scrapes and evaluations) scraping the health port
     it returns; yields its base URL and that port."""
     assert PROMETHEUS.exists(), "prometheus is missing: apt-get install prometheus (.ci/run)"
-    target, port = free_port(), free_port()
+    target = free_port()
+    port = next(p for p in iter(free_port, None) if p != target)
     config = tmp_path / "prometheus.yml"
     config.write_text(yaml.safe_dump({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
@@ -117,11 +118,21 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[str, int]]:
              f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
             stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
         )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}", target
+        # Until then the API answers 503 in plain text.
+        assert wait_until(lambda: _ready(base), 30), (tmp_path / "prometheus.log").read_text()
+        yield base, target
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/-/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def query(base: str, expr: str, at: float | None = None) -> list[dict[str, Any]]:
