@@ -3,8 +3,10 @@
 Counters and histograms are written by every process of one ``tradewire`` command (the
 poller and its supervised worker children) into prometheus-client's multiprocess
 directory, which the CLI creates and names in PROMETHEUS_MULTIPROC_DIR before anything
-imports this module; the command's /metrics sums them. Queue depths, failed jobs and the
-stream length are read from Redis at scrape time, so every process shows the shared picture.
+imports this module; the command's /metrics sums them. Queue depths, failed jobs, the
+stream length, the poller's and the feeds' ages and Redis's memory are read from Redis at
+scrape time, so every process shows the shared picture. deploy/prometheus/alerts.yml and
+deploy/grafana/tradewire.json are written against these names.
 
 Each process writes its own files, so a recycled worker would leave its files behind
 forever (thousands of them slow every scrape): the supervisor retires a dead child's files,
