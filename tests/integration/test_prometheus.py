@@ -166,7 +166,7 @@ def test_every_panel_and_alert_has_data_on_a_working_pipeline(
         env = run_env(tmp_path, feeds, health_port=str(health_port), workers="1")
         proc = start_run(env, tmp_path, tmp_path / "run.log")
         try:
-            # Scraped once while idle, workers up: the pre-set zeros are every rate's start.
+            # Scraped once while idle: the zeros set at start are every rate's first sample.
             idle = 'sum(tradewire_articles_total{status="extracted"}) == 0 and on() sum(up) == 1'
             assert wait_until(lambda: holds(base, idle), 60, every=0.5), _logs(tmp_path)
             site.gate.set()
@@ -179,19 +179,25 @@ def test_every_panel_and_alert_has_data_on_a_working_pipeline(
             _assert_panels_have_data(base, at)
             _assert_alerts_have_data_and_are_quiet(base, at)
         finally:
+            site.gate.set()
             proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def _after_scrapes(base: str, count: int) -> float:
     """The time of a successful scrape ``count`` or more scrapes (and rule evaluations) from
-    now. Every query is evaluated at that moment: a scrape that failed later (a loaded
-    machine, a one-second timeout) cannot make a series stale under the test."""
+    now, with the scrapes of the 5 s before it successful too. Every query is evaluated at
+    that moment: a scrape that failed later (a loaded machine, a one-second timeout) cannot
+    make a series stale under the test."""
     start = value(base, "timestamp(up)")
     assert start is not None
-    at = wait_until(
-        lambda: (t := value(base, "timestamp(up == 1)")) and t >= start + count and t, 30
-    )
+    # The last 5 s of scrapes all succeeded: rules evaluated meanwhile saw the target up.
+    good = "timestamp(up == 1) and on() min_over_time(up[5s]) == 1"
+    at = wait_until(lambda: (t := value(base, good)) and t >= start + count and t, 30)
     assert at, "no successful scrape"
     return float(at)
 
@@ -219,7 +225,7 @@ def _assert_alerts_have_data_and_are_quiet(base: str, at: float) -> None:
     for rule in loaded:
         assert rule["health"] == "ok", rule  # evaluated without error
     # A healthy run pages nobody: no alert pending or firing (Prometheus's ALERTS series).
-    assert query(base, "ALERTS", at + 1) == []
+    assert query(base, "ALERTS", at) == []
 
 
 def _logs(tmp_path: Path) -> str:
