@@ -99,6 +99,7 @@ for _outcome in ("emitted", "duplicate_suppressed", "near_duplicate"):
     EVENTS.labels(outcome=_outcome)
 for _since in ("published", "discovered"):
     EVENT_LATENCY.labels(since=_since)
+WEBSUB_NOTIFICATIONS.labels(result="queued")
 
 
 def exposition_registry(multiprocess_dir: Path | None) -> CollectorRegistry:
