@@ -8,7 +8,9 @@ series away, so the test evaluates each BASE without its comparison and requires
 values; the whole rules must also evaluate without error, and none may be pending or firing.
 
 Prometheus counts no increase into a series' first sample, so the site holds its feeds back
-until Prometheus has scraped the idle service once: every rate then sees the run's work."""
+until Prometheus has scraped the idle service once: every rate then sees the run's work.
+`tradewire status --watch` is then run against the same pipeline and must show the figures
+Prometheus has."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import math
 import re
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,6 +181,7 @@ def test_every_panel_and_alert_has_data_on_a_working_pipeline(
             at = _after_scrapes(base, 3)
             _assert_panels_have_data(base, at)
             _assert_alerts_have_data_and_are_quiet(base, at)
+            _assert_watch_shows_the_same_figures(base, env, tmp_path)
         finally:
             site.gate.set()
             proc.send_signal(signal.SIGTERM)
@@ -226,6 +230,23 @@ def _assert_alerts_have_data_and_are_quiet(base: str, at: float) -> None:
         assert rule["health"] == "ok", rule  # evaluated without error
     # A healthy run pages nobody: no alert pending or firing (Prometheus's ALERTS series).
     assert query(base, "ALERTS", at) == []
+
+
+def _assert_watch_shows_the_same_figures(base: str, env: dict[str, str], cwd: Path) -> None:
+    """`tradewire status --watch`, for those without Grafana, against the same run."""
+    done = subprocess.run(
+        [sys.executable, "-m", "service", "status", "--watch", "--count", "1"],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    emitted = value(base, 'sum(tradewire_events_total{outcome="emitted"})')
+    stream = value(base, "max(tradewire_stream_length)")
+    assert emitted and stream
+    assert f"extracted {ARTICLES}" in done.stdout
+    assert f"emitted {emitted:.0f}" in done.stdout
+    assert f"events on stream  │ {stream:.0f}" in done.stdout
+    assert "feed polls        │ 200 2" in done.stdout
+    assert "p99" in done.stdout and "redis             │ up, memory" in done.stdout
 
 
 def _logs(tmp_path: Path) -> str:
