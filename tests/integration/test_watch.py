@@ -88,8 +88,8 @@ def test_live_table_shows_the_figures_and_follows_changes(
     assert re.fullmatch(r"4  \(\d+\.\d/s\)", _cell(frames[1], "events on stream"))
     assert _cell(frames[2], "events on stream").startswith("7  (")
     last = frames[3]
-    assert _cell(last, "poller cycle") in ("12 s ago", "13 s ago")
-    assert _cell(last, "last feed poll ok") in ("30 s ago", "31 s ago")
+    assert 12 <= _seconds_ago(_cell(last, "poller cycle")) < 20
+    assert 30 <= _seconds_ago(_cell(last, "last feed poll ok")) < 40
     assert _cell(last, "stale feeds") == "1 of 20 this poller polls"
     assert "200 3, timeout 1" in last
     assert "extracted 5" in last and "emitted 4" in last
@@ -99,6 +99,12 @@ def test_live_table_shows_the_figures_and_follows_changes(
     assert "MiB of no maxmemory" in last
     assert _cell(last, "extract") == "2"  # waiting
     assert _cell(last, "tag") == "0"
+
+
+def _seconds_ago(cell: str) -> int:
+    found = re.fullmatch(r"(\d+) s ago", cell)
+    assert found, cell
+    return int(found.group(1))
 
 
 def _cell(frame: str, name: str) -> str:
