@@ -3,8 +3,8 @@
 For an operator without Grafana. Each refresh reads what ``tradewire status`` reads from
 Redis (queues, workers, poller heartbeat, feeds, stream) plus Redis's memory, and, when the
 health port of a local ``tradewire run``/``poll``/``worker`` answers, its /metrics: polls by
-result, articles by status, events by outcome, discovery-to-event latency and worker
-restarts, totals since that process started. Rates are the change since the last refresh.
+result, stale feeds, articles by status, events by outcome, discovery-to-event latency and
+worker restarts, totals since that process started. Rates are the change since the last refresh.
 """
 
 from __future__ import annotations
@@ -95,11 +95,19 @@ def take_snapshot(
     metrics = _scrape(metrics_url) if metrics_url else None
     try:
         report = status_report(text_redis, rq_redis, stream, now, degraded_after_s)
-        info = text_redis.info("memory")
-        memory = {"used": float(info["used_memory"]), "max": float(info.get("maxmemory", 0))}
+        memory = _memory(text_redis)
     except redis.RedisError as exc:
         return Snapshot(now, None, None, metrics, error=f"Redis unreachable: {exc}"[:200])
     return Snapshot(now, report, memory, metrics)
+
+
+def _memory(client: redis.Redis) -> dict[str, float] | None:
+    """Redis's used and max memory; None where INFO is refused (an ACL user without it)."""
+    try:
+        info = client.info("memory")
+    except redis.ResponseError:
+        return None
+    return {"used": float(info["used_memory"]), "max": float(info.get("maxmemory", 0))}
 
 
 def _scrape(url: str) -> dict[str, Any] | None:
@@ -150,7 +158,7 @@ def render(now: Snapshot, before: Snapshot | None, metrics_url: str | None) -> G
     figures = Table(title=f"tradewire — {stamp}", show_header=False, title_justify="left")
     figures.add_column("figure", style="bold")
     figures.add_column("value")
-    if now.report is None or now.memory is None:
+    if now.report is None:
         figures.add_row("redis", f"[red]{now.error}[/red]")
         return Group(figures)
     _redis_rows(figures, now, before)
@@ -162,10 +170,13 @@ def render(now: Snapshot, before: Snapshot | None, metrics_url: str | None) -> G
 
 
 def _redis_rows(figures: Table, now: Snapshot, before: Snapshot | None) -> None:
-    assert now.report is not None and now.memory is not None
+    assert now.report is not None
     report, memory = now.report, now.memory
-    limit = _bytes(memory["max"]) if memory["max"] else "no maxmemory"
-    figures.add_row("redis", f"up, memory {_bytes(memory['used'])} of {limit}")
+    if memory is None:
+        figures.add_row("redis", "up, memory not readable (INFO refused)")
+    else:
+        limit = _bytes(memory["max"]) if memory["max"] else "no maxmemory"
+        figures.add_row("redis", f"up, memory {_bytes(memory['used'])} of {limit}")
     figures.add_row("poller cycle", _age(report["poller_heartbeat_age_s"]))
     check = report["checks"]["feeds"]
     degraded = "" if check["ok"] else f"  [yellow]DEGRADED: {check['error']}[/yellow]"

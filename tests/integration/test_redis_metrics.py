@@ -3,6 +3,7 @@ what the alerts and the dashboard rely on when Redis is up, down, or refuses INF
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from collections.abc import Iterator
@@ -10,9 +11,11 @@ from collections.abc import Iterator
 import pytest
 import redis
 from prometheus_client import CollectorRegistry
+from rich.console import Console
 
 from core import keys
 from core.metrics import RedisStateCollector
+from service.watch import render, take_snapshot
 from tests.conftest import free_port
 
 STREAM = "tradewire:events"
@@ -70,3 +73,10 @@ def test_info_refused_leaves_out_only_memory(user_without_info: redis.Redis) -> 
     assert samples["tradewire_redis_up[]"] == 1
     assert "tradewire_queue_depth['tag']" in samples
     assert not any(name.startswith("tradewire_redis_used_memory") for name in samples)
+    # `status --watch` says so too, and shows the rest.
+    snapshot = take_snapshot(user_without_info, user_without_info, STREAM, 900.0, None)
+    assert snapshot.report is not None and snapshot.memory is None
+    out = io.StringIO()
+    Console(file=out, width=120).print(render(snapshot, None, None))
+    assert "up, memory not readable (INFO refused)" in out.getvalue()
+    assert "events on stream" in out.getvalue()
