@@ -3,8 +3,10 @@
 Counters and histograms are written by every process of one ``tradewire`` command (the
 poller and its supervised worker children) into prometheus-client's multiprocess
 directory, which the CLI creates and names in PROMETHEUS_MULTIPROC_DIR before anything
-imports this module; the command's /metrics sums them. Queue depths, failed jobs and the
-stream length are read from Redis at scrape time, so every process shows the shared picture.
+imports this module; the command's /metrics sums them. Queue depths, failed jobs, the
+stream length, the poller's and the feeds' ages and Redis's memory are read from Redis at
+scrape time, so every process shows the shared picture. deploy/prometheus/alerts.yml and
+deploy/grafana/tradewire.json are written against these names.
 
 Each process writes its own files, so a recycled worker would leave its files behind
 forever (thousands of them slow every scrape): the supervisor retires a dead child's files,
@@ -14,8 +16,10 @@ dropping its live gauges. Every gauge here is a ``live*`` one, so nothing else p
 
 from __future__ import annotations
 
+import math
 import struct
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -28,6 +32,7 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
+from core import keys
 from core.queues import queue_counts
 
 REGISTRY = CollectorRegistry()
@@ -72,6 +77,29 @@ FEEDS_STALE = Gauge(
     "Feeds of this poller silent for over 3x their usual cadence (min. 1 day).",
     registry=REGISTRY, multiprocess_mode="livesum",
 )  # fmt: skip
+# The denominator of the stale share that deploy/prometheus/alerts.yml alerts on.
+FEEDS_LISTED = Gauge(
+    "tradewire_feeds_listed", "Feeds in this poller's feed list.",
+    registry=REGISTRY, multiprocess_mode="livesum",
+)  # fmt: skip
+WORKER_RESTARTS = Counter(
+    "tradewire_worker_restarts",
+    "Supervised worker processes that exited: recycled (planned, after max_jobs) or crashed.",
+    ["child", "reason"], registry=REGISTRY,
+)  # fmt: skip
+
+# A labelled series exists only once a value is set, and rate() counts no increase into a
+# series' first sample: the first polls, articles and events after a start would be missing
+# from every rate and the dashboards would say "No data" for an idle but healthy pipeline.
+# The label values every healthy run produces are therefore there from the start, at zero.
+for _result in ("200", "304"):
+    FEED_POLLS.labels(result=_result)
+ARTICLES.labels(status="extracted", reason="")
+for _outcome in ("emitted", "duplicate_suppressed", "near_duplicate"):
+    EVENTS.labels(outcome=_outcome)
+for _since in ("published", "discovered"):
+    EVENT_LATENCY.labels(since=_since)
+WEBSUB_NOTIFICATIONS.labels(result="queued")
 
 
 def exposition_registry(multiprocess_dir: Path | None) -> CollectorRegistry:
@@ -150,13 +178,28 @@ RETIRE_ERRORS = (OSError, RuntimeError, struct.error, UnicodeDecodeError)
 
 
 class RedisStateCollector(Collector):
-    """Queue depths, failed jobs and stream length, read from Redis on each scrape."""
+    """Queue depths, failed jobs, stream length, poller and feed ages and Redis's memory,
+    read from Redis on each scrape (``rq_redis`` should fail fast: a probe client), so
+    every process shows the shared picture. ``tradewire_redis_up`` is always there: 0 when
+    Redis did not answer, and the other gauges are then left out."""
 
     def __init__(self, rq_redis: redis.Redis, stream_name: str) -> None:
         self.redis = rq_redis
         self.stream_name = stream_name
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily("tradewire_redis_up", "1 when Redis answered this scrape.")
+        try:
+            families = [*self._queues(), *self._ages(), *self._memory()]
+        except redis.RedisError:
+            up.add_metric([], 0)  # readiness says what is wrong; metrics say that it is
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+    def _queues(self) -> list[GaugeMetricFamily]:
         depth = GaugeMetricFamily(
             "tradewire_queue_depth", "Jobs waiting per queue.", labels=["queue"]
         )
@@ -164,13 +207,41 @@ class RedisStateCollector(Collector):
             "tradewire_failed_jobs", "Jobs in the failed registry.", labels=["queue"]
         )
         stream = GaugeMetricFamily("tradewire_stream_length", "Entries on the event stream.")
+        for name, counts in queue_counts(self.redis, with_workers=False).items():
+            depth.add_metric([name], counts.waiting)
+            failed.add_metric([name], counts.failed)
+        stream.add_metric([], self.redis.xlen(self.stream_name))
+        return [depth, failed, stream]
+
+    def _ages(self) -> list[GaugeMetricFamily]:
+        """Ages rather than timestamps: a key that expired (no poller for ten cycles, no
+        successful poll for a week) reads as +Inf, which an alert's ``>`` catches, where a
+        missing timestamp series would silence it."""
+        now = time.time()
+        heartbeat, success = self.redis.mget([keys.POLLER_HEARTBEAT, keys.FEEDS_LAST_SUCCESS])
+        families = []
+        for name, doc, raw in (
+            ("tradewire_poller_heartbeat_age_seconds",
+             "Seconds since a poller last finished a cycle (+Inf: none recently).", heartbeat),
+            ("tradewire_feeds_last_success_age_seconds",
+             "Seconds since a feed poll last succeeded (+Inf: none in a week).", success),
+        ):  # fmt: skip
+            family = GaugeMetricFamily(name, doc)
+            family.add_metric([], math.inf if raw is None else max(0.0, now - float(raw)))
+            families.append(family)
+        return families
+
+    def _memory(self) -> list[GaugeMetricFamily]:
+        """Redis's own memory figures, so the dashboard needs no redis_exporter; left out
+        where INFO is refused (an ACL user without it)."""
         try:
-            for name, counts in queue_counts(self.redis, with_workers=False).items():
-                depth.add_metric([name], counts.waiting)
-                failed.add_metric([name], counts.failed)
-            stream.add_metric([], self.redis.xlen(self.stream_name))
-        except redis.RedisError:
-            return  # Redis down: readiness says so; metrics just omit these gauges
-        yield depth
-        yield failed
-        yield stream
+            info = self.redis.info("memory")
+        except redis.ResponseError:
+            return []
+        used = GaugeMetricFamily("tradewire_redis_used_memory_bytes", "Redis used_memory.")
+        used.add_metric([], float(info["used_memory"]))
+        limit = GaugeMetricFamily(
+            "tradewire_redis_maxmemory_bytes", "Redis maxmemory (0: no limit)."
+        )
+        limit.add_metric([], float(info.get("maxmemory", 0)))
+        return [used, limit]

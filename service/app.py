@@ -188,7 +188,10 @@ async def _serve(
     rq_redis = connect(settings, decode=False)
     state, loop_tick = _health_state(settings, workers=bool(extract_workers or tag_workers))
     registry = exposition_registry(metrics_dir)
-    collector = RedisStateCollector(rq_redis, settings.stream_name)
+    # Fail fast: a scrape must say Redis is down (tradewire_redis_up 0) within its timeout.
+    collector = RedisStateCollector(
+        connect(settings, decode=False, probe=True), settings.stream_name
+    )
     registry.register(collector)
     supervisor = _supervisor(settings, rq_redis, extract_workers, tag_workers)
     poller: Poller | None = None

@@ -202,6 +202,7 @@ def _add_operator_commands(sub: Any) -> None:
                    description="Show queues, workers, feeds in backoff and the last events. "
                    "This and the other commands that read Redis use TRADEWIRE_REDIS_URL, else "
                    "the Redis of a `tradewire run` started in this directory.")  # fmt: skip
+    _add_watch_options(sub.choices["status"])
     failed = sub.add_parser("failed", help="inspect and requeue failed jobs")
     failed_sub = failed.add_subparsers(dest="failed_command", required=True, metavar="COMMAND")
     failed_sub.add_parser("list", help="failed jobs with their last error line")
@@ -227,6 +228,35 @@ def _add_operator_commands(sub: Any) -> None:
     )
     feeds_discover.add_argument("site", help="the site's address, e.g. https://example.com/")
     feeds_discover.add_argument("--add", action="store_true", help="add them to the feed list")
+
+
+def _add_watch_options(status: argparse.ArgumentParser) -> None:
+    status.add_argument(
+        "--watch",
+        action="store_true",
+        help="the dashboard's key figures, live (a table refreshed each second)",
+    )
+    status.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="with --watch: seconds between refreshes (default 1)",
+    )
+    status.add_argument(
+        "--count",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --watch: stop after N refreshes (default: until Ctrl-C)",
+    )
+    status.add_argument(
+        "--metrics-url",
+        default=None,
+        metavar="URL",
+        help="with --watch: the /metrics to read polls, articles, events, "
+        "latency and restarts from (default: this host's health port)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -454,6 +484,10 @@ def _operate(args: argparse.Namespace, settings: Settings) -> int:
     from core.connection import connect
     from service import status
 
+    if args.command == "status" and args.watch:
+        from service.watch import watch_command
+
+        return watch_command(settings, args.metrics_url, args.interval, args.count)
     text_redis = connect(settings, decode=True)
     rq_redis = connect(settings, decode=False)
     if args.command == "status":

@@ -23,7 +23,13 @@ from core import keys
 from core.claims import CLAIM_TTL_S, ArticleClaims
 from core.errors import FetchError
 from core.fetch import Fetcher, FetchResult
-from core.metrics import FEED_POLLS, FEEDS_IN_BACKOFF, FEEDS_STALE, ITEMS_DISCOVERED
+from core.metrics import (
+    FEED_POLLS,
+    FEEDS_IN_BACKOFF,
+    FEEDS_LISTED,
+    FEEDS_STALE,
+    ITEMS_DISCOVERED,
+)
 from core.models import ArticleJob, Feed
 from core.queues import enqueue_extracts
 from core.settings import Settings
@@ -148,6 +154,7 @@ class Poller:
         spread = spread if spread >= 1.0 else 0.0  # a short list is polled at once
         added = self.store.register(feeds, self.now(), spread, self.rng)
         self._feed_count = len(feeds)
+        FEEDS_LISTED.set(len(feeds))
         log.info("poller.feeds_registered", feeds=len(feeds), new=added)
 
     async def poll_once(self) -> CycleReport:

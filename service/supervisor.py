@@ -21,7 +21,7 @@ from pathlib import Path
 
 import structlog
 
-from core.metrics import RETIRE_ERRORS, retire_process
+from core.metrics import RETIRE_ERRORS, WORKER_RESTARTS, retire_process
 
 log = structlog.get_logger("tradewire.supervisor")
 
@@ -47,6 +47,10 @@ class _Child:
     instance: str = ""  # the name the running process registered with (unique per start)
 
 
+# Exit 0 is a planned recycle (max_jobs); any other exit a crash.
+_EXIT_REASONS = ("recycled", "crashed")
+
+
 class Supervisor:
     """``on_exit(instance_name, exit_code)`` runs after a child died (e.g. to hand its
     started jobs back); children get ``--name <instance>`` appended to their argv."""
@@ -66,6 +70,8 @@ class Supervisor:
 
     def add(self, name: str, argv: Sequence[str]) -> None:
         self.children.append(_Child(name=name, argv=list(argv)))
+        for reason in _EXIT_REASONS:  # at zero from the start, so rates see the first
+            WORKER_RESTARTS.labels(child=name, reason=reason)
 
     def check(self) -> None:
         """Start children that are not running (with backoff for ones that keep dying)."""
@@ -81,6 +87,7 @@ class Supervisor:
                 self._retire_metrics(child.process.pid)
                 child.process = None
                 child.restarts += 1
+                WORKER_RESTARTS.labels(child=child.name, reason=_EXIT_REASONS[code != 0]).inc()
                 self._unhandled_exits.append((child.instance, code))
                 # Exit 0 is a planned recycle (max_jobs); anything else backs off.
                 delay = 0.0 if code == 0 else min(30.0, 0.5 * 2 ** min(child.restarts, 6))

@@ -116,3 +116,41 @@ def test_each_role_checks_its_own_health(services: dict[str, Any]) -> None:
 def test_worker_replicas_are_set_in_a_form_v1_honours(services: dict[str, Any]) -> None:
     assert "deploy" not in services["worker"]
     assert int(services["worker"]["scale"]) >= 1
+
+
+MONITORING = ("prometheus", "grafana")
+
+
+def _mounts(service: dict[str, Any]) -> list[str]:
+    """``source:target`` of each volume, in the short form or the long one."""
+    return [m if isinstance(m, str) else f"{m['source']}:{m['target']}" for m in service["volumes"]]
+
+
+def test_monitoring_starts_only_with_its_profile(services: dict[str, Any]) -> None:
+    for name in MONITORING:
+        assert services[name]["profiles"] == ["monitoring"]
+    for name in ("redis", *TRADEWIRE):
+        assert "profiles" not in services[name]
+
+
+@pytest.mark.parametrize("name", MONITORING)
+def test_monitoring_has_limits_rotated_logs_and_its_files(
+    services: dict[str, Any], name: str
+) -> None:
+    service = services[name]
+    assert float(service["cpus"]) > 0
+    assert re.fullmatch(r"\d+[mg]", str(service["mem_limit"])), service["mem_limit"]
+    assert service["logging"]["driver"] == "json-file"
+    for mount in _mounts(service):
+        source = mount.split(":")[0]
+        if source.startswith(("./", "/")):  # a file of this repository, not a named volume
+            assert (ROOT / source).exists(), mount  # an absolute source replaces ROOT
+
+
+def test_monitoring_gets_the_rules_the_dashboard_and_the_datasource(
+    services: dict[str, Any],
+) -> None:
+    grafana = " ".join(_mounts(services["grafana"]))
+    assert "deploy/grafana/provisioning:/etc/grafana/provisioning" in grafana
+    assert "deploy/grafana/tradewire.json:/etc/grafana/dashboards/tradewire.json" in grafana
+    assert "deploy/prometheus:/etc/prometheus" in " ".join(_mounts(services["prometheus"]))
