@@ -1,34 +1,96 @@
-"""Redis clients, built in one place with timeouts above every blocking call we make."""
+"""Redis clients, built in one place with timeouts above every blocking call we make: for
+one server (``redis_url``) or for the primary a Sentinel deployment names."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.connection import parse_url
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
-from core.settings import Settings
+from core.redact import redact_url
+from core.settings import Settings, sentinel_addresses
 
 # The longest blocking read we issue (tail's XREADGROUP BLOCK, RQ's dequeue) must stay
 # under the socket timeout, or redis-py reports a TimeoutError instead of an empty read.
 MAX_BLOCK_S = 5
+# Sentinels answer from memory: a second is long, and a dead one is skipped for the next.
+SENTINEL_TIMEOUT_S = 1.0
+# How long an emitter waits for a replica to acknowledge an event (WAIT) before going on.
+REPLICA_ACK_TIMEOUT_MS = 2000
 
 
 def connect(settings: Settings, *, decode: bool = True, probe: bool = False) -> redis.Redis:
-    """A client for ``settings.redis_url``. RQ needs ``decode=False``; our own keys use str.
+    """A client for ``settings.redis_url``, or for the primary the Sentinels name. RQ needs
+    ``decode=False``; our own keys use str.
 
     ``probe`` is for health checks: one-second timeouts and no retries, so /readyz answers
-    at once that Redis is gone instead of after the retries a worker's client makes."""
+    at once that Redis is gone instead of after the retries a worker's client makes.
+
+    With Sentinels, every new connection asks them for the primary's address, and a
+    connection to a primary that was demoted (READONLY) or lost is dropped: the retries
+    below reconnect to whichever server the Sentinels promoted, so a failover costs the
+    callers errors only while it lasts, in every process (RQ's forked scheduler included:
+    RQ rebuilds its client from this pool's class and arguments, which keep the Sentinels).
+    """
+    options: dict[str, Any] = {
+        "decode_responses": decode,
+        "socket_timeout": 1.0 if probe else settings.redis_socket_timeout_s,
+        "socket_connect_timeout": 1.0 if probe else 5.0,
+        "health_check_interval": 0 if probe else 30,
+        "retry": Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=0 if probe else 3),
+        "protocol": 2,
+    }
+    if settings.redis_sentinels is not None:
+        return _sentinel_client(settings, options)
     if settings.redis_url is None:
         raise ValueError("redis_url is not set: start the embedded Redis first")
-    return redis.Redis.from_url(
-        settings.redis_url,
-        decode_responses=decode,
-        socket_timeout=1.0 if probe else settings.redis_socket_timeout_s,
-        socket_connect_timeout=1.0 if probe else 5.0,
-        health_check_interval=0 if probe else 30,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=0 if probe else 3),
-        protocol=2,
+    return redis.Redis.from_url(settings.redis_url, **options)
+
+
+def _sentinel_client(settings: Settings, options: dict[str, Any]) -> redis.Redis:
+    assert settings.redis_sentinels is not None and settings.redis_sentinel_master is not None
+    # Only the database and the credentials (and TLS) of redis_url apply: the host is
+    # whatever the Sentinels say it is at the time of each connection.
+    from_url: dict[str, Any] = {}
+    if settings.redis_url:
+        from_url = parse_url(settings.redis_url)  # type: ignore[no-untyped-call]
+    for name in ("host", "port", "path"):
+        from_url.pop(name, None)
+    if from_url.pop("connection_class", None) is not None:
+        from_url["ssl"] = True
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel_addresses(settings.redis_sentinels),
+        sentinel_kwargs={
+            "password": settings.redis_sentinel_password,
+            "socket_timeout": SENTINEL_TIMEOUT_S,
+            "socket_connect_timeout": SENTINEL_TIMEOUT_S,
+            "protocol": 2,
+        },
     )
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        settings.redis_sentinel_master, **{**from_url, **options}
+    )
+    return client
+
+
+def describe(settings: Settings) -> str:
+    """Where the service's Redis is, for logs and errors, with credentials masked."""
+    if settings.redis_sentinels is not None:
+        return (
+            f"the primary of {settings.redis_sentinel_master!r} named by the Sentinels at "
+            f"{settings.redis_sentinels}"
+        )
+    return redact_url(settings.redis_url) if settings.redis_url else "the embedded Redis"
+
+
+def replicas_to_wait(settings: Settings) -> int:
+    """Replicas that must hold a write before it is trusted beyond Redis (the corpus's
+    memory that an event was announced): one under Sentinel, none for a lone server."""
+    return 1 if settings.redis_sentinels is not None else 0
 
 
 def eviction_policy(client: redis.Redis) -> str | None:

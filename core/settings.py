@@ -20,7 +20,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from core.errors import ConfigError
-from core.redact import redact_url
+from core.redact import MASK, redact_url
 from core.yamlfile import find_config_file, locate_config_file, read_mapping
 
 ENV_PREFIX = "TRADEWIRE_"
@@ -43,6 +43,11 @@ class Settings:
     redis_url: str | None = None
     redis_embedded_dir: Path = Path("var/redis")
     redis_socket_timeout_s: float = 30.0
+    # Sentinel: "host:port,host:port" and the monitored master's name. When set, redis_url
+    # supplies only the database number and credentials (its host is not used).
+    redis_sentinels: str | None = None
+    redis_sentinel_master: str | None = None
+    redis_sentinel_password: str | None = None
 
     # Files.
     feeds_file: Path = Path("config/feeds.yaml")
@@ -117,6 +122,11 @@ class Settings:
     log_level: str = "INFO"
     log_format: LogFormat = "auto"
 
+    @property
+    def uses_embedded_redis(self) -> bool:
+        """Neither a URL nor Sentinels: ``run`` and ``demo`` start a private redis-server."""
+        return self.redis_url is None and self.redis_sentinels is None
+
     def __repr__(self) -> str:
         # The generated repr would print redis_url whole into any traceback or log.
         return f"Settings({self.redacted()})"
@@ -128,6 +138,8 @@ class Settings:
             value = getattr(self, field.name)
             if field.name == "redis_url" and value:
                 value = redact_url(value)
+            elif field.name == "redis_sentinel_password" and value:
+                value = MASK
             out[field.name] = str(value) if isinstance(value, Path) else value
         return out
 
@@ -259,6 +271,7 @@ def _validate(settings: Settings) -> None:
                 "redis://, rediss:// or unix://"
             )
     problems.extend(_websub_problems(settings))
+    problems += _sentinel_problems(settings)
     if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append("log_level must be DEBUG, INFO, WARNING or ERROR")
     if problems:
@@ -280,6 +293,33 @@ def _websub_problems(settings: Settings) -> list[str]:
             problems.append("websub_callback_url must be an http(s) URL with a host")
         elif parts.query or parts.fragment or "@" in parts.netloc:
             problems.append("websub_callback_url must carry no query, fragment or credentials")
+    return problems
+
+
+def sentinel_addresses(text: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` (IPv6 as ``[::1]:26379``) as pairs; ValueError names a bad one."""
+    found = []
+    for item in (part.strip() for part in text.split(",")):
+        host, colon, port = item.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not (colon and host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"{item!r} is not host:port")
+        found.append((host, int(port)))
+    return found
+
+
+def _sentinel_problems(settings: Settings) -> list[str]:
+    if (settings.redis_sentinels is None) != (settings.redis_sentinel_master is None):
+        return ["redis_sentinels and redis_sentinel_master are set together or not at all"]
+    if settings.redis_sentinels is None:
+        return []
+    problems = []
+    try:
+        sentinel_addresses(settings.redis_sentinels)
+    except ValueError as exc:
+        problems.append(f"redis_sentinels: {exc}")
+    if settings.redis_url is not None and urlsplit(settings.redis_url).scheme == "unix":
+        problems.append("redis_url must be redis:// or rediss:// with redis_sentinels")
     return problems
 
 

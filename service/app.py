@@ -20,11 +20,11 @@ import redis
 import structlog
 
 from core import keys, queues
-from core.connection import connect, eviction_policy
+from core.connection import connect, describe, eviction_policy
 from core.errors import ConfigError
 from core.fetch import Fetcher
 from core.metrics import RedisStateCollector, exposition_registry
-from core.redact import redact_url
+from core.redact import mask_secrets
 from core.settings import Settings
 from service.embedded_redis import EmbeddedRedis, discover_url
 from service.feedlist import load_feeds
@@ -40,6 +40,12 @@ log = structlog.get_logger("tradewire.app")
 
 # How long SIGTERM waits for workers to finish the job in hand before killing them.
 SHUTDOWN_GRACE_S = 30.0
+_REDIS_SETTINGS = (
+    "redis_url",
+    "redis_sentinels",
+    "redis_sentinel_master",
+    "redis_sentinel_password",
+)
 
 
 def validate_for_start(settings: Settings, *, feeds: bool, workers: bool) -> None:
@@ -59,9 +65,9 @@ def redis_for(
     ``run`` and ``demo``) a private embedded one that is stopped on exit, or (``discover``,
     for the operator commands) the embedded one a ``tradewire run`` serves from this
     directory's ``redis_embedded_dir``."""
-    if settings.redis_url is None and discover:
+    if settings.uses_embedded_redis and discover:
         settings = settings.with_overrides(redis_url=discover_url(settings.redis_embedded_dir))
-    if settings.redis_url is None:
+    if settings.uses_embedded_redis:
         if not embedded_allowed:
             raise ConfigError(
                 "TRADEWIRE_REDIS_URL is required for this command: pollers and workers "
@@ -76,7 +82,7 @@ def redis_for(
         client.ping()
     except redis.RedisError as exc:
         raise ConfigError(
-            f"Redis at {redact_url(settings.redis_url)} is not reachable: {exc}"
+            f"Redis ({describe(settings)}) is not reachable: {mask_secrets(str(exc))}"
         ) from exc
     finally:
         client.close()
@@ -183,7 +189,6 @@ def serve(
 async def _serve(
     settings: Settings, metrics_dir: Path | None, poll: bool, extract_workers: int, tag_workers: int
 ) -> int:
-    assert settings.redis_url is not None
     text_redis = connect(settings, decode=True)
     rq_redis = connect(settings, decode=False)
     state, loop_tick = _health_state(settings, workers=bool(extract_workers or tag_workers))
@@ -257,7 +262,12 @@ def _supervisor(
             queues.recover_jobs_of(rq_redis, instance)
 
     supervisor = Supervisor(on_exit=hand_back_jobs)
-    supervisor.env["TRADEWIRE_REDIS_URL"] = str(settings.redis_url)
+    # The workers find the Redis this process found (an embedded one's URL is known only
+    # here); Sentinel settings travel too, so each worker asks the Sentinels itself.
+    for name in _REDIS_SETTINGS:
+        value = getattr(settings, name)
+        if value is not None:
+            supervisor.env[f"TRADEWIRE_{name.upper()}"] = str(value)
     for i in range(extract_workers):
         supervisor.add(f"extract-{i}", worker_argv(keys.EXTRACT_QUEUE))
     for i in range(tag_workers):

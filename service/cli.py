@@ -344,7 +344,7 @@ def _serve(args: argparse.Namespace, settings: Settings, metrics_dir: Path | Non
     from service import app
 
     if args.command == "run":
-        embedded = settings.redis_url is None
+        embedded = settings.uses_embedded_redis
         settings = settings.with_overrides(workers=args.workers or settings.workers)
         app.validate_for_start(settings, feeds=True, workers=True)
         with app.redis_for(settings, embedded_allowed=True) as live:

@@ -20,8 +20,7 @@ from typing import Any, TextIO, cast
 import yaml
 
 from core import keys, queues
-from core.connection import connect
-from core.redact import redact_url
+from core.connection import connect, describe
 from core.settings import Settings
 from service.embedded_redis import redis_server_binary
 from service.feedlist import load_feeds
@@ -88,20 +87,20 @@ def demo_command(settings: Settings, keep: str | None, out: TextIO, err: TextIO)
         else:
             root = Path(tempfile.mkdtemp(prefix="tradewire-demo-"))
         redis_dir = root / "redis"
-        if settings.redis_url is None:
+        if settings.uses_embedded_redis:
             settings = settings.with_overrides(redis_embedded_dir=redis_dir)
         else:
-            out.write(f"Using the Redis at {redact_url(settings.redis_url)}\n")
+            out.write(f"Using the Redis at {describe(settings)}\n")
         with app.redis_for(settings, embedded_allowed=True) as live:
             code = run_demo(live, out, root, err, keep=keep is not None)
         if keep is not None:
-            _say_where_kept(root, settings.redis_url, out)
+            _say_where_kept(root, not settings.uses_embedded_redis, out)
         return code
 
 
-def _say_where_kept(root: Path, redis_url: str | None, out: TextIO) -> None:
+def _say_where_kept(root: Path, external_redis: bool, out: TextIO) -> None:
     out.write(f"\nKept in {root}: corpus/ (the cleaned articles), feeds.yaml")
-    if redis_url is not None:
+    if external_redis:
         out.write(
             ".\nThe events stay in the Redis of TRADEWIRE_REDIS_URL; to read them again:\n"
             "  tradewire tail --from-start\n"

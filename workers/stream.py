@@ -14,13 +14,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from typing import Any
 
 import redis
+import structlog
 
 from core import keys
+from core.connection import REPLICA_ACK_TIMEOUT_MS, replicas_to_wait
 from core.settings import Settings
 from workers.events import ARTICLE_CREATED
+
+log = structlog.get_logger("tradewire.stream")
+# Without an acknowledging replica, emit alone for this long before asking again.
+ALONE_RECHECK_S = 10.0
 
 _EMIT = """
 local once = ARGV[1] == '1'
@@ -58,10 +65,24 @@ class Emitter:
         self.settings = settings
         self.stream = stream or settings.stream_name
         self._script = client.register_script(_EMIT)
+        self.replicas = replicas_to_wait(settings)
+        # Until when WAIT is left out: set when no replica answered (WAIT would only block
+        # for its whole timeout on every event while the deployment has none).
+        self._alone_until = 0.0
 
     def emit(self, event: dict[str, Any]) -> EmitResult:
+        """Append ``event``; under Sentinel, return once a replica holds it too.
+
+        Replication is asynchronous: a primary killed right after the XADD takes the entry
+        (and the article's "emitted" key) with it, while the caller would go on to record
+        on disk that the article was announced, and the event would never come again.
+        WAIT is sent on the same connection as the script (one pipeline), so a connection
+        lost in between fails the pipeline, and the retry runs the script again on the
+        promoted replica, where a lost entry is appended anew and a kept one is found.
+        """
         once = event["event_type"] == ARTICLE_CREATED
-        created, entry_id = self._script(
+        pipe = self.redis.pipeline(transaction=False)
+        self._script(
             keys=[self.stream, keys.emitted(self.stream, event["article_id"])],
             args=[
                 "1" if once else "0",
@@ -73,7 +94,19 @@ class Emitter:
                 json.dumps(event, ensure_ascii=False, separators=(",", ":")),
                 self.settings.emitted_ttl_s,
             ],
+            client=pipe,
         )
+        waits = self.replicas > 0 and time.monotonic() >= self._alone_until
+        if waits:
+            pipe.wait(self.replicas, REPLICA_ACK_TIMEOUT_MS)
+        replies = pipe.execute()
+        created, entry_id = replies[0]
+        if waits and replies[1] < self.replicas:
+            # No replica (the other server is down or far behind): go on, as a lone
+            # server would; the event is on the primary, which is all that is left.
+            self._alone_until = time.monotonic() + ALONE_RECHECK_S
+            log.warning("stream.replica_ack_missing", article_id=event["article_id"],
+                        replicas=replies[1], wanted=self.replicas)  # fmt: skip
         return EmitResult(entry_id=_text(entry_id), created=bool(created))
 
 
