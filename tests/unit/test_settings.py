@@ -9,7 +9,7 @@ import pytest
 
 from core.errors import ConfigError
 from core.redact import redact_url
-from core.settings import Settings, load_settings
+from core.settings import Settings, load_settings, sentinel_addresses
 
 
 def test_defaults_without_any_source(tmp_path: Path) -> None:
@@ -83,3 +83,57 @@ def test_sitemap_age_defaults_to_two_days_and_is_overridable() -> None:
     assert load_settings({}, config_file=None).sitemap_max_age_s == 2 * 24 * 3600
     settings = load_settings({"TRADEWIRE_SITEMAP_MAX_AGE_S": "3600"}, config_file=None)
     assert settings.sitemap_max_age_s == 3600
+
+
+def test_sentinel_settings_from_the_environment() -> None:
+    """TRADEWIRE_REDIS_SENTINELS and _MASTER name a Sentinel deployment; both passwords are
+    masked wherever the settings are shown."""
+    settings = load_settings(
+        {
+            "TRADEWIRE_REDIS_SENTINELS": "s1:26379, [::1]:26380,10.0.0.3:26381",
+            "TRADEWIRE_REDIS_SENTINEL_MASTER": "tradewire",
+            "TRADEWIRE_REDIS_SENTINEL_PASSWORD": "sentinel-s3cret",
+            "TRADEWIRE_REDIS_URL": "redis://:data-s3cret@ignored/2",
+        },
+        config_file=None,
+    )
+    assert sentinel_addresses(str(settings.redis_sentinels)) == [
+        ("s1", 26379),
+        ("::1", 26380),
+        ("10.0.0.3", 26381),
+    ]
+    assert settings.redis_sentinel_master == "tradewire"
+    assert not settings.uses_embedded_redis
+    shown = f"{settings.redacted()} {settings!r}"
+    assert "sentinel-s3cret" not in shown and "data-s3cret" not in shown
+    # Sentinels without a URL: database 0, no credentials, and still no embedded server.
+    bare = Settings(redis_sentinels="s1:26379", redis_sentinel_master="m")
+    assert not bare.uses_embedded_redis and Settings().uses_embedded_redis
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TRADEWIRE_REDIS_SENTINELS": "s1:26379"}, "set together or not at all"),
+        ({"TRADEWIRE_REDIS_SENTINEL_MASTER": "m"}, "set together or not at all"),
+        (
+            {"TRADEWIRE_REDIS_SENTINELS": "s1:26379,s2", "TRADEWIRE_REDIS_SENTINEL_MASTER": "m"},
+            "redis_sentinels: 's2' is not host:port",
+        ),
+        (
+            {"TRADEWIRE_REDIS_SENTINELS": "s1:0", "TRADEWIRE_REDIS_SENTINEL_MASTER": "m"},
+            "redis_sentinels: 's1:0' is not host:port",
+        ),
+        (
+            {
+                "TRADEWIRE_REDIS_SENTINELS": "s1:26379",
+                "TRADEWIRE_REDIS_SENTINEL_MASTER": "m",
+                "TRADEWIRE_REDIS_URL": "unix:///tmp/r.sock",
+            },
+            "redis_url must be redis:// or rediss:// with redis_sentinels",
+        ),
+    ],
+)
+def test_bad_sentinel_settings_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(env, config_file=None)
