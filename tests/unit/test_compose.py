@@ -9,15 +9,20 @@ from __future__ import annotations
 import copy
 import functools
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
 
 from service.app import SHUTDOWN_GRACE_S
+from service.embedded_redis import EmbeddedRedis, redis_server_binary
+from tests.conftest import free_port
+from tests.processes import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -154,3 +159,62 @@ def test_monitoring_gets_the_rules_the_dashboard_and_the_datasource(
     assert "deploy/grafana/provisioning:/etc/grafana/provisioning" in grafana
     assert "deploy/grafana/tradewire.json:/etc/grafana/dashboards/tradewire.json" in grafana
     assert "deploy/prometheus:/etc/prometheus" in " ".join(_mounts(services["prometheus"]))
+
+
+SENTINELS = ("sentinel-1", "sentinel-2", "sentinel-3")
+
+
+def _sentinel_config(service: dict[str, Any]) -> list[str]:
+    """The lines a sentinel service writes to its sentinel.conf before it starts."""
+    script = service["command"][0] if isinstance(service["command"], list) else service["command"]
+    words = shlex.split(script.split(">", 1)[0])
+    assert words[:2] == ["printf", "%s\\n"], words
+    return words[2:]
+
+
+def test_sentinel_profile_is_optional_and_complete(services: dict[str, Any]) -> None:
+    """Three sentinels (quorum 2) and a replica, only with ``--profile sentinel``; the
+    service reads the sentinel variables, empty (off) by default."""
+    for name in ("redis-replica", *SENTINELS):
+        assert services[name]["profiles"] == ["sentinel"], name
+        assert float(services[name]["cpus"]) > 0 and services[name]["logging"]["driver"]
+    assert "profiles" not in services["redis"]
+    replica = [str(part) for part in services["redis-replica"]["command"]]
+    assert replica[replica.index("--replicaof") + 1 : replica.index("--replicaof") + 3] == [
+        "redis",
+        "6379",
+    ]
+    assert replica[replica.index("--maxmemory-policy") + 1] == "noeviction"
+    for name in SENTINELS:
+        assert "sentinel monitor tradewire redis 6379 2" in _sentinel_config(services[name])
+    for name in TRADEWIRE:
+        env = services[name]["environment"]
+        assert env["TRADEWIRE_REDIS_SENTINELS"] in ("", None)
+        assert env["TRADEWIRE_REDIS_SENTINEL_MASTER"] in ("", None)
+
+
+def test_sentinel_profile_config_is_accepted_by_a_real_sentinel(
+    redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    """The compose sentinel's configuration, pointed at a local server, loads in
+    ``redis-server --sentinel`` and monitors it with the quorum and timings written."""
+    port = free_port()
+    lines = [
+        line.replace("redis 6379", f"127.0.0.1 {redis_server.port}").replace(
+            "port 26379", f"port {port}"
+        )
+        for line in _sentinel_config(_from_yaml()["services"]["sentinel-1"])
+    ]
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text("\n".join([*lines, "bind 127.0.0.1", f"dir {tmp_path}"]) + "\n")
+    proc = subprocess.Popen([redis_server_binary(), str(conf), "--sentinel"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        client = redis.Redis(port=port, decode_responses=True, socket_timeout=1)
+        state = wait_until(lambda: client.sentinel_master("tradewire"), 10)
+        assert state and state["quorum"] == 2 and state["down-after-milliseconds"] == 5000
+        assert state["port"] == redis_server.port
+        client.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
