@@ -45,6 +45,9 @@ def seen_guid(feed_id: str, guid_hash: str) -> str:
 
 # Corpus: the sequence counter behind NNN and the number given to each article.
 CORPUS_SEQ = f"{PREFIX}:corpus:seq"
+# Hash: each corpus directory a worker has written to (its id -> host:path); one shared
+# directory means one field. Replay and retag refuse a corpus that is one of several.
+CORPUS_DIRS = f"{PREFIX}:corpus:dirs"
 
 
 def corpus_number(article_id: str) -> str:

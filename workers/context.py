@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import redis
+import structlog
 
 from core.claims import CLAIM_TTL_S, ArticleClaims
 from core.connection import connect
@@ -29,6 +30,7 @@ from workers.stream import Emitter
 from workers.tagging import load_taxonomy
 
 T = TypeVar("T")
+log = structlog.get_logger("tradewire.worker")
 
 
 @dataclasses.dataclass
@@ -49,6 +51,11 @@ class WorkerContext:
     def build(cls, settings: Settings) -> WorkerContext:
         text_redis = connect(settings, decode=True)
         corpus = Corpus(settings.corpus_dir, text_redis, number_ttl_s=settings.seen_ttl_s)
+        if others := corpus.register():
+            # Allowed (one machine's workers may be moving), but replay and retag will
+            # refuse until every worker writes one shared directory.
+            log.warning("corpus.not_shared", corpus_dir=str(settings.corpus_dir),
+                        other_directories=sorted(others.values()))  # fmt: skip
         return cls(
             settings=settings,
             text_redis=text_redis,

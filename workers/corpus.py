@@ -1,7 +1,13 @@
 """The corpus directory: one seed-format file per article, ``NNN_<article id>.txt``.
 
 Numbers come from one Redis counter, given once per article id (a Lua script), so every
-worker on every machine agrees and a retried job rewrites the same file. Files are written
+worker on every machine agrees and a retried job rewrites the same file. That script is
+all the locking the numbering needs, so workers on several machines share one corpus by
+mounting one directory (NFS, EFS, a ReadWriteMany volume) as ``corpus_dir``: file names
+carry the article id, so two writers of one name are the same article's retries, and
+every write is a rename into place. Each directory has an id (``.corpus-id``) that workers
+register in Redis, so replay and retag can tell a corpus split over machines (each worker
+writing its own local directory) from the whole one, and refuse to work on a part. Files are written
 to a temporary name and renamed, so a reader never sees half a document. Metadata for
 replay and retagging sits beside them in ``.meta/<article id>.json``.
 """
@@ -12,10 +18,12 @@ import ctypes
 import json
 import os
 import re
+import socket
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import redis
 
@@ -24,6 +32,8 @@ from core.errors import ConfigError
 
 # ``NNN_<article id>.txt``; staged files start with a dot and are not matched.
 _TEXT_NAME = re.compile(r"^\d+_[^/]+\.txt$")
+# This directory's identity, written once by whichever process needs it first.
+ID_FILE = ".corpus-id"
 # File names held at once while the corpus is listed in order (about 100 bytes each).
 LISTING_WINDOW = 10_000
 
@@ -130,6 +140,49 @@ class Corpus:
         self.redis = client
         self.number_ttl_s = number_ttl_s
         self._number = client.register_script(_NUMBER)
+
+    def identity(self) -> str:
+        """This directory's id. Made by a hard link of a staged file, which fails when the
+        name exists (atomic on NFS too), so machines sharing the directory get one id."""
+        path = self.directory / ID_FILE
+        if not path.exists():
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp, _ = _stage(path, uuid.uuid4().hex.encode(), fsync=True)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process made it first: theirs is the id
+            finally:
+                tmp.unlink(missing_ok=True)
+        return path.read_text(encoding="utf-8").strip()
+
+    def register(self) -> dict[str, str]:
+        """Record this directory as one that workers write to; the others (id: where)."""
+        mine = self.identity()
+        where = f"{socket.gethostname()}:{self.directory.resolve()}"
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(keys.CORPUS_DIRS, mine, where)
+        pipe.hgetall(keys.CORPUS_DIRS)
+        everyone: dict[str, str] = pipe.execute()[1]
+        return {k: v for k, v in everyone.items() if k != mine}
+
+    def others(self) -> dict[str, str]:
+        """Other corpus directories workers have written to (id: host:path)."""
+        mine = self.identity()
+        everyone = cast(dict[str, str], self.redis.hgetall(keys.CORPUS_DIRS))
+        return {k: v for k, v in everyone.items() if k != mine}
+
+    def require_whole(self, command: str) -> None:
+        """Refuse to read this directory as the corpus when workers also write elsewhere."""
+        others = self.others()
+        if others:
+            where = ", ".join(f"{v} (id {k})" for k, v in sorted(others.items()))
+            raise ConfigError(
+                f"{command}: {self.directory} holds only part of the corpus: workers also "
+                f"write to {where}. Mount one shared directory as corpus_dir on every worker "
+                f'machine (README "Scaling out"); a directory that is gone for good is '
+                f"forgotten with: redis-cli HDEL {keys.CORPUS_DIRS} <id>"
+            )
 
     def numbers_for(self, article_ids: Sequence[str]) -> list[int]:
         """Each article's number (given once per id), in one round trip."""

@@ -74,6 +74,7 @@ def replay(
     )  # fmt: skip
     progress = _Progress("replay", report, progress_every)
     corpus = Corpus(settings.corpus_dir, client)
+    corpus.require_whole("replay")
     for meta in corpus.stored_articles(since=rfc3339(since), on_scanned=progress):
         report.articles += 1
         outcome = announcer.announce(Article.from_dict(meta), now).outcome
@@ -92,6 +93,7 @@ def retag(
     already announced gets ``article.updated`` carrying the new tags and taxonomy_version."""
     report = ReplayReport()
     corpus = Corpus(settings.corpus_dir, client, number_ttl_s=settings.seen_ttl_s)
+    corpus.require_whole("retag")
     announcer = Announcer(
         taxonomy, Emitter(client, settings), verdicts=client,
         verdict_ttl_s=settings.emitted_ttl_s, memory=corpus,

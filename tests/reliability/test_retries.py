@@ -198,6 +198,7 @@ BOUNDED_WITHOUT_TTL = {
     "tradewire:feed:<id>": "one hash per configured feed, deleted with the feed",
     "tradewire:corpus:seq": "one counter",
     "tradewire:websub:leases": "one member per configured feed with a live subscription",
+    "tradewire:corpus:dirs": "one field per corpus directory workers write to",
     "tradewire:events": "the stream: stream_retention_s by age, stream_maxlen at most",
     "rq:queues": "RQ: one member per queue",
     "rq:queue:<name>": "RQ: jobs waiting (bounded by the work in hand)",
