@@ -8,9 +8,10 @@ before the kill (up to the replication lag, usually under a millisecond here, at
 replica. The replica always holds a *prefix* of the primary's history (one ordered
 replication stream for all clients), so what is lost is the newest suffix:
 
-- seen-marks of the last poll and the jobs it queued (queued before the marks, so a lost
-  job has lost marks too): the next poll of the feed finds the items new and queues them
-  again;
+- seen-marks of the last poll and the jobs it queued. A poll claims its new items (a
+  10-minute claim), queues them, then makes the claims durable; so a lost job has lost its
+  durable marks too, and the next poll of the feed queues the items again, at once if the
+  claim went as well, else once the claim expires (late, not lost);
 - claims, corpus numbers, RQ's bookkeeping of finished or started jobs: a job that ran may
   run again. The corpus number of an article already written is read back from its
   ``.meta`` file on disk when Redis has none, so the re-run rewrites the same file; the tag
