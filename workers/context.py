@@ -51,11 +51,7 @@ class WorkerContext:
     def build(cls, settings: Settings) -> WorkerContext:
         text_redis = connect(settings, decode=True)
         corpus = Corpus(settings.corpus_dir, text_redis, number_ttl_s=settings.seen_ttl_s)
-        if others := corpus.register():
-            # Allowed (one machine's workers may be moving), but replay and retag will
-            # refuse until every worker writes one shared directory.
-            log.warning("corpus.not_shared", corpus_dir=str(settings.corpus_dir),
-                        other_directories=sorted(others.values()))  # fmt: skip
+        _register(corpus)
         return cls(
             settings=settings,
             text_redis=text_redis,
@@ -100,6 +96,19 @@ class WorkerContext:
             self._runner.close()
         self._runner = None
         self._fetcher = None
+
+
+def _register(corpus: Corpus) -> None:
+    """Say which directory this worker writes; warn when others write elsewhere (allowed,
+    as workers may be moving to shared storage, but replay and retag refuse meanwhile)."""
+    try:
+        others = corpus.register()
+    except OSError as exc:  # an unusable corpus_dir: the first job says so, with its error
+        log.warning("corpus.unregistered", corpus_dir=str(corpus.directory), error=str(exc))
+        return
+    if others:
+        log.warning("corpus.not_shared", corpus_dir=str(corpus.directory),
+                    other_directories=sorted(others.values()))  # fmt: skip
 
 
 async def _make_fetcher(settings: Settings) -> Fetcher:
