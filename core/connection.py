@@ -7,9 +7,9 @@ from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
-from redis.connection import parse_url
+from redis.connection import SSLConnection, parse_url
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection
 
 from core.redact import redact_url
 from core.settings import Settings, sentinel_addresses
@@ -60,8 +60,8 @@ def _sentinel_client(settings: Settings, options: dict[str, Any]) -> redis.Redis
         from_url = parse_url(settings.redis_url)  # type: ignore[no-untyped-call]
     for name in ("host", "port", "path"):
         from_url.pop(name, None)
-    if from_url.pop("connection_class", None) is not None:
-        from_url["ssl"] = True
+    tls = from_url.pop("connection_class", None) is not None
+    from_url["connection_class"] = _SentinelSSLConnection if tls else _SentinelConnection
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         sentinel_addresses(settings.redis_sentinels),
         sentinel_kwargs={
@@ -75,6 +75,22 @@ def _sentinel_client(settings: Settings, options: dict[str, Any]) -> redis.Redis
         settings.redis_sentinel_master, **{**from_url, **options}
     )
     return client
+
+
+class _SentinelConnection(SentinelManagedConnection):
+    """redis-py's Sentinel connection, closed when a read is interrupted, as a plain
+    connection is. redis-py's keeps it (``disconnect_on_error`` defaults to False there):
+    SIGTERM stopping RQ's blocking dequeue then left the BLPOP's reply owed on the socket,
+    and the worker's next command, its farewell to Redis, waited behind it until the
+    supervisor killed it 30 s later."""
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("disconnect_on_error", True)
+        return super().read_response(*args, **kwargs)
+
+
+class _SentinelSSLConnection(_SentinelConnection, SSLConnection):
+    pass
 
 
 def describe(settings: Settings) -> str:

@@ -135,3 +135,37 @@ def test_probe_client_fails_fast_while_no_primary_answers(rig: SentinelRig) -> N
         probe.ping()
     assert time.monotonic() - started < 3
     probe.close()
+
+
+def test_idle_worker_stops_at_once_on_sigterm(rig: SentinelRig, tmp_path: Path) -> None:
+    """SIGTERM interrupts RQ's blocking dequeue; the interrupted connection must be closed,
+    not handed back with the BLPOP's reply still owed (redis-py's Sentinel connection keeps
+    it), or the worker's last command waits behind it and the supervisor has to kill it."""
+    settings = sentinel_settings(rig)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWIRE_")} | {
+        "TRADEWIRE_REDIS_URL": str(settings.redis_url),
+        "TRADEWIRE_REDIS_SENTINELS": rig.addresses,
+        "TRADEWIRE_REDIS_SENTINEL_MASTER": MASTER,
+        "TRADEWIRE_REDIS_SENTINEL_PASSWORD": SENTINEL_PASSWORD,
+        "TRADEWIRE_CORPUS_DIR": str(tmp_path / "corpus"),
+        "TRADEWIRE_CONFIG": str(ROOT / "config" / "settings.yaml"),
+        "TRADEWIRE_TAXONOMY_FILE": str(ROOT / "config" / "taxonomy.yaml"),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "service", "work-one", "--queue", "extract", "--name", "w1"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    client = connect(settings)
+    try:
+        assert wait_until(lambda: client.exists("rq:worker:w1"), 60)
+        time.sleep(1)  # in its blocking dequeue
+        stopping = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(20) == 0
+        assert time.monotonic() - stopping < 10
+        assert client.hget("rq:worker:w1", "death")  # it said goodbye to Redis
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        client.close()
