@@ -174,4 +174,7 @@ def _scenario(
         text = log.read_text()
         assert PASSWORD not in text and SENTINEL_PASSWORD not in text
         assert "redis_sentinels" in text  # the settings were logged, masked
+        proc.terminate()  # and it stops cleanly on the new primary: no worker left to kill
+        assert proc.wait(60) == 0
+        assert "supervisor.child_killed" not in log.read_text()
     client.close()
