@@ -96,7 +96,7 @@ def _start(tmp_path: Path, site: Site, rig: SentinelRig, health: int) -> subproc
 
 @pytest.mark.timeout(420)
 @pytest.mark.scenario(
-    "9. Redis primary killed under Sentinel", "SIGKILL of the Redis primary (one replica, three "
+    "20.1 Redis primary killed under Sentinel", "SIGKILL of the Redis primary (one replica, three "
     "sentinels, down-after 1 s) mid-run of 200 articles", "the service follows the promoted "
     "replica within the failover, /readyz 503 only meanwhile, every article in the corpus, "
     "exactly one event per relevant article",
