@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable, Sequence
 from itertools import compress
 
+import opencc  # type: ignore[import-untyped]
+
 _CACHE_LIMIT = 200_000
 
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -22,6 +24,12 @@ TOKEN = re.compile(r"\w+")
 # they neither end a sentence nor split into letters. The pattern starts at the first dot
 # (a literal, which the regex engine finds fast); _join_initials checks the letter before.
 _INITIALS = re.compile(r"\.(?:[^\W\d_]\.)+")
+# An amount in US dollars names a currency, not the United States: "US$", "U.S.$", "US $"
+# become the code "USD", which no actor term matches.
+_US_DOLLAR = re.compile(r"\bU\.?S\.?\s?\$")
+# Hong Kong and Taiwan write traditional characters; the taxonomy's Chinese terms are
+# simplified, so text (and terms) are read in simplified script (OpenCC's t2s tables).
+_T2S = opencc.OpenCC("t2s")
 # --- Terms ---------------------------------------------------------------------------------
 
 _EXACT, _PREFIX, _SUFFIX, _INFIX = 0, 1, 2, 3
@@ -66,9 +74,19 @@ def _join_initials(match: re.Match[str]) -> str:
     return match.group(0)
 
 
+def to_simplified(text: str) -> str:
+    """Traditional Chinese characters in simplified script; other text unchanged."""
+    if text.isascii() or not CJK.search(text):
+        return text
+    return str(_T2S.convert(text))
+
+
 def normalize_text(text: str) -> str:
-    """Dotted initials to one word ("U.S." -> "US"); tokenising does the rest."""
-    return _INITIALS.sub(_join_initials, text)
+    """Simplified Chinese script, "US$" as "USD", dotted initials as one word ("U.S." ->
+    "US"); tokenising does the rest."""
+    if "$" in text:
+        text = _US_DOLLAR.sub("USD ", text)
+    return _INITIALS.sub(_join_initials, to_simplified(text))
 
 
 def _parse_term(raw: str, label: str) -> _Term | str | None:
@@ -77,7 +95,7 @@ def _parse_term(raw: str, label: str) -> _Term | str | None:
     if not text:
         return None
     if CJK.search(text):
-        return text
+        return to_simplified(text)
     case_sensitive = text != text.lower()
     words: list[tuple[str, int]] = []
     for piece in normalize_text(text).split():
@@ -175,7 +193,12 @@ class TermMatcher:
             longer = [t for t in items if t.label[0] != "!" and len(t.words) > 1]
             entry = (
                 _Followers(cancels) if cancels else None,
-                tuple(t.label for t in items if t.label[0] != "!" and len(t.words) == 1),
+                # A word counts once per label ("Vietnam" and "vietnam*" are one country).
+                tuple(
+                    dict.fromkeys(
+                        t.label for t in items if t.label[0] != "!" and len(t.words) == 1
+                    )
+                ),
                 _Followers(longer) if longer else None,
             )
         if len(token) <= 64:  # long runs (Chinese, junk) are rare and not worth keeping

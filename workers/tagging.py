@@ -23,6 +23,7 @@ from typing import Any
 from core.errors import ConfigError
 from core.models import TagResult
 from core.yamlfile import read_mapping
+from workers.countries import terms_from_spec
 from workers.lexicon import CJK, TermMatcher, normalize_text
 
 TOPICS = (
@@ -51,6 +52,19 @@ _WEIGHT_NAMES = (
     "topic_density",
     "third_country",
     "negative_context",
+    # Focus: how much of the article the pair is, against the rest of the world.
+    "bilateral_share",
+    "china_enumerated",
+    "title_pair",
+    "title_third",
+    "length",
+    "third_share",
+    "china_share",
+    "us_share",
+    "china_third_trade",
+    "us_third_trade",
+    "trade_focus",
+    "first_position",
 )
 # not_terms keys -> the label whose matches they cancel.
 _NOT_TERM_LABELS = {
@@ -66,6 +80,8 @@ MAX_EVIDENCE = 4
 # A topic is assigned at TOPIC_POINTS.
 _TOPIC_SCORE = {"focus": 4.0, "paragraph": 3.0, "other": 1.0}
 TOPIC_POINTS = 4.0
+# A China sentence naming this many third countries lists China as one of many.
+_ENUMERATION = 2
 
 # A sentence ends at . ! ? (and closing quotes) followed by a space and a word starting
 # with a capital letter (or CJK); at 。！？； always. Abbreviations ("Mr.", "Dec.",
@@ -93,6 +109,10 @@ class Taxonomy:
     topic_names: tuple[str, ...]
     entity_names: tuple[str, ...]
     labels: Mapping[str, tuple[str, str]]  # "topic:tariffs" -> ("topic", "tariffs"), ...
+    # A topic needs topic_points, and topic_share of the best topic's points (a passing
+    # mention beside the article's real subject does not make a topic).
+    topic_points: float = TOPIC_POINTS
+    topic_share: float = 0.0
 
 
 def load_taxonomy(path: Path) -> Taxonomy:
@@ -123,10 +143,13 @@ def taxonomy_from_mapping(data: Any, source: str = "taxonomy") -> Taxonomy:
     entities = _mapping(data.get("entities"), f"{source}: entities")
     terms = _TermList(source)
     _collect_terms(terms, data, topics, entities)
+    topic_points, topic_share = _topic_rule(data, source)
     return Taxonomy(
         version=str(data["version"]),
         threshold=threshold,
         weights=weights,
+        topic_points=topic_points,
+        topic_share=topic_share,
         matcher=TermMatcher(terms.pairs),
         topic_names=tuple(t for t in TOPICS if t in topics),
         entity_names=tuple(str(name) for name in entities),
@@ -149,6 +172,17 @@ def _weights(data: dict[str, Any], source: str) -> tuple[dict[str, float], float
         return weights, float(data["threshold"])
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: weights and threshold must be numbers ({exc})") from exc
+
+
+def _topic_rule(data: dict[str, Any], source: str) -> tuple[float, float]:
+    try:
+        points = float(data.get("topic_points", TOPIC_POINTS))
+        share = float(data.get("topic_share", 0.0))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: topic_points and topic_share must be numbers") from exc
+    if points <= 0 or not 0.0 <= share <= 1.0:
+        raise ConfigError(f"{source}: topic_points must be > 0 and topic_share in [0, 1]")
+    return points, share
 
 
 class _TermList:
@@ -181,6 +215,12 @@ def _collect_terms(
     add(["trade", "pair"], data.get("bilateral_phrases"), "bilateral_phrases")
     add(["pair"], data.get("bilateral_references"), "bilateral_references")
     add(["third"], data.get("third_countries"), "third_countries")
+    names = _mapping(data.get("country_names"), f"{source}: country_names")
+    if names:
+        unknown = set(names) - {"languages", "exclude_codes", "skip"}
+        if unknown:
+            raise ConfigError(f"{source}: country_names: unknown key(s) {sorted(unknown)}")
+        add(["third"], list(terms_from_spec(names)), "country_names")
     for key, values in _mapping(data.get("not_terms"), f"{source}: not_terms").items():
         if key not in _NOT_TERM_LABELS:
             raise ConfigError(
@@ -311,9 +351,39 @@ def article_features(taxonomy: Taxonomy, title: str, paragraphs: Sequence[str]) 
         "third_country": talk.third_count / (talk.third_count + talk.bilateral_count + 1.0),
         "negative_context": len(negative)
         / (len(negative) + len(talk.strong) + len(talk.commerce) + 1),
+        **_focus_values(title_s, sentences, talk),
     }
     rejecting = negative + [s for s in everything if s.third and s.trade]
     return Features(values, title_s, sentences, [*talk.strong, *talk.commerce], rejecting)
+
+
+def _focus_values(
+    title: _Sentence, sentences: list[_Sentence], talk: _TradeTalk
+) -> dict[str, float]:
+    """Whether the pair is the article's subject or one item of a wider story: shares of
+    the sentences (so a long feature's scattered lines count for little), China listed
+    among other countries, trade with third countries, and where the pair first meets."""
+    n = max(1, len(sentences))
+    china = [s for s in sentences if s.china]
+    enumerated = sum(1 for s in china if s.hits.get("third", 0) >= _ENUMERATION)
+    econ = sum(1 for s in sentences if s.trade or s.commerce)
+    first = next((i for i, s in enumerate(sentences) if s.where == "focus"), n)
+    both_title = title.us and title.china
+    return {
+        "bilateral_share": sum(1 for s in talk.strong if not s.third) / n,
+        "china_enumerated": enumerated / (len(china) + 1),
+        "title_pair": float(both_title),
+        "title_third": float(title.third and not both_title),
+        "length": math.log1p(len(sentences)),
+        "third_share": sum(s.third for s in sentences) / n,
+        "china_share": len(china) / n,
+        "us_share": sum(s.us for s in sentences) / n,
+        "china_third_trade": sum(s.china and s.third and s.trade and not s.us for s in sentences)
+        / n,
+        "us_third_trade": sum(s.us and s.third and s.trade and not s.china for s in sentences) / n,
+        "trade_focus": (len(talk.strong) + len(talk.commerce)) / (econ + 1),
+        "first_position": first / n,
+    }
 
 
 def _resolve_pair_references(everything: list[_Sentence], us_named: int, china_named: int) -> None:
@@ -409,12 +479,8 @@ def score(taxonomy: Taxonomy, features: Features) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
-def tag_article(taxonomy: Taxonomy, title: str, paragraphs: Sequence[str]) -> TagResult:
-    """Decide whether the article is about US–China trade, and why."""
-    features = article_features(taxonomy, title, paragraphs)
-    probability = score(taxonomy, features)
-    relevant = probability >= taxonomy.threshold
-
+def topic_points(taxonomy: Taxonomy, features: Features) -> tuple[dict[str, float], set[str]]:
+    """Points per topic (by where its terms stand) and the entities named."""
     points: dict[str, float] = {}
     entities: set[str] = set()
     labels = taxonomy.labels
@@ -427,14 +493,22 @@ def tag_article(taxonomy: Taxonomy, title: str, paragraphs: Sequence[str]) -> Ta
             kind, name = info
             if kind == "entity":
                 entities.add(name)
-            elif relevant:
+            else:
                 strength = weight if kind == "topic" else weight / 2
                 points[name] = points.get(name, 0.0) + strength * count
+    return points, entities
 
+
+def tag_article(taxonomy: Taxonomy, title: str, paragraphs: Sequence[str]) -> TagResult:
+    """Decide whether the article is about US–China trade, and why."""
+    features = article_features(taxonomy, title, paragraphs)
+    probability = score(taxonomy, features)
+    relevant = probability >= taxonomy.threshold
+    points, entities = topic_points(taxonomy, features)
     evidence: list[str] = []
     topics: tuple[str, ...] = ()
     if relevant:
-        topics = tuple(t for t in taxonomy.topic_names if points.get(t, 0.0) >= TOPIC_POINTS)
+        topics = assign_topics(taxonomy, points)
         title_s = features.title
         if title_s.text and title_s.econ and (title_s.us or title_s.china):
             evidence.append(title_s.text)
@@ -449,6 +523,12 @@ def tag_article(taxonomy: Taxonomy, title: str, paragraphs: Sequence[str]) -> Ta
         evidence=tuple(dict.fromkeys(evidence))[:MAX_EVIDENCE],
         taxonomy_version=taxonomy.version,
     )
+
+
+def assign_topics(taxonomy: Taxonomy, points: Mapping[str, float]) -> tuple[str, ...]:
+    """The topics whose points reach topic_points and topic_share of the best topic's."""
+    floor = max(taxonomy.topic_points, taxonomy.topic_share * max(points.values(), default=0.0))
+    return tuple(t for t in taxonomy.topic_names if points.get(t, 0.0) >= floor)
 
 
 def _clip(text: str, limit: int = 300) -> str:
