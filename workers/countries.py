@@ -81,3 +81,15 @@ def terms_from_spec(spec: dict[str, Sequence[str]]) -> tuple[str, ...]:
         frozenset(str(x) for x in spec.get("exclude_codes", ())),
         frozenset(str(x) for x in spec.get("skip", ())),
     )
+
+
+@lru_cache(maxsize=8)
+def subdivision_terms(country_code: str, skip: frozenset[str]) -> tuple[str, ...]:
+    """The English names of a country's ISO 3166-2 subdivisions (US states), as written
+    (so they match case-sensitively: "Iowa", "New York"), less ``skip``."""
+    lowered = {name.lower() for name in skip}
+    names = {
+        _QUALIFIER.sub("", str(s.name)).strip()
+        for s in pycountry.subdivisions.get(country_code=country_code) or ()
+    }
+    return tuple(sorted(n for n in names if n and n.lower() not in lowered))

@@ -155,6 +155,9 @@ class TermMatcher:
         self._exact: dict[str, list[_Term]] = {}
         self._other: list[_Term] = []
         self._cjk: list[tuple[str, str]] = []
+        # First character -> the Chinese terms starting with it: a sentence is searched
+        # only for terms whose first character it holds (hundreds of country names).
+        self._cjk_by_first: dict[str, list[tuple[str, str]]] = {}
         self._cjk_cancels: dict[str, list[str]] = {}  # label -> Chinese strings it skips
         seen: set[tuple[str, str]] = set()
         for label, raw in terms:
@@ -169,6 +172,7 @@ class TermMatcher:
                     self._cjk_cancels.setdefault(label[1:], []).append(parsed)
                 else:
                     self._cjk.append((parsed, label))
+                    self._cjk_by_first.setdefault(parsed[0], []).append((parsed, label))
                 continue
             if parsed.words[0][1] != _EXACT:
                 self._other.append(parsed)
@@ -247,12 +251,32 @@ class TermMatcher:
                 for term in longer.matching(words, i, following):
                     hits[term.label] = hits.get(term.label, 0) + 1
         if self._cjk and not text.isascii() and CJK.search(text):
-            for chinese, label in self._cjk:
-                if chinese in text:
-                    count = text.count(chinese)
-                    for cancel in self._cjk_cancels.get(label, ()):
-                        if chinese in cancel:  # "中美洲" (Central America) is not "中美"
-                            count -= text.count(cancel) * cancel.count(chinese)
-                    if count > 0:
-                        hits[label] = hits.get(label, 0) + count
+            self._classify_chinese(text, hits)
         return hits
+
+    def _classify_chinese(self, text: str, hits: dict[str, int]) -> None:
+        """Chinese terms by substring. A match inside a longer match of the same label
+        ("印度" in "印度尼西亚", "贸易" in "贸易战") is one mention, not two; a cancelling
+        string ("中美洲", Central America, is not "中美") removes the matches inside it."""
+        by_first = self._cjk_by_first
+        spans: dict[str, list[tuple[int, int]]] = {}
+        for c in set(text):
+            for chinese, label in by_first.get(c, ()):
+                start = text.find(chinese)
+                while start >= 0:
+                    spans.setdefault(label, []).append((start, start + len(chinese)))
+                    start = text.find(chinese, start + 1)
+        for label, found in spans.items():
+            blocked = [
+                (m.start(), m.start() + len(cancel))
+                for cancel in self._cjk_cancels.get(label, ())
+                for m in re.finditer(re.escape(cancel), text)
+            ]
+            count = sum(
+                1
+                for a, b in found
+                if not any(x <= a and b <= y and (x, y) != (a, b) for x, y in found)
+                and not any(x <= a and b <= y for x, y in blocked)
+            )
+            if count:
+                hits[label] = hits.get(label, 0) + count

@@ -23,7 +23,7 @@ from typing import Any
 from core.errors import ConfigError
 from core.models import TagResult
 from core.yamlfile import read_mapping
-from workers.countries import terms_from_spec
+from workers.countries import subdivision_terms, terms_from_spec
 from workers.lexicon import CJK, TermMatcher, normalize_text
 
 TOPICS = (
@@ -65,6 +65,8 @@ _WEIGHT_NAMES = (
     "us_third_trade",
     "trade_focus",
     "first_position",
+    "politics_share",
+    "world_share",
 )
 # not_terms keys -> the label whose matches they cancel.
 _NOT_TERM_LABELS = {
@@ -80,6 +82,21 @@ MAX_EVIDENCE = 4
 # A topic is assigned at TOPIC_POINTS.
 _TOPIC_SCORE = {"focus": 4.0, "paragraph": 3.0, "other": 1.0}
 TOPIC_POINTS = 4.0
+# What the topic model reads of each topic (workers.tagging.topic_values).
+TOPIC_FEATURES = (
+    "focus",
+    "focus_weak",
+    "paragraph",
+    "paragraph_weak",
+    "other",
+    "other_weak",
+    "title",
+    "share",
+    "top",
+    "spread",
+)
+_SLOT = {"focus": 0, "paragraph": 2, "other": 4}
+_TOPIC_POINTS = (4.0, 2.0, 3.0, 1.5, 1.0, 0.5)  # per slot, as _TOPIC_SCORE (weak: half)
 # A China sentence naming this many third countries lists China as one of many.
 _ENUMERATION = 2
 
@@ -109,10 +126,11 @@ class Taxonomy:
     topic_names: tuple[str, ...]
     entity_names: tuple[str, ...]
     labels: Mapping[str, tuple[str, str]]  # "topic:tariffs" -> ("topic", "tariffs"), ...
-    # A topic needs topic_points, and topic_share of the best topic's points (a passing
-    # mention beside the article's real subject does not make a topic).
-    topic_points: float = TOPIC_POINTS
-    topic_share: float = 0.0
+    # The fitted topic model: weights of TOPIC_FEATURES, a bias per topic, a threshold.
+    # Without one, a topic is assigned at TOPIC_POINTS.
+    topic_weights: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    topic_bias: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    topic_threshold: float = 0.5
 
 
 def load_taxonomy(path: Path) -> Taxonomy:
@@ -143,13 +161,14 @@ def taxonomy_from_mapping(data: Any, source: str = "taxonomy") -> Taxonomy:
     entities = _mapping(data.get("entities"), f"{source}: entities")
     terms = _TermList(source)
     _collect_terms(terms, data, topics, entities)
-    topic_points, topic_share = _topic_rule(data, source)
+    topic_weights, topic_bias, topic_threshold = _topic_model(data, source)
     return Taxonomy(
         version=str(data["version"]),
         threshold=threshold,
         weights=weights,
-        topic_points=topic_points,
-        topic_share=topic_share,
+        topic_weights=topic_weights,
+        topic_bias=topic_bias,
+        topic_threshold=topic_threshold,
         matcher=TermMatcher(terms.pairs),
         topic_names=tuple(t for t in TOPICS if t in topics),
         entity_names=tuple(str(name) for name in entities),
@@ -174,15 +193,25 @@ def _weights(data: dict[str, Any], source: str) -> tuple[dict[str, float], float
         raise ConfigError(f"{source}: weights and threshold must be numbers ({exc})") from exc
 
 
-def _topic_rule(data: dict[str, Any], source: str) -> tuple[float, float]:
+def _topic_model(
+    data: dict[str, Any], source: str
+) -> tuple[dict[str, float], dict[str, float], float]:
+    model = _mapping(data.get("topic_model"), f"{source}: topic_model")
+    if not model:
+        return {}, {}, 0.5
+    weights = _mapping(model.get("weights"), f"{source}: topic_model.weights")
+    bias = _mapping(model.get("bias"), f"{source}: topic_model.bias")
+    unknown = (set(weights) - set(TOPIC_FEATURES)) | (set(bias) - set(TOPICS))
+    if unknown or set(model) - {"weights", "bias", "threshold"}:
+        raise ConfigError(f"{source}: topic_model: unknown key(s) {sorted(unknown)}")
     try:
-        points = float(data.get("topic_points", TOPIC_POINTS))
-        share = float(data.get("topic_share", 0.0))
+        return (
+            {name: float(weights.get(name, 0.0)) for name in TOPIC_FEATURES},
+            {name: float(value) for name, value in bias.items()},
+            float(model.get("threshold", 0.5)),
+        )
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{source}: topic_points and topic_share must be numbers") from exc
-    if points <= 0 or not 0.0 <= share <= 1.0:
-        raise ConfigError(f"{source}: topic_points must be > 0 and topic_share in [0, 1]")
-    return points, share
+        raise ConfigError(f"{source}: topic_model: weights must be numbers ({exc})") from exc
 
 
 class _TermList:
@@ -209,12 +238,18 @@ def _collect_terms(
     if not isinstance(actors, dict) or not {"us", "china"} <= set(actors):
         raise ConfigError(f"{source}: 'actors' needs 'us' and 'china' lists")
     add(["us"], actors["us"], "actors.us")
+    states = _mapping(data.get("us_states"), f"{source}: us_states")
+    if states:
+        skip = frozenset(str(x) for x in states.get("skip", ()))
+        add(["us"], list(subdivision_terms("US", skip)), "us_states")
     add(["china"], actors["china"], "actors.china")
     add(["trade"], data["trade"], "trade")
     add(["commerce"], data.get("commerce"), "commerce")
     add(["trade", "pair"], data.get("bilateral_phrases"), "bilateral_phrases")
     add(["pair"], data.get("bilateral_references"), "bilateral_references")
     add(["third"], data.get("third_countries"), "third_countries")
+    add(["politics"], data.get("politics"), "politics")
+    add(["world"], data.get("world"), "world")
     names = _mapping(data.get("country_names"), f"{source}: country_names")
     if names:
         unknown = set(names) - {"languages", "exclude_codes", "skip"}
@@ -383,6 +418,8 @@ def _focus_values(
         "us_third_trade": sum(s.us and s.third and s.trade and not s.china for s in sentences) / n,
         "trade_focus": (len(talk.strong) + len(talk.commerce)) / (econ + 1),
         "first_position": first / n,
+        "politics_share": sum("politics" in s.hits for s in sentences) / n,
+        "world_share": sum("world" in s.hits for s in sentences) / n,
     }
 
 
@@ -479,13 +516,16 @@ def score(taxonomy: Taxonomy, features: Features) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
-def topic_points(taxonomy: Taxonomy, features: Features) -> tuple[dict[str, float], set[str]]:
-    """Points per topic (by where its terms stand) and the entities named."""
-    points: dict[str, float] = {}
+def topic_values(
+    taxonomy: Taxonomy, features: Features
+) -> tuple[dict[str, dict[str, float]], set[str]]:
+    """Per topic, where its terms stand (TOPIC_FEATURES), and the entities named."""
+    counts: dict[str, list[float]] = {}  # six slots, then title, then sentences
     entities: set[str] = set()
     labels = taxonomy.labels
     for s in (features.title, *features.sentences):
-        weight = _TOPIC_SCORE[s.where]
+        slot = _SLOT[s.where]
+        seen: set[str] = set()
         for key, count in s.hits.items():
             info = labels.get(key)
             if info is None:
@@ -493,10 +533,37 @@ def topic_points(taxonomy: Taxonomy, features: Features) -> tuple[dict[str, floa
             kind, name = info
             if kind == "entity":
                 entities.add(name)
-            else:
-                strength = weight if kind == "topic" else weight / 2
-                points[name] = points.get(name, 0.0) + strength * count
-    return points, entities
+                continue
+            c = counts.setdefault(name, [0.0] * 8)
+            c[slot + (kind == "weak")] += count
+            c[6] = max(c[6], float(s.paragraph < 0))
+            if name not in seen:
+                c[7] += 1.0
+                seen.add(name)
+    points = {
+        n: sum(w * x for w, x in zip(_TOPIC_POINTS, c, strict=False)) for n, c in counts.items()
+    }
+    best, total = max(points.values(), default=0.0), sum(points.values()) or 1.0
+    n = max(1, len(features.sentences))
+    values = {
+        name: {
+            **{f: math.log1p(c[k]) for k, f in enumerate(TOPIC_FEATURES[:6])},
+            "title": c[6],
+            "share": points[name] / total,
+            "top": float(points[name] >= best),
+            "spread": c[7] / n,
+            "points": points[name],
+        }
+        for name, c in counts.items()
+    }
+    return values, entities
+
+
+def topic_score(taxonomy: Taxonomy, name: str, values: Mapping[str, float]) -> float:
+    """The fitted topic model's probability that the article is about topic ``name``."""
+    weights = taxonomy.topic_weights
+    z = taxonomy.topic_bias.get(name, 0.0) + sum(weights[f] * values[f] for f in weights)
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
 def tag_article(taxonomy: Taxonomy, title: str, paragraphs: Sequence[str]) -> TagResult:
@@ -504,11 +571,11 @@ def tag_article(taxonomy: Taxonomy, title: str, paragraphs: Sequence[str]) -> Ta
     features = article_features(taxonomy, title, paragraphs)
     probability = score(taxonomy, features)
     relevant = probability >= taxonomy.threshold
-    points, entities = topic_points(taxonomy, features)
+    values, entities = topic_values(taxonomy, features)
     evidence: list[str] = []
     topics: tuple[str, ...] = ()
     if relevant:
-        topics = assign_topics(taxonomy, points)
+        topics = assign_topics(taxonomy, values)
         title_s = features.title
         if title_s.text and title_s.econ and (title_s.us or title_s.china):
             evidence.append(title_s.text)
@@ -525,10 +592,18 @@ def tag_article(taxonomy: Taxonomy, title: str, paragraphs: Sequence[str]) -> Ta
     )
 
 
-def assign_topics(taxonomy: Taxonomy, points: Mapping[str, float]) -> tuple[str, ...]:
-    """The topics whose points reach topic_points and topic_share of the best topic's."""
-    floor = max(taxonomy.topic_points, taxonomy.topic_share * max(points.values(), default=0.0))
-    return tuple(t for t in taxonomy.topic_names if points.get(t, 0.0) >= floor)
+def assign_topics(taxonomy: Taxonomy, values: Mapping[str, Mapping[str, float]]) -> tuple[str, ...]:
+    """The topics the fitted model gives at least its threshold (without a model: the
+    topics with TOPIC_POINTS)."""
+    if not taxonomy.topic_weights:
+        return tuple(
+            t for t in taxonomy.topic_names if values.get(t, {}).get("points", 0.0) >= TOPIC_POINTS
+        )
+    return tuple(
+        t
+        for t in taxonomy.topic_names
+        if t in values and topic_score(taxonomy, t, values[t]) >= taxonomy.topic_threshold
+    )
 
 
 def _clip(text: str, limit: int = 300) -> str:
