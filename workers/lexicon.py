@@ -199,9 +199,7 @@ class TermMatcher:
                 _Followers(cancels) if cancels else None,
                 # A word counts once per label ("Vietnam" and "vietnam*" are one country).
                 tuple(
-                    dict.fromkeys(
-                        t.label for t in items if t.label[0] != "!" and len(t.words) == 1
-                    )
+                    dict.fromkeys(t.label for t in items if t.label[0] != "!" and len(t.words) == 1)
                 ),
                 _Followers(longer) if longer else None,
             )
