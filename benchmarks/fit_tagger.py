@@ -278,7 +278,9 @@ def print_reliability(rows: list[dict[str, Any]], scores: np.ndarray) -> None:
     print(f"\nBrier score (held-out): {brier:.4f}")
 
 
-def print_report(rows: list[dict[str, Any]], found: dict[str, Any], folds: int, seed: int) -> None:
+def print_report(
+    rows: list[dict[str, Any]], found: dict[str, Any], folds: int, seed: int, errors: bool = True
+) -> None:
     print(f"real_dev: {len(rows)} labelled articles ({sum(r['label'] for r in rows)} positive); "
           f"{folds}-fold stratified CV, seed {seed}; all figures out-of-fold\n")  # fmt: skip
     for c, threshold, rule in found["chosen"]:
@@ -292,9 +294,11 @@ def print_report(rows: list[dict[str, Any]], found: dict[str, Any], folds: int, 
     tp, fp, fn = (sum(t[k] for t in found["topics"]) for k in range(3))
     print(f"\ntopics on positives (held-out rule): precision {tp / max(1, tp + fp):.3f}, "
           f"recall {tp / max(1, tp + fn):.3f} (TP {tp}, FP {fp}, FN {fn})")  # fmt: skip
-    errors = [i for i, row in enumerate(rows) if row["label"] != found["predicted"][i]]
+    if not errors:
+        return
+    wrong = [i for i, row in enumerate(rows) if row["label"] != found["predicted"][i]]
     print("\nerrors (out-of-fold):")
-    for i in sorted(errors, key=lambda i: (rows[i]["label"], rows[i]["id"])):
+    for i in sorted(wrong, key=lambda i: (rows[i]["label"], rows[i]["id"])):
         kind = "FN" if rows[i]["label"] else "FP"
         print(f"  {kind} {rows[i]['id']} {rows[i]['lang']} score {found['scores'][i]:.3f}")
 

@@ -11,7 +11,11 @@ import redis
 
 from tests.conftest import free_port
 from tests.integration.test_cli import tradewire
+from tests.integration.test_pipeline import EXPECTED
 from tests.processes import wait_until
+
+# The demo pages about US–China trade (service/demo_site/expected.json).
+RELEVANT = sum(1 for page in EXPECTED.values() if page["us_china_trade"])
 
 
 def test_demo_whose_jobs_fail_exits_1_with_the_workers_error(tmp_path: Path) -> None:
@@ -28,7 +32,7 @@ def test_demo_whose_jobs_fail_exits_1_with_the_workers_error(tmp_path: Path) -> 
 def test_demo_without_keep_names_no_folder_it_deletes() -> None:
     done = tradewire("demo", timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "6 events on stream tradewire:events" in done.stdout
+    assert f"{RELEVANT} events on stream tradewire:events" in done.stdout
     assert "10 cleaned articles\n" in done.stdout
     assert "/tmp" not in done.stdout and "tradewire-demo-" not in done.stdout
     assert "tradewire demo:" not in done.stderr
@@ -49,11 +53,13 @@ def test_demo_keep_leaves_corpus_and_redis_that_tail_reads(tmp_path: Path) -> No
     server = subprocess.Popen(shlex.split(start.replace("6390", port)), stdout=subprocess.DEVNULL)
     try:
         client = redis.Redis(port=int(port), decode_responses=True)
-        assert wait_until(lambda: client.ping() and client.xlen("tradewire:events") == 6, 20)
+        assert wait_until(lambda: client.ping() and client.xlen("tradewire:events") == RELEVANT, 20)
         url = tail.split()[0].split("=", 1)[1].replace("6390", port)
-        read = tradewire("tail", "--from-start", "--count", "6", env={"TRADEWIRE_REDIS_URL": url})
+        read = tradewire(
+            "tail", "--from-start", "--count", str(RELEVANT), env={"TRADEWIRE_REDIS_URL": url}
+        )
         assert read.returncode == 0, read.stderr[-2000:]
-        assert len(read.stdout.splitlines()) == 6
+        assert len(read.stdout.splitlines()) == RELEVANT
     finally:
         server.terminate()
         server.wait(10)
@@ -65,4 +71,4 @@ def test_demo_uses_the_redis_of_tradewire_redis_url(
     done = tradewire("demo", env={"TRADEWIRE_REDIS_URL": redis_url}, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Using the Redis at redis://127.0.0.1:" in done.stdout
-    assert text_redis.xlen("tradewire:events") == 6  # the events stayed in that Redis
+    assert text_redis.xlen("tradewire:events") == RELEVANT  # the events stayed in that Redis
