@@ -90,6 +90,7 @@ def subdivision_terms(country_code: str, skip: frozenset[str]) -> tuple[str, ...
     lowered = {name.lower() for name in skip}
     names = {
         _QUALIFIER.sub("", str(s.name)).strip()
-        for s in pycountry.subdivisions.get(country_code=country_code) or ()
+        for s in pycountry.subdivisions
+        if s.country_code == country_code
     }
     return tuple(sorted(n for n in names if n and n.lower() not in lowered))

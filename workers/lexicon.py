@@ -30,6 +30,19 @@ _US_DOLLAR = re.compile(r"\bU\.?S\.?\s?\$")
 # Hong Kong and Taiwan write traditional characters; the taxonomy's Chinese terms are
 # simplified, so text (and terms) are read in simplified script (OpenCC's t2s tables).
 _T2S = opencc.OpenCC("t2s")
+
+
+def _traditional_characters() -> frozenset[str]:
+    """The characters t2s changes on their own: text holding none of them is already
+    simplified and skips the (costlier) conversion."""
+    chars = [chr(code) for code in range(0x3400, 0xA000)]
+    converted = str(_T2S.convert("\n".join(chars))).split("\n")
+    if len(converted) != len(chars):  # never seen; convert everything rather than guess
+        return frozenset(chars)
+    return frozenset(a for a, b in zip(chars, converted, strict=True) if a != b)
+
+
+_TRADITIONAL = _traditional_characters()
 # --- Terms ---------------------------------------------------------------------------------
 
 _EXACT, _PREFIX, _SUFFIX, _INFIX = 0, 1, 2, 3
@@ -76,7 +89,7 @@ def _join_initials(match: re.Match[str]) -> str:
 
 def to_simplified(text: str) -> str:
     """Traditional Chinese characters in simplified script; other text unchanged."""
-    if text.isascii() or not CJK.search(text):
+    if text.isascii() or _TRADITIONAL.isdisjoint(text):
         return text
     return str(_T2S.convert(text))
 
@@ -258,17 +271,19 @@ class TermMatcher:
         string ("中美洲", Central America, is not "中美") removes the matches inside it."""
         by_first = self._cjk_by_first
         spans: dict[str, list[tuple[int, int]]] = {}
-        for c in set(text):
-            for chinese, label in by_first.get(c, ()):
-                start = text.find(chinese)
-                while start >= 0:
+        for c in set(text).intersection(by_first):
+            for chinese, label in by_first[c]:
+                for start in _find_all(text, chinese):
                     spans.setdefault(label, []).append((start, start + len(chinese)))
-                    start = text.find(chinese, start + 1)
         for label, found in spans.items():
+            cancels = self._cjk_cancels.get(label, ())
+            if len(found) == 1 and not cancels:
+                hits[label] = hits.get(label, 0) + 1
+                continue
             blocked = [
-                (m.start(), m.start() + len(cancel))
-                for cancel in self._cjk_cancels.get(label, ())
-                for m in re.finditer(re.escape(cancel), text)
+                (start, start + len(cancel))
+                for cancel in cancels
+                for start in _find_all(text, cancel)
             ]
             count = sum(
                 1
@@ -278,3 +293,10 @@ class TermMatcher:
             )
             if count:
                 hits[label] = hits.get(label, 0) + count
+
+
+def _find_all(text: str, part: str) -> Iterable[int]:
+    start = text.find(part)
+    while start >= 0:
+        yield start
+        start = text.find(part, start + 1)

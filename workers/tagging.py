@@ -7,8 +7,16 @@ talks trade at all, whether that trade talk is about a third country, and whethe
 means a sports trade or stock trading. See ``config/taxonomy.yaml`` for the rules and the
 score's terms.
 
-Term matching (words, prefixes, Chinese substrings, cancelling ``not_terms``) lives in
-``workers.lexicon``; this module turns matches into features, a score and a verdict.
+Focus matters as much as co-occurrence: the share of the article's sentences that are
+US–China trade sentences, China standing in an enumeration of countries, a bilateral
+title, trade with third countries (every country, from ``workers.countries``), security
+and "world" vocabulary as counterweights. The weights of these features, and of the topic
+model, are fitted on real labelled news by ``benchmarks/fit_tagger.py`` (scikit-learn,
+never imported here): the service computes a dot product and a sigmoid.
+
+Term matching (words, prefixes, Chinese substrings in simplified script, cancelling
+``not_terms``) lives in ``workers.lexicon``; this module turns matches into features, a
+score and a verdict.
 """
 
 from __future__ import annotations
@@ -77,12 +85,14 @@ _NOT_TERM_LABELS = {
     "third_countries": "third",
 }
 MAX_EVIDENCE = 4
-# Topic points: a strong topic term scores these in a US–China trade sentence (or the
-# title), elsewhere in a US–China trade paragraph, and anywhere else; a weak term half.
-# A topic is assigned at TOPIC_POINTS.
-_TOPIC_SCORE = {"focus": 4.0, "paragraph": 3.0, "other": 1.0}
+# Topic points (the `points` the model's `share` and `top` read, and the rule without a
+# fitted model): a strong term scores 4 in a US–China trade sentence (or the title), 3
+# elsewhere in a US–China trade paragraph, 1 anywhere else; a weak term half. Without a
+# topic model, a topic is assigned at TOPIC_POINTS.
 TOPIC_POINTS = 4.0
-# What the topic model reads of each topic (workers.tagging.topic_values).
+# What the fitted topic model reads of each topic (topic_values): log(1 + hits) of strong
+# and weak terms in each of those three places, a hit in the title, the topic's share of
+# all topic points, whether it is the top topic, and the share of sentences naming it.
 TOPIC_FEATURES = (
     "focus",
     "focus_weak",
@@ -96,7 +106,7 @@ TOPIC_FEATURES = (
     "spread",
 )
 _SLOT = {"focus": 0, "paragraph": 2, "other": 4}
-_TOPIC_POINTS = (4.0, 2.0, 3.0, 1.5, 1.0, 0.5)  # per slot, as _TOPIC_SCORE (weak: half)
+_TOPIC_POINTS = (4.0, 2.0, 3.0, 1.5, 1.0, 0.5)  # per slot and strength
 # A China sentence naming this many third countries lists China as one of many.
 _ENUMERATION = 2
 
@@ -511,7 +521,8 @@ def _paragraph_spread(sentences: list[_Sentence], talk: _TradeTalk) -> tuple[set
 
 
 def score(taxonomy: Taxonomy, features: Features) -> float:
-    """The calibrated-looking relevance: a logistic of the weighted features."""
+    """The relevance probability: a logistic of the weighted features, the weights fitted
+    by benchmarks/fit_tagger.py (calibrated on held-out folds of the real set)."""
     z = sum(taxonomy.weights[name] * value for name, value in features.values.items())
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
