@@ -409,27 +409,40 @@ def _focus_values(
     the sentences (so a long feature's scattered lines count for little), China listed
     among other countries, trade with third countries, and where the pair first meets."""
     n = max(1, len(sentences))
-    china = [s for s in sentences if s.china]
-    enumerated = sum(1 for s in china if s.hits.get("third", 0) >= _ENUMERATION)
-    econ = sum(1 for s in sentences if s.trade or s.commerce)
-    first = next((i for i, s in enumerate(sentences) if s.where == "focus"), n)
+    # china, enumerated, us, third, china-third trade, us-third trade, econ, politics, world
+    c = [0] * 9
+    first = n
+    for i, s in enumerate(sentences):
+        third = s.third
+        if s.china:
+            c[0] += 1
+            c[1] += s.hits.get("third", 0) >= _ENUMERATION
+            c[4] += third and s.trade and not s.us
+        if s.us:
+            c[2] += 1
+            c[5] += third and s.trade and not s.china
+        c[3] += third
+        c[6] += s.trade or s.commerce
+        c[7] += "politics" in s.hits
+        c[8] += "world" in s.hits
+        if first == n and s.where == "focus":
+            first = i
     both_title = title.us and title.china
     return {
         "bilateral_share": sum(1 for s in talk.strong if not s.third) / n,
-        "china_enumerated": enumerated / (len(china) + 1),
+        "china_enumerated": c[1] / (c[0] + 1),
         "title_pair": float(both_title),
         "title_third": float(title.third and not both_title),
         "length": math.log1p(len(sentences)),
-        "third_share": sum(s.third for s in sentences) / n,
-        "china_share": len(china) / n,
-        "us_share": sum(s.us for s in sentences) / n,
-        "china_third_trade": sum(s.china and s.third and s.trade and not s.us for s in sentences)
-        / n,
-        "us_third_trade": sum(s.us and s.third and s.trade and not s.china for s in sentences) / n,
-        "trade_focus": (len(talk.strong) + len(talk.commerce)) / (econ + 1),
+        "third_share": c[3] / n,
+        "china_share": c[0] / n,
+        "us_share": c[2] / n,
+        "china_third_trade": c[4] / n,
+        "us_third_trade": c[5] / n,
+        "trade_focus": (len(talk.strong) + len(talk.commerce)) / (c[6] + 1),
         "first_position": first / n,
-        "politics_share": sum("politics" in s.hits for s in sentences) / n,
-        "world_share": sum("world" in s.hits for s in sentences) / n,
+        "politics_share": c[7] / n,
+        "world_share": c[8] / n,
     }
 
 
@@ -531,6 +544,13 @@ def topic_values(
     taxonomy: Taxonomy, features: Features
 ) -> tuple[dict[str, dict[str, float]], set[str]]:
     """Per topic, where its terms stand (TOPIC_FEATURES), and the entities named."""
+    counts, entities = _topic_counts(taxonomy, features)
+    return _topic_features(counts, len(features.sentences)), entities
+
+
+def _topic_counts(
+    taxonomy: Taxonomy, features: Features
+) -> tuple[dict[str, list[float]], set[str]]:
     counts: dict[str, list[float]] = {}  # six slots, then title, then sentences
     entities: set[str] = set()
     labels = taxonomy.labels
@@ -551,12 +571,16 @@ def topic_values(
             if name not in seen:
                 c[7] += 1.0
                 seen.add(name)
+    return counts, entities
+
+
+def _topic_features(counts: dict[str, list[float]], sentences: int) -> dict[str, dict[str, float]]:
     points = {
         n: sum(w * x for w, x in zip(_TOPIC_POINTS, c, strict=False)) for n, c in counts.items()
     }
     best, total = max(points.values(), default=0.0), sum(points.values()) or 1.0
-    n = max(1, len(features.sentences))
-    values = {
+    n = max(1, sentences)
+    return {
         name: {
             **{f: math.log1p(c[k]) for k, f in enumerate(TOPIC_FEATURES[:6])},
             "title": c[6],
@@ -567,7 +591,6 @@ def topic_values(
         }
         for name, c in counts.items()
     }
-    return values, entities
 
 
 def topic_score(taxonomy: Taxonomy, name: str, values: Mapping[str, float]) -> float:
@@ -582,11 +605,11 @@ def tag_article(taxonomy: Taxonomy, title: str, paragraphs: Sequence[str]) -> Ta
     features = article_features(taxonomy, title, paragraphs)
     probability = score(taxonomy, features)
     relevant = probability >= taxonomy.threshold
-    values, entities = topic_values(taxonomy, features)
+    counts, entities = _topic_counts(taxonomy, features)
     evidence: list[str] = []
     topics: tuple[str, ...] = ()
     if relevant:
-        topics = assign_topics(taxonomy, values)
+        topics = assign_topics(taxonomy, _topic_features(counts, len(features.sentences)))
         title_s = features.title
         if title_s.text and title_s.econ and (title_s.us or title_s.china):
             evidence.append(title_s.text)
