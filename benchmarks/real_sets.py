@@ -183,6 +183,10 @@ def main() -> int:
         tagging_table(result["tagging"], "kind"),
     ):
         print("\n".join(lines) + "\n")
+    print(
+        "Tagging figures above are in-sample: the taxonomy's weights are fitted on this set. "
+        "The cross-validated (held-out) figures: python benchmarks/fit_tagger.py\n"
+    )
     if args.compare:
         print("\n".join(compare(json.loads(args.compare.read_text()), result)))
     if args.json:
