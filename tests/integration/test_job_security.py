@@ -1,0 +1,129 @@
+"""Redis write access is not code execution: RQ jobs are JSON, and a worker runs only our
+job functions with plain data. Each hostile job below would create a file if it ran; the
+real worker (``workers.runner.run_worker``) against the private redis-server refuses it
+into the failed registry with its reason, once, without retries, and the file never
+appears. Jobs a previous version pickled are refused the same way, unread."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import structlog
+from rq import Queue, Retry
+from rq.job import Job
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry
+
+from core import keys, queues
+from core.queues import failed_jobs, retry_failed
+from core.settings import Settings
+from workers.jobs import extract_job
+from workers.runner import run_worker
+
+
+class _RunsCommand:
+    """Pickles to a call of ``os.system``: unpickling it runs the command."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (self.command,))
+
+
+def _refusals(settings: Settings) -> list[dict[str, Any]]:
+    with structlog.testing.capture_logs() as logs:
+        run_worker(settings, keys.EXTRACT_QUEUE, burst=True)
+    return [entry for entry in logs if entry["event"] == "queues.job_refused"]
+
+
+def _assert_refused(rq_redis: redis.Redis, job_id: str, reason: str) -> None:
+    extract = queues.queue(rq_redis, keys.EXTRACT_QUEUE)
+    assert FailedJobRegistry(queue=extract).get_job_ids() == [job_id]
+    assert ScheduledJobRegistry(queue=extract).count == 0 and extract.count == 0  # no retry
+    [listed] = failed_jobs(rq_redis)  # `tradewire failed`: reads the job without running it
+    assert listed["job_id"] == job_id and reason in listed["error"], listed
+
+
+def test_a_pickled_job_that_would_run_code_is_refused_and_does_nothing(
+    settings: Settings, rq_redis: redis.Redis, tmp_path: Path
+) -> None:
+    marker = tmp_path / "pwned"
+    # What the previous version (RQ's default pickle serializer) wrote, or an attacker.
+    Queue(keys.EXTRACT_QUEUE, connection=rq_redis).enqueue_call(
+        "workers.jobs.extract_job", args=(_RunsCommand(f"touch {marker}"),),
+        job_id="extract-pickled", retry=Retry(max=2, interval=[1, 1]),
+    )  # fmt: skip
+    refusals = _refusals(settings)
+    assert not marker.exists()
+    assert [(r["job_id"], r["queue"]) for r in refusals] == [("extract-pickled", "extract")]
+    assert "pickled payload" in refusals[0]["reason"]
+    _assert_refused(rq_redis, "extract-pickled", "pickled payload")
+    # Retrying it from the failed registry refuses it again: still nothing runs.
+    assert retry_failed(rq_redis) == 1
+    assert len(_refusals(settings)) == 1 and not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("func", "args", "extra", "reason"),
+    [
+        ("os.system", ["touch {marker}"], {}, "'os.system' is not one of this worker's jobs"),
+        ("posix.system", ["touch {marker}"], {}, "is not one of this worker's jobs"),
+        # Our function, but RQ would call the callback (any importable name) after it.
+        ("workers.jobs.extract_job", [[]], {"success_callback_name": "os.system"}, "callbacks"),
+        ("workers.jobs.extract_job", ["touch {marker}"], {}, "not one list or object"),
+    ],
+)
+def test_a_json_job_naming_anything_but_our_jobs_is_refused(
+    settings: Settings,
+    rq_redis: redis.Redis,
+    tmp_path: Path,
+    func: str,
+    args: list[Any],
+    extra: dict[str, str],
+    reason: str,
+) -> None:
+    """A job written into Redis by hand, in the JSON the workers read, as RQ stores it."""
+    marker = tmp_path / "pwned"
+    args = [a.format(marker=marker) if isinstance(a, str) else a for a in args]
+    data = queues.JSONSerializer.dumps([func, None, args, {}])
+    job_key = Job.key_for("extract-hostile")
+    rq_redis.hset(job_key, mapping={
+        "data": zlib.compress(data), "origin": keys.EXTRACT_QUEUE, "status": "queued",
+        "created_at": "2026-01-01T00:00:00.000000Z", "description": "hostile",
+        "timeout": 60, "retries_left": 2, "retry_intervals": "[1, 1]", **extra,
+    })  # fmt: skip
+    rq_redis.sadd("rq:queues", f"rq:queue:{keys.EXTRACT_QUEUE}")
+    rq_redis.rpush(f"rq:queue:{keys.EXTRACT_QUEUE}", "extract-hostile")
+    refusals = _refusals(settings)
+    assert not marker.exists()
+    assert len(refusals) == 1 and reason in refusals[0]["reason"], refusals
+    _assert_refused(rq_redis, "extract-hostile", reason)
+
+
+def test_our_jobs_are_queued_as_json_and_name_importable_functions(
+    rq_redis: redis.Redis,
+) -> None:
+    queues.queue(rq_redis, keys.EXTRACT_QUEUE).enqueue_call(
+        queues.dotted_name(extract_job), args=([{"article_id": "a" * 16}],), job_id="extract-x"
+    )
+    raw = zlib.decompress(rq_redis.hget(Job.key_for("extract-x"), "data") or b"")
+    assert queues.JSONSerializer.loads(raw) == [
+        "workers.jobs.extract_job",
+        None,
+        [[{"article_id": "a" * 16}]],
+        {},
+    ]
+    with pytest.raises(pickle.UnpicklingError):
+        pickle.loads(raw)  # plain JSON: nothing a pickle reader could act on
+
+    def nested(payload: list[dict[str, Any]]) -> dict[str, Any]:
+        return {}
+
+    with pytest.raises(ValueError, match="does not import back"):
+        queues.dotted_name(nested)
