@@ -28,4 +28,9 @@ sed -e "s/@ADMIN_SHA256@/$admin/" -e "s/@SERVICE_SHA256@/$service/" \
     | grep -v '^#' | grep -v '^$' > "$ACL_FILE"
 [ "${RENDER_ONLY:-0}" = 1 ] && exit 0
 [ "${1:-}" = redis-server ] && shift
+# In the official image, its entrypoint drops root for the redis user, who must read the file.
+if command -v docker-entrypoint.sh >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] && chown redis "$ACL_FILE"
+    exec docker-entrypoint.sh redis-server --aclfile "$ACL_FILE" "$@"
+fi
 exec redis-server --aclfile "$ACL_FILE" "$@"

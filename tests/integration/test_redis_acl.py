@@ -12,6 +12,7 @@ a real redis-server.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 import secrets
@@ -105,6 +106,22 @@ def test_the_rendered_acl_holds_hashes_never_passwords(tmp_path: Path) -> None:
     (tmp_path / "s" / "redis_consumer_password").write_text("")
     failed = render(tmp_path / "s", tmp_path / "again.acl")
     assert failed.returncode != 0 and "redis_consumer_password is missing or empty" in failed.stderr
+
+
+def test_new_secrets_makes_passwords_the_acl_and_the_service_url_agree(tmp_path: Path) -> None:
+    """deploy/redis/new-secrets.sh, as an operator runs it before the first `up`."""
+    script = ROOT / "deploy" / "redis" / "new-secrets.sh"
+    for _ in range(2):  # the second run keeps what the first wrote
+        subprocess.run(["sh", str(script), str(tmp_path)], check=True, capture_output=True)
+    secrets_dir = tmp_path / "deploy" / "redis" / "secrets"
+    service = (secrets_dir / "redis_service_password").read_text()
+    assert len({(secrets_dir / f"redis_{role}_password").read_text() for role in USERS}) == 3
+    env_lines = (tmp_path / ".env").read_text().splitlines()
+    assert env_lines == [f"TRADEWIRE_REDIS_URL=redis://tradewire:{service}@redis:6379/0"]
+    assert (tmp_path / ".env").stat().st_mode & 0o077 == 0
+    assert render(secrets_dir, tmp_path / "users.acl").returncode == 0
+    digest = hashlib.sha256(service.encode()).hexdigest()
+    assert f"user tradewire on #{digest} " in (tmp_path / "users.acl").read_text()
 
 
 def test_tradewire_run_and_its_tools_need_nothing_beyond_the_service_user(

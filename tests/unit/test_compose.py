@@ -218,3 +218,28 @@ def test_sentinel_profile_config_is_accepted_by_a_real_sentinel(
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_redis_holds_the_acl_users_with_passwords_from_secret_files(
+    services: dict[str, Any],
+) -> None:
+    """README "Least privilege": the passwords are compose secrets (files no commit holds),
+    rendered into the ACL by deploy/redis/start-redis.sh; none is on a command line."""
+    redis = services["redis"]
+    assert "start-redis.sh" in " ".join(redis["entrypoint"])
+    names = {s if isinstance(s, str) else s["source"] for s in redis["secrets"]}
+    assert names == {f"redis_{role}_password" for role in ("admin", "service", "consumer")}
+    mounted = " ".join(str(v) for v in redis["volumes"])
+    assert "deploy/redis/start-redis.sh:" in mounted and "users.acl.template:" in mounted
+    check = " ".join(redis["healthcheck"]["test"])
+    assert "REDISCLI_AUTH=" in check and "/run/secrets/redis_admin_password" in check
+    assert not re.search(r"requirepass|--pass\b|-a ", " ".join(map(str, redis["command"])) + check)
+
+
+def test_the_secret_files_are_never_committed() -> None:
+    files = [s["file"] for s in _from_yaml()["secrets"].values()]
+    assert files and all(f.startswith("./deploy/redis/secrets/") for f in files)
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *files], cwd=ROOT, capture_output=True, text=True
+    )
+    assert ignored.stdout.split() == files
