@@ -114,6 +114,8 @@ def dotted_name(function: Callable[..., Any]) -> str:
 def _shape_refusal(job: Job, allowed: Collection[str]) -> str | None:
     """Why a decoded job is not one of ours (None: it is)."""
     args = job.args
+    if not isinstance(job.func_name, str) or not isinstance(args, list | tuple):
+        return "not a job: a function name and a list of arguments are expected"
     if job.func_name not in allowed:
         return f"function {job.func_name!r} is not one of this worker's jobs"
     if job.instance is not None or job.kwargs:
@@ -140,12 +142,20 @@ class _GuardedJob(Job):
         if self._checked is not self.data:
             self.refusal = self._check()
             if self.refusal is not None:
-                self.data = self.data  # forget whatever was decoded before the refusal
+                self._disarm()
                 log.warning("queues.job_refused", job_id=self.id, queue=self.origin,
                             reason=self.refusal)  # fmt: skip
             self._checked = self.data
         if self.refusal is not None:
             raise RefusedJobError(f"refused: {self.refusal}")
+
+    def _disarm(self) -> None:
+        """Forget what RQ would act on when it files the refused job: whatever was decoded,
+        and the callbacks and webhooks its failure path would otherwise call."""
+        self.data = self.data
+        self._success_callback_name = self._failure_callback_name = None
+        self._stopped_callback_name = None
+        self.webhooks = []
 
     def _check(self) -> str | None:
         try:
@@ -154,7 +164,7 @@ class _GuardedJob(Job):
             cause = exc.__cause__
             if isinstance(cause, LegacyPickleError):
                 return str(cause)
-            return f"payload is not JSON ({type(cause).__name__}); refused unread"
+            return f"payload is not a JSON job ({type(cause).__name__}); refused unread"
         return _shape_refusal(self, self.allowed)
 
     @property

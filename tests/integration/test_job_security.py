@@ -6,6 +6,7 @@ appears. Jobs a previous version pickled are refused the same way, unread."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import zlib
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 import structlog
+from pytest_httpserver import HTTPServer
 from rq import Queue, Retry
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
@@ -34,6 +36,14 @@ class _RunsCommand:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (os.system, (self.command,))
+
+
+CALLED: list[tuple[Any, ...]] = []
+
+
+def record_call(*args: Any) -> None:
+    """A callback a hostile job names: RQ would call it on the job's failure."""
+    CALLED.append(args)
 
 
 def _refusals(settings: Settings) -> list[dict[str, Any]]:
@@ -77,20 +87,29 @@ def test_a_pickled_job_that_would_run_code_is_refused_and_does_nothing(
         # Our function, but RQ would call the callback (any importable name) after it.
         ("workers.jobs.extract_job", [[]], {"success_callback_name": "os.system"}, "callbacks"),
         ("workers.jobs.extract_job", ["touch {marker}"], {}, "not one list or object"),
+        ("workers.jobs.extract_job", 5, {}, "a function name and a list of arguments"),
+        (["os.system"], ["touch {marker}"], {}, "a function name and a list of arguments"),
+        (
+            "workers.jobs.extract_job",
+            [[]],
+            {"webhooks": '[{"url": "http://x/", "job_status": "failed"}]'},
+            "webhooks",
+        ),
     ],
 )
 def test_a_json_job_naming_anything_but_our_jobs_is_refused(
     settings: Settings,
     rq_redis: redis.Redis,
     tmp_path: Path,
-    func: str,
-    args: list[Any],
+    func: Any,
+    args: Any,
     extra: dict[str, str],
     reason: str,
 ) -> None:
     """A job written into Redis by hand, in the JSON the workers read, as RQ stores it."""
     marker = tmp_path / "pwned"
-    args = [a.format(marker=marker) if isinstance(a, str) else a for a in args]
+    if isinstance(args, list):
+        args = [a.format(marker=marker) if isinstance(a, str) else a for a in args]
     data = queues.JSONSerializer.dumps([func, None, args, {}])
     job_key = Job.key_for("extract-hostile")
     rq_redis.hset(job_key, mapping={
@@ -104,6 +123,26 @@ def test_a_json_job_naming_anything_but_our_jobs_is_refused(
     assert not marker.exists()
     assert len(refusals) == 1 and reason in refusals[0]["reason"], refusals
     _assert_refused(rq_redis, "extract-hostile", reason)
+
+
+def test_a_refused_job_calls_back_nothing_and_sends_no_webhook(
+    settings: Settings, rq_redis: redis.Redis, httpserver: HTTPServer
+) -> None:
+    """RQ's failure path calls a failed job's failure callback and webhooks; a refused
+    job is filed without them."""
+    CALLED.clear()
+    hook = json.dumps([{"url": httpserver.url_for("/hook"), "job_status": "failed"}])
+    data = queues.JSONSerializer.dumps(["workers.jobs.extract_job", None, ["x"], {}])
+    rq_redis.hset(Job.key_for("extract-armed"), mapping={
+        "data": zlib.compress(data), "origin": keys.EXTRACT_QUEUE, "status": "queued",
+        "created_at": "2026-01-01T00:00:00.000000Z", "timeout": 60, "webhooks": hook,
+        "failure_callback_name": f"{__name__}.record_call",
+    })  # fmt: skip
+    rq_redis.rpush(f"rq:queue:{keys.EXTRACT_QUEUE}", "extract-armed")
+    assert len(_refusals(settings)) == 1
+    assert CALLED == [] and httpserver.log == []
+    stored = rq_redis.hgetall(Job.key_for("extract-armed"))
+    assert not stored.get(b"failure_callback_name")
 
 
 def test_our_jobs_are_queued_as_json_and_name_importable_functions(
