@@ -19,6 +19,8 @@ import dataclasses
 import functools
 import importlib
 import json
+import pickletools
+import zlib
 from collections.abc import Callable, Collection, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar, cast
@@ -93,7 +95,8 @@ class JSONSerializer:
     def loads(data: bytes) -> Any:
         if bytes(data[:1]) == _PICKLE_PROTO:
             raise LegacyPickleError(
-                "pickled payload (queued by a version before JSON jobs); refused unread"
+                "pickled payload (queued by a version before JSON jobs); refused unread "
+                "(`tradewire failed retry` converts the plain-data ones of our jobs)"
             )
         return json.loads(data, parse_constant=_no_constant)
 
@@ -175,6 +178,106 @@ class _GuardedJob(Job):
     @property
     def should_retry(self) -> bool:
         return self.refusal is None and bool(super().should_retry)
+
+
+# -- jobs a previous version pickled: converted on request, never unpickled ---------------
+
+# The opcodes of a pickle of plain data (None, bools, numbers, strings, lists, tuples, dicts):
+# none of them can import or call anything, and any other opcode refuses the whole payload.
+_PUSH: dict[str, Callable[[], Any]] = {
+    "NONE": lambda: None, "NEWTRUE": lambda: True, "NEWFALSE": lambda: False,
+    "EMPTY_LIST": list, "EMPTY_DICT": dict, "EMPTY_TUPLE": tuple,
+}  # fmt: skip
+_LITERALS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "BININT", "BININT1", "BININT2",
+             "LONG1", "BINFLOAT"}  # fmt: skip
+_MARK = object()
+
+
+def _until_mark(stack: list[Any]) -> list[Any]:
+    at = max(i for i, item in enumerate(stack) if item is _MARK)
+    items = stack[at + 1 :]
+    del stack[at:]
+    return items
+
+
+def _plain_pickle(data: bytes) -> Any:
+    """The value of a pickle of plain data, read opcode by opcode (``pickletools.genops``
+    only parses); ``ValueError`` for anything else. Never ``pickle.loads``."""
+    stack: list[Any] = []
+    memo: dict[int, Any] = {}
+    for op, arg, _ in pickletools.genops(data):
+        name = op.name
+        if name in ("PROTO", "FRAME"):
+            continue
+        if name == "STOP":
+            return stack.pop()
+        if name in _PUSH or name in _LITERALS or name == "MARK":
+            stack.append(_PUSH[name]() if name in _PUSH else _MARK if name == "MARK" else arg)
+        elif name in ("MEMOIZE", "BINPUT", "LONG_BINPUT"):
+            memo[len(memo) if name == "MEMOIZE" else cast(int, arg)] = stack[-1]
+        elif name in ("BINGET", "LONG_BINGET"):
+            stack.append(memo[cast(int, arg)])
+        elif name in ("APPEND", "APPENDS"):
+            items = _until_mark(stack) if name == "APPENDS" else [stack.pop()]
+            cast(list[Any], _of_type(stack[-1], list)).extend(items)
+        elif name in ("SETITEM", "SETITEMS"):
+            flat = _until_mark(stack) if name == "SETITEMS" else [stack.pop(-2), stack.pop()]
+            _of_type(stack[-1], dict).update(zip(flat[::2], flat[1::2], strict=True))
+        elif name in ("TUPLE", "TUPLE1", "TUPLE2", "TUPLE3"):
+            n = {"TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}.get(name)
+            items = _until_mark(stack) if n is None else [stack.pop() for _ in range(n)][::-1]
+            stack.append(tuple(items))
+        else:
+            raise ValueError(f"pickle opcode {name} is not plain data")
+    raise ValueError("pickle without STOP")
+
+
+def _of_type(value: Any, kind: type) -> Any:
+    if type(value) is not kind:
+        raise ValueError(f"{type(value).__name__} where a {kind.__name__} was expected")
+    return value
+
+
+def json_from_pickled_job(data: bytes, allowed: Collection[str]) -> bytes | None:
+    """The JSON job a previous version pickled, if it is plain data and one of ``allowed``
+    with one list or object argument; None otherwise (it stays refused)."""
+    try:
+        value = _plain_pickle(data)
+    except (ValueError, IndexError, KeyError, TypeError):
+        return None
+    if not (isinstance(value, tuple) and len(value) == 4):
+        return None
+    func_name, instance, args, kwargs = value
+    if func_name not in allowed or instance is not None or kwargs != {}:
+        return None
+    if not (isinstance(args, tuple) and len(args) == 1 and isinstance(args[0], list | dict)):
+        return None
+    try:
+        return JSONSerializer.dumps([func_name, None, list(args), {}])
+    except (TypeError, ValueError):  # bytes, NaN ...: not what our jobs carried
+        return None
+
+
+def _migrate_if_pickled(rq_redis: redis.Redis, job_id: str, allowed: Collection[str]) -> bool:
+    """Convert a failed job's pickled payload to JSON in place; False: it stays refused."""
+    key = Job.key_for(job_id)
+    raw = cast(bytes | None, rq_redis.hget(key, "data"))
+    if raw is None:
+        return False
+    try:
+        data = zlib.decompress(raw)
+    except zlib.error:
+        data = raw
+    if data[:1] != _PICKLE_PROTO:
+        return True
+    converted = json_from_pickled_job(data, allowed)
+    if converted is None:
+        log.warning("queues.pickled_job_kept", job_id=job_id,
+                    reason="not plain data of one of our jobs: stays refused")  # fmt: skip
+        return False
+    rq_redis.hset(key, "data", zlib.compress(converted))
+    log.info("queues.pickled_job_migrated", job_id=job_id)
+    return True
 
 
 @functools.cache
@@ -367,13 +470,22 @@ def failed_jobs(rq_redis: redis.Redis) -> list[dict[str, Any]]:
     return out
 
 
-def retry_failed(rq_redis: redis.Redis, job_ids: list[str] | None = None) -> int:
-    """Requeue failed jobs (all, or those named); returns how many were requeued."""
+def retry_failed(
+    rq_redis: redis.Redis,
+    job_ids: list[str] | None = None,
+    functions: Collection[Callable[..., Any]] = (),
+) -> int:
+    """Requeue failed jobs (all, or those named); returns how many were requeued. A job a
+    previous version pickled (refused by the workers) is converted to JSON first when it
+    is plain data for one of ``functions``, and otherwise left where it is."""
+    allowed = {dotted_name(f) for f in functions}
     count = 0
     for name in keys.QUEUES:
         registry = FailedJobRegistry(queue=queue(rq_redis, name))
         for job_id in registry.get_job_ids():
             if job_ids is None or job_id in job_ids:
+                if not _migrate_if_pickled(rq_redis, job_id, allowed):
+                    continue
                 registry.requeue(job_id)
                 count += 1
     return count

@@ -24,8 +24,9 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from core import keys, queues
 from core.queues import failed_jobs, retry_failed
 from core.settings import Settings
+from tests.integration.test_batches import PAGES, article_job, site  # noqa: F401
 from workers.jobs import extract_job
-from workers.runner import run_worker
+from workers.runner import JOB_FUNCTIONS, run_worker
 
 
 class _RunsCommand:
@@ -74,9 +75,50 @@ def test_a_pickled_job_that_would_run_code_is_refused_and_does_nothing(
     assert [(r["job_id"], r["queue"]) for r in refusals] == [("extract-pickled", "extract")]
     assert "pickled payload" in refusals[0]["reason"]
     _assert_refused(rq_redis, "extract-pickled", "pickled payload")
-    # Retrying it from the failed registry refuses it again: still nothing runs.
-    assert retry_failed(rq_redis) == 1
-    assert len(_refusals(settings)) == 1 and not marker.exists()
+    # `tradewire failed retry` converts only plain data of our jobs: this one stays put.
+    assert retry_failed(rq_redis, None, JOB_FUNCTIONS) == 0
+    assert _refusals(settings) == [] and not marker.exists()
+    assert [job["job_id"] for job in failed_jobs(rq_redis)] == ["extract-pickled"]
+
+
+def test_failed_retry_converts_a_job_the_previous_version_pickled(
+    site: tuple[HTTPServer, dict[str, int]],  # noqa: F811 (the fixture, imported above)
+    settings: Settings,
+    rq_redis: redis.Redis,
+) -> None:
+    """Upgraded without draining: the old version's job is refused, then `tradewire
+    failed retry` converts it to JSON (read opcode by opcode, never unpickled) and it runs."""
+    server, state = site
+    state["flaky_503s"] = 0
+    job = article_job(server, PAGES[0])
+    Queue(keys.EXTRACT_QUEUE, connection=rq_redis).enqueue_call(
+        "workers.jobs.extract_job", args=([job.to_dict()],), job_id="extract-old"
+    )
+    assert [r["job_id"] for r in _refusals(settings)] == ["extract-old"]
+    with structlog.testing.capture_logs() as logs:
+        assert retry_failed(rq_redis, None, JOB_FUNCTIONS) == 1
+    assert [e["job_id"] for e in logs if e["event"] == "queues.pickled_job_migrated"] == [
+        "extract-old"
+    ]
+    assert _refusals(settings) == []
+    assert len(list(settings.corpus_dir.glob("*.txt"))) == 1 and failed_jobs(rq_redis) == []
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_a_pickle_of_plain_data_is_read_without_unpickling(protocol: int) -> None:
+    text = "中美贸易 tariffs"
+    job = ("workers.jobs.tag_job", None, ([{"title": text, "n": 2**70, "x": 1.5, "ok": True,
+            "authors": ("a", "b"), "none": None}, {"title": text}],), {})  # fmt: skip
+    data = pickle.dumps(job, protocol=protocol)
+    converted = queues.json_from_pickled_job(data, {"workers.jobs.tag_job"})
+    assert converted is not None
+    assert queues.JSONSerializer.loads(converted) == json.loads(json.dumps(job))
+    assert queues.json_from_pickled_job(data, {"workers.jobs.extract_job"}) is None
+    hostile = ("workers.jobs.tag_job", None, ([_RunsCommand("true")],), {})
+    assert (
+        queues.json_from_pickled_job(pickle.dumps(hostile, protocol), {"workers.jobs.tag_job"})
+        is None
+    )
 
 
 @pytest.mark.parametrize(
