@@ -137,7 +137,10 @@ def test_tradewire_run_and_its_tools_need_nothing_beyond_the_service_user(
         assert wait_until(lambda: admin.xlen(STREAM) >= 6, 90), (tmp_path / "run.log").read_text()
         ready = wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2), 30)
         assert ready.status_code == 200, ready.text
-        for command in (["status"], ["failed", "list"], ["failed", "retry"], ["feeds", "status"]):
+        tools = (["status"], ["failed", "list"], ["failed", "retry"], ["feeds", "status"],
+                 ["replay", "--since", "2000-01-01", "--stream", "tradewire:replay:acl"],
+                 ["retag"])  # fmt: skip
+        for command in tools:
             done = subprocess.run([sys.executable, "-m", "service", *command], env=env,
                                   cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
             assert done.returncode == 0, (command, done.stderr[-2000:])
@@ -145,6 +148,7 @@ def test_tradewire_run_and_its_tools_need_nothing_beyond_the_service_user(
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     assert proc.returncode == 0, (tmp_path / "run.log").read_text()[-3000:]
+    assert admin.xlen("tradewire:replay:acl") >= 6  # replay re-emitted the stored articles
     # The only refusal: the eviction check's CONFIG GET, which it reads as "not known".
     assert refused_commands(acl) == [("tradewire", "command", "config|get")]
     assert "NOPERM" not in (tmp_path / "run.log").read_text()
