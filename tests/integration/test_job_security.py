@@ -10,6 +10,7 @@ import json
 import os
 import pickle
 import zlib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,21 @@ def test_a_pickled_job_that_would_run_code_is_refused_and_does_nothing(
     assert retry_failed(rq_redis, None, JOB_FUNCTIONS) == 0
     assert _refusals(settings) == [] and not marker.exists()
     assert [job["job_id"] for job in failed_jobs(rq_redis)] == ["extract-pickled"]
+
+
+def test_a_pickled_job_waiting_for_its_retry_is_refused_once_due(
+    settings: Settings, rq_redis: redis.Redis, tmp_path: Path
+) -> None:
+    """The old version's scheduled retries: RQ's scheduler moves them, the worker refuses."""
+    marker = tmp_path / "pwned"
+    Queue(keys.EXTRACT_QUEUE, connection=rq_redis).enqueue_in(
+        timedelta(seconds=0), "workers.jobs.extract_job", _RunsCommand(f"touch {marker}"),
+        job_id="extract-scheduled",
+    )  # fmt: skip
+    assert queues.queue(rq_redis, keys.EXTRACT_QUEUE).scheduled_job_registry.count == 1
+    refusals = _refusals(settings) + _refusals(settings)  # the scheduler moves, then it runs
+    assert [r["job_id"] for r in refusals] == ["extract-scheduled"] and not marker.exists()
+    _assert_refused(rq_redis, "extract-scheduled", "pickled payload")
 
 
 def test_failed_retry_converts_a_job_the_previous_version_pickled(
