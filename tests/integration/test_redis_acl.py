@@ -135,8 +135,14 @@ def test_tradewire_run_and_its_tools_need_nothing_beyond_the_service_user(
     admin = acl.client("admin")
     try:
         assert wait_until(lambda: admin.xlen(STREAM) >= 6, 90), (tmp_path / "run.log").read_text()
-        ready = wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2), 30)
-        assert ready.status_code == 200, ready.text
+
+        def readyz() -> httpx.Response:
+            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+
+        assert wait_until(lambda: readyz().status_code == 200, 60), readyz().text
+        # Scrape-time gauges read Redis too (stream length, heartbeat ages, memory).
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert "tradewire_stream_length" in metrics and "tradewire_redis_up 1" in metrics
         tools = (["status"], ["failed", "list"], ["failed", "retry"], ["feeds", "status"],
                  ["replay", "--since", "2000-01-01", "--stream", "tradewire:replay:acl"],
                  ["retag"])  # fmt: skip
