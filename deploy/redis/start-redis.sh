@@ -26,11 +26,15 @@ umask 077
 sed -e "s/@ADMIN_SHA256@/$admin/" -e "s/@SERVICE_SHA256@/$service/" \
     -e "s/@CONSUMER_SHA256@/$consumer/" "$HERE/users.acl.template" \
     | grep -v '^#' | grep -v '^$' > "$ACL_FILE"
+# A replica (and a primary that comes back as one after a failover) authenticates to its
+# primary as the administrator: that password is in a config file, not on a command line.
+CONF_FILE=${REDIS_CONF_FILE:-/tmp/tradewire-redis.conf}
+printf 'masterauth %s\n' "$(head -n 1 "$SECRETS_DIR/redis_admin_password" | tr -d '\r\n')" > "$CONF_FILE"
 [ "${RENDER_ONLY:-0}" = 1 ] && exit 0
 [ "${1:-}" = redis-server ] && shift
-# In the official image, its entrypoint drops root for the redis user, who must read the file.
+# In the official image, its entrypoint drops root for the redis user, who must read them.
 if command -v docker-entrypoint.sh >/dev/null 2>&1; then
-    [ "$(id -u)" = 0 ] && chown redis "$ACL_FILE"
-    exec docker-entrypoint.sh redis-server --aclfile "$ACL_FILE" "$@"
+    [ "$(id -u)" = 0 ] && chown redis "$ACL_FILE" "$CONF_FILE"
+    exec docker-entrypoint.sh redis-server "$CONF_FILE" --aclfile "$ACL_FILE" "$@"
 fi
-exec redis-server --aclfile "$ACL_FILE" "$@"
+exec redis-server "$CONF_FILE" --aclfile "$ACL_FILE" "$@"

@@ -33,7 +33,7 @@ from core import keys, queues
 from core.connection import connect
 from core.settings import Settings
 from service.demo import demo_feeds
-from service.embedded_redis import EmbeddedRedis
+from service.embedded_redis import EmbeddedRedis, redis_server_binary
 from tests.conftest import ROOT, free_port
 from tests.integration.test_batches import FLAKY, article_id, poll, site  # noqa: F401
 from tests.processes import run_env, start_run, wait_until
@@ -58,7 +58,7 @@ class AclRedis:
 
 def render(secrets_dir: Path, acl_file: Path) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "RENDER_ONLY": "1", "REDIS_SECRETS_DIR": str(secrets_dir),
-           "REDIS_ACL_FILE": str(acl_file)}  # fmt: skip
+           "REDIS_ACL_FILE": str(acl_file), "REDIS_CONF_FILE": str(acl_file) + ".conf"}  # fmt: skip
     return subprocess.run(["sh", str(START)], env=env, capture_output=True, text=True, timeout=30)
 
 
@@ -103,6 +103,9 @@ def test_the_rendered_acl_holds_hashes_never_passwords(tmp_path: Path) -> None:
     users = re.findall(r"^user (\S+) on #([0-9a-f]{64}) ", rendered, re.M)
     assert [name for name, _ in users] == list(USERS.values())
     assert (tmp_path / "users.acl").stat().st_mode & 0o077 == 0
+    # The administrator's password a replica authenticates to its primary with.
+    conf = tmp_path / "users.acl.conf"
+    assert conf.read_text() == "masterauth SecretAdmin42\n" and conf.stat().st_mode & 0o077 == 0
     (tmp_path / "s" / "redis_consumer_password").write_text("")
     failed = render(tmp_path / "s", tmp_path / "again.acl")
     assert failed.returncode != 0 and "redis_consumer_password is missing or empty" in failed.stderr
@@ -122,6 +125,36 @@ def test_new_secrets_makes_passwords_the_acl_and_the_service_url_agree(tmp_path:
     assert render(secrets_dir, tmp_path / "users.acl").returncode == 0
     digest = hashlib.sha256(service.encode()).hexdigest()
     assert f"user tradewire on #{digest} " in (tmp_path / "users.acl").read_text()
+
+
+def test_a_replica_with_the_same_users_replicates_as_the_administrator(tmp_path: Path) -> None:
+    """The sentinel profile's replica: start-redis.sh's config file (masterauth) and ACL,
+    as the compose file starts it; what the service writes reaches the replica."""
+    (tmp_path / "s").mkdir()
+    passwords = {role: secrets.token_urlsafe(16) for role in USERS}
+    for role, password in passwords.items():
+        (tmp_path / "s" / f"redis_{role}_password").write_text(password + "\n")
+    assert render(tmp_path / "s", tmp_path / "users.acl").returncode == 0
+    conf, acl_file = str(tmp_path / "users.acl.conf"), str(tmp_path / "users.acl")
+    ports, procs = [free_port(), free_port()], []
+    try:
+        for port in ports:
+            extra = ["--replicaof", "127.0.0.1", str(ports[0])] if port != ports[0] else []
+            (tmp_path / str(port)).mkdir()
+            procs.append(subprocess.Popen(
+                [redis_server_binary(), conf, "--aclfile", acl_file, "--port", str(port),
+                 "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path / str(port)), *extra],
+                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            ))  # fmt: skip
+        acl = AclRedis(ports[0], passwords)
+        assert wait_until(lambda: acl.client("service").set("tradewire:probe", "1"), 10)
+        replica = AclRedis(ports[1], passwords)
+        assert wait_until(lambda: replica.client("service").get("tradewire:probe") == "1", 20)
+        assert replica.client("admin").info("replication")["master_link_status"] == "up"
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
 
 
 def test_tradewire_run_and_its_tools_need_nothing_beyond_the_service_user(

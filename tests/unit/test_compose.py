@@ -187,6 +187,14 @@ def test_sentinel_profile_is_optional_and_complete(services: dict[str, Any]) -> 
     assert replica[replica.index("--maxmemory-policy") + 1] == "noeviction"
     for name in SENTINELS:
         assert "sentinel monitor tradewire redis 6379 2" in _sentinel_config(services[name])
+        # Redis has ACL users: sentinels and the replica authenticate as the administrator.
+        assert "sentinel auth-pass tradewire $$(cat /run/secrets/redis_admin_password)" in (
+            _sentinel_config(services[name])
+        )
+        assert [s if isinstance(s, str) else s["source"] for s in services[name]["secrets"]] == [
+            "redis_admin_password"
+        ]
+    assert "start-redis.sh" in " ".join(services["redis-replica"]["entrypoint"])
     for name in TRADEWIRE:
         env = services[name]["environment"]
         assert env["TRADEWIRE_REDIS_SENTINELS"] in ("", None)
@@ -204,6 +212,7 @@ def test_sentinel_profile_config_is_accepted_by_a_real_sentinel(
             "port 26379", f"port {port}"
         )
         for line in _sentinel_config(_from_yaml()["services"]["sentinel-1"])
+        if not line.startswith("sentinel auth-pass")  # this server has no password
     ]
     conf = tmp_path / "sentinel.conf"
     conf.write_text("\n".join([*lines, "bind 127.0.0.1", f"dir {tmp_path}"]) + "\n")
