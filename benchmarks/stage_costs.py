@@ -219,7 +219,7 @@ def rq_noop_row(conn: redis.Redis, settings: Settings, redis_pid: int | None, n:
         queue.enqueue_call("builtins.len", args=(payload,), **queues.job_options(settings, job_id))
 
     def burst() -> None:
-        queues.work(conn, "bench-noop", name=None, burst=True, max_jobs=None)
+        queues.work(conn, "bench-noop", functions=(len,), name=None, burst=True, max_jobs=None)
 
     for i in range(20):  # warm-up
         enqueue(f"noop-w{i}")

@@ -503,7 +503,9 @@ def _operate(args: argparse.Namespace, settings: Settings) -> int:
         if not jobs:  # on stderr: stdout stays JSON lines for scripts
             print("no failed jobs", file=sys.stderr)
     else:
-        count = queues.retry_failed(rq_redis, args.job_ids or None)
+        from workers.runner import JOB_FUNCTIONS
+
+        count = queues.retry_failed(rq_redis, args.job_ids or None, JOB_FUNCTIONS)
         print(f"requeued {count} failed job(s)")
     return 0
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 from core import queues
 from core.settings import Settings
 from workers.context import WorkerContext, activated
+from workers.jobs import extract_job, tag_job
+
+# What a worker runs; any other job on its queue is refused unread (core/queues.py).
+JOB_FUNCTIONS = (extract_job, tag_job)
 
 
 def run_worker(
@@ -18,5 +22,10 @@ def run_worker(
     mode, until it is empty. Returns whether any job was run."""
     with activated(WorkerContext.build(settings)) as context:
         return queues.work(
-            context.rq_redis, queue_name, name=name, burst=burst, max_jobs=settings.worker_max_jobs
+            context.rq_redis,
+            queue_name,
+            functions=JOB_FUNCTIONS,
+            name=name,
+            burst=burst,
+            max_jobs=settings.worker_max_jobs,
         )

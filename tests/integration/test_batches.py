@@ -14,12 +14,11 @@ import pytest
 import redis
 import yaml
 from pytest_httpserver import HTTPServer
-from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from werkzeug import Request, Response
 
-from core import keys
+from core import keys, queues
 from core.models import ArticleJob
 from core.queues import enqueue_extracts
 from core.settings import Settings
@@ -103,20 +102,24 @@ def test_a_transient_failure_leaves_the_batch_as_a_single_job(
     settings.feeds_file.write_text(yaml.safe_dump({"feeds": [{"url": server.url_for("/rss")}]}))
     assert poll(settings, text_redis, rq_redis) == 4
 
-    extract = Queue(keys.EXTRACT_QUEUE, connection=rq_redis)
+    extract = queues.queue(rq_redis, keys.EXTRACT_QUEUE)
     [batch] = extract.get_jobs()
     assert len(batch.args[0]) == 4 and batch.timeout == 4 * settings.job_timeout_s
 
     run_worker(settings, keys.EXTRACT_QUEUE, burst=True)
     assert len(list(settings.corpus_dir.glob("*.txt"))) == 3
-    [tag_batch] = Queue(keys.TAG_QUEUE, connection=rq_redis).get_jobs()
+    [tag_batch] = queues.queue(rq_redis, keys.TAG_QUEUE).get_jobs()
     assert len(tag_batch.args[0]) == 3
     flaky_id = article_id(server, FLAKY)
     assert FLAKY not in {a["url"].rsplit("/", 1)[-1] for a in tag_batch.args[0]}
     # The 503 page waits on its own, on the retry schedule, with the full retry policy.
     scheduled = ScheduledJobRegistry(queue=extract)
     assert scheduled.get_job_ids() == [keys.job_id(keys.EXTRACT_QUEUE, [flaky_id])]
-    single = Job.fetch(keys.job_id(keys.EXTRACT_QUEUE, [flaky_id]), connection=rq_redis)
+    single = Job.fetch(
+        keys.job_id(keys.EXTRACT_QUEUE, [flaky_id]),
+        connection=rq_redis,
+        serializer=queues.JSONSerializer,
+    )
     assert single.retries_left == settings.job_retries
     assert FailedJobRegistry(queue=extract).count == 0
 
@@ -142,7 +145,7 @@ def test_a_batch_that_failed_is_retried_as_single_jobs(
     state["flaky_503s"] = 0
     jobs = [article_job(server, name) for name in PAGES[:3]]
     enqueue_extracts(rq_redis, settings, extract_job, jobs)
-    extract = Queue(keys.EXTRACT_QUEUE, connection=rq_redis)
+    extract = queues.queue(rq_redis, keys.EXTRACT_QUEUE)
     [batch] = extract.get_jobs()
     batch.retries_left = settings.job_retries - 1
     batch.save()
@@ -154,7 +157,7 @@ def test_a_batch_that_failed_is_retried_as_single_jobs(
     )
     run_worker(settings, keys.EXTRACT_QUEUE, burst=True)
     assert len(list(settings.corpus_dir.glob("*.txt"))) == 3
-    assert len(Queue(keys.TAG_QUEUE, connection=rq_redis).get_jobs()) == 3
+    assert len(queues.queue(rq_redis, keys.TAG_QUEUE).get_jobs()) == 3
 
 
 def test_a_job_queued_by_version_0_1_still_runs(
@@ -166,9 +169,9 @@ def test_a_job_queued_by_version_0_1_still_runs(
     """Before batches, an extract job's argument was one article as a dict."""
     server, _ = site
     job = article_job(server, PAGES[0])
-    extract = Queue(keys.EXTRACT_QUEUE, connection=rq_redis)
+    extract = queues.queue(rq_redis, keys.EXTRACT_QUEUE)
     extract.enqueue_call(extract_job, args=(job.to_dict(),), job_id="extract-legacy")
     run_worker(settings, keys.EXTRACT_QUEUE, burst=True)
-    [tag] = Queue(keys.TAG_QUEUE, connection=rq_redis).get_jobs()
+    [tag] = queues.queue(rq_redis, keys.TAG_QUEUE).get_jobs()
     assert [a["article_id"] for a in tag.args[0]] == [job.article_id]
     assert len(list(settings.corpus_dir.glob("*.txt"))) == 1

@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 import redis
 import yaml
-from rq import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from core import keys
+from core import keys, queues
 from core.queues import failed_jobs, retry_failed
 from service.demo import SITE_DIR, _SiteHandler, demo_feeds
 from service.status import render_status, status_report
@@ -59,7 +58,7 @@ def test_sigterm_with_jobs_in_flight_loses_nothing(slow_site: str, tmp_path: Pat
     try:
         client = redis.Redis(unix_socket_path=sock, decode_responses=True)
         rq_client = redis.Redis(unix_socket_path=sock)
-        started = StartedJobRegistry(queue=Queue(keys.EXTRACT_QUEUE, connection=rq_client))
+        started = StartedJobRegistry(queue=queues.queue(rq_client, keys.EXTRACT_QUEUE))
         assert wait_until(lambda: started.count > 0, 30), log.read_text()[-2000:]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
@@ -101,7 +100,7 @@ def test_sigterm_with_jobs_in_flight_loses_nothing(slow_site: str, tmp_path: Pat
 
 def test_status_and_failed_tools(text_redis: redis.Redis, rq_redis: redis.Redis) -> None:
     """A failed job shows in status and `failed list`; `failed retry` requeues it."""
-    queue = Queue(keys.EXTRACT_QUEUE, connection=rq_redis)
+    queue = queues.queue(rq_redis, keys.EXTRACT_QUEUE)
     job = queue.enqueue(
         "workers.jobs.extract_job", {"article_id": "x"}, job_id="extract-0000000000000001"
     )

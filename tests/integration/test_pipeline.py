@@ -10,7 +10,7 @@ import jsonschema
 import redis
 import yaml
 
-from core import keys
+from core import keys, queues
 from core.document import read_document
 from core.settings import Settings
 from core.urls import article_id_for, canonicalize_url
@@ -111,10 +111,9 @@ def test_non_html_and_missing_pages_are_refused_without_events(
         assert run_pipeline(settings, text_redis, rq_redis) == 2
     assert text_redis.xlen(settings.stream_name) == 0
     assert not list(settings.corpus_dir.glob("*.txt"))
-    from rq import Queue
     from rq.registry import FailedJobRegistry
 
-    assert FailedJobRegistry(queue=Queue(keys.EXTRACT_QUEUE, connection=rq_redis)).count == 0
+    assert FailedJobRegistry(queue=queues.queue(rq_redis, keys.EXTRACT_QUEUE)).count == 0
 
 
 def test_page_canonical_merges_two_links_to_one_article(

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import redis
 from pytest_httpserver import HTTPServer
-from rq import Queue
 from werkzeug import Request, Response
 
-from core import keys
+from core import keys, queues
 from core.fetch import Fetcher
 from core.models import Feed
 from core.settings import Settings
@@ -49,7 +48,7 @@ def test_new_items_are_queued_once_and_304_costs_nothing(
     clock = Clock()
     first = poll(settings, text_redis, rq_redis, [feed], clock)
     assert (first.polled, first.new_items) == (1, 2)
-    extract = Queue(keys.EXTRACT_QUEUE, connection=rq_redis)
+    extract = queues.queue(rq_redis, keys.EXTRACT_QUEUE)
     [job] = extract.jobs  # one job for the poll's new items
     assert len(job.args[0]) == 2
     assert job.id.startswith("extract-") and job.timeout == 2 * settings.job_timeout_s
@@ -75,7 +74,7 @@ def test_same_article_in_two_feeds_is_queued_once(
     feeds = [Feed(url=httpserver.url_for("/a")), Feed(url=httpserver.url_for("/b"))]
     report = poll(settings, text_redis, rq_redis, feeds, Clock())
     assert report.polled == 2 and report.new_items == 2
-    queued = [a["article_id"] for job in Queue(keys.EXTRACT_QUEUE, connection=rq_redis).jobs
+    queued = [a["article_id"] for job in queues.queue(rq_redis, keys.EXTRACT_QUEUE).jobs
               for a in job.args[0]]  # fmt: skip
     assert len(queued) == len(set(queued)) == 2
 

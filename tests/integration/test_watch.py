@@ -18,9 +18,8 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from rich.console import Console
-from rq import Queue
 
-from core import keys
+from core import keys, queues
 from service.health import HealthServer, HealthState
 from service.watch import Snapshot, bucket_quantile, metric_figures, take_snapshot, watch
 from tests.conftest import ROOT, free_port
@@ -63,7 +62,7 @@ def _event(n: int) -> dict[Any, Any]:  # what redis-py's xadd accepts, loosely
 def test_live_table_shows_the_figures_and_follows_changes(
     text_redis: redis.Redis, rq_redis: redis.Redis, metrics_url: str
 ) -> None:
-    queue = Queue(keys.EXTRACT_QUEUE, connection=rq_redis)
+    queue = queues.queue(rq_redis, keys.EXTRACT_QUEUE)  # JSON jobs, as the service queues them
     for n in range(2):
         queue.enqueue("workers.jobs.extract_job", {"article_id": str(n)}, job_id=f"extract-{n}")
     text_redis.set(keys.POLLER_HEARTBEAT, f"{time.time() - 12:.3f}")

@@ -18,7 +18,7 @@ from pytest_httpserver import HTTPServer
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from core import keys
+from core import keys, queues
 from core.fetch import Fetcher
 from core.logs import configure_logging
 from core.metrics import REGISTRY
@@ -97,9 +97,7 @@ def serve_feed(httpserver: HTTPServer, hub: Hub, links: list[str]) -> str:
 
 
 def queued_ids(rq_redis: redis.Redis) -> list[str]:
-    from rq import Queue
-
-    return [a["article_id"] for job in Queue(keys.EXTRACT_QUEUE, connection=rq_redis).jobs
+    return [a["article_id"] for job in queues.queue(rq_redis, keys.EXTRACT_QUEUE).jobs
             for a in job.args[0]]  # fmt: skip
 
 

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import redis
 import yaml
-from rq import Queue
 
-from core import keys
+from core import keys, queues
 from core.settings import Settings
 from core.urls import article_id_for, canonicalize_url
 from service.backfill import BACKFILL_STATE_TTL_S, archive_urls
@@ -37,7 +36,7 @@ def archive_site() -> Iterator[SitemapSite]:
 
 def queued_ids(rq_redis: redis.Redis) -> list[str]:
     """Every article id in the extract queue's jobs, repeats included."""
-    jobs = Queue(keys.EXTRACT_QUEUE, connection=rq_redis).get_jobs()
+    jobs = queues.queue(rq_redis, keys.EXTRACT_QUEUE).get_jobs()
     return [article["article_id"] for job in jobs for article in job.args[0]]
 
 

@@ -13,11 +13,10 @@ import redis
 import structlog
 import yaml
 from pytest_httpserver import HTTPServer
-from rq import Queue
 from structlog.testing import capture_logs
 from werkzeug import Request, Response
 
-from core import keys
+from core import keys, queues
 from core.models import Feed
 from core.settings import Settings
 from service.demo import SITE_DIR
@@ -98,7 +97,7 @@ def test_hostile_feeds(
         name: text_redis.hget(keys.feed_state(f.feed_id), "last_status")
         for name, f in feeds.items()
     }
-    items = [a for job in Queue(keys.EXTRACT_QUEUE, connection=rq_redis).jobs for a in job.args[0]]
+    items = [a for job in queues.queue(rq_redis, keys.EXTRACT_QUEUE).jobs for a in job.args[0]]
     urls = [item["url"] for item in items]
     titles = " ".join(item["title"] for item in items)
     record.observed(

@@ -14,10 +14,9 @@ import redis
 import structlog
 import yaml
 from pytest_httpserver import HTTPServer
-from rq import Queue
 from structlog.testing import capture_logs
 
-from core import keys
+from core import keys, queues
 from core.errors import PermanentFetchError
 from core.fetch import Fetcher, system_resolver
 from core.models import Feed
@@ -74,7 +73,7 @@ def test_malformed_item_urls_cost_only_their_items(
         report = poll(settings, text_redis, rq_redis, [feed], Clock())
     state = text_redis.hgetall(keys.feed_state(feed.feed_id))
     urls = [
-        a["url"] for job in Queue(keys.EXTRACT_QUEUE, connection=rq_redis).jobs for a in job.args[0]
+        a["url"] for job in queues.queue(rq_redis, keys.EXTRACT_QUEUE).jobs for a in job.args[0]
     ]
     skipped = [e for e in logs if e["event"] == "poller.links_skipped"]
     record.observed(

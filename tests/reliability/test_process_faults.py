@@ -17,10 +17,9 @@ import pytest
 import redis
 import yaml
 from pytest_httpserver import HTTPServer
-from rq import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from core import keys
+from core import keys, queues
 from core.models import Feed
 from core.settings import Settings
 from service.embedded_redis import EmbeddedRedis
@@ -87,7 +86,7 @@ def test_worker_killed_mid_extraction(
         assert wait_until(lambda: Path(sock).exists(), 20)
         client = redis.Redis(unix_socket_path=sock, decode_responses=True)
         rq_client = redis.Redis(unix_socket_path=sock)
-        started = StartedJobRegistry(queue=Queue(keys.EXTRACT_QUEUE, connection=rq_client))
+        started = StartedJobRegistry(queue=queues.queue(rq_client, keys.EXTRACT_QUEUE))
         kills = 0
         for _ in range(3):
             assert wait_until(lambda: started.count > 0, 30), log.read_text()[-2000:]
@@ -98,7 +97,7 @@ def test_worker_killed_mid_extraction(
             time.sleep(1.5)
         done = wait_until(lambda: outcome(client)[0] == 200, 150, every=0.5)
         verdicts, relevant, entries, ids = outcome(client)
-        failed = FailedJobRegistry(queue=Queue(keys.EXTRACT_QUEUE, connection=rq_client)).count
+        failed = FailedJobRegistry(queue=queues.queue(rq_client, keys.EXTRACT_QUEUE)).count
         files = len(list((tmp_path / "corpus").glob("*.txt")))
         record.observed(f"{kills} kills; {verdicts}/200 articles tagged, {files} files, {entries} events "
                         f"for {relevant} relevant ({len(ids)} distinct), {failed} failed jobs")  # fmt: skip

@@ -187,6 +187,14 @@ def test_sentinel_profile_is_optional_and_complete(services: dict[str, Any]) -> 
     assert replica[replica.index("--maxmemory-policy") + 1] == "noeviction"
     for name in SENTINELS:
         assert "sentinel monitor tradewire redis 6379 2" in _sentinel_config(services[name])
+        # Redis has ACL users: sentinels and the replica authenticate as the administrator.
+        assert "sentinel auth-pass tradewire $$(cat /run/secrets/redis_admin_password)" in (
+            _sentinel_config(services[name])
+        )
+        assert [s if isinstance(s, str) else s["source"] for s in services[name]["secrets"]] == [
+            "redis_admin_password"
+        ]
+    assert "start-redis.sh" in " ".join(services["redis-replica"]["entrypoint"])
     for name in TRADEWIRE:
         env = services[name]["environment"]
         assert env["TRADEWIRE_REDIS_SENTINELS"] in ("", None)
@@ -204,6 +212,7 @@ def test_sentinel_profile_config_is_accepted_by_a_real_sentinel(
             "port 26379", f"port {port}"
         )
         for line in _sentinel_config(_from_yaml()["services"]["sentinel-1"])
+        if not line.startswith("sentinel auth-pass")  # this server has no password
     ]
     conf = tmp_path / "sentinel.conf"
     conf.write_text("\n".join([*lines, "bind 127.0.0.1", f"dir {tmp_path}"]) + "\n")
@@ -218,3 +227,28 @@ def test_sentinel_profile_config_is_accepted_by_a_real_sentinel(
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_redis_holds_the_acl_users_with_passwords_from_secret_files(
+    services: dict[str, Any],
+) -> None:
+    """README "Least privilege": the passwords are compose secrets (files no commit holds),
+    rendered into the ACL by deploy/redis/start-redis.sh; none is on a command line."""
+    redis = services["redis"]
+    assert "start-redis.sh" in " ".join(redis["entrypoint"])
+    names = {s if isinstance(s, str) else s["source"] for s in redis["secrets"]}
+    assert names == {f"redis_{role}_password" for role in ("admin", "service", "consumer")}
+    mounted = " ".join(str(v) for v in redis["volumes"])
+    assert "deploy/redis/start-redis.sh:" in mounted and "users.acl.template:" in mounted
+    check = " ".join(redis["healthcheck"]["test"])
+    assert "REDISCLI_AUTH=" in check and "/run/secrets/redis_admin_password" in check
+    assert not re.search(r"requirepass|--pass\b|-a ", " ".join(map(str, redis["command"])) + check)
+
+
+def test_the_secret_files_are_never_committed() -> None:
+    files = [s["file"] for s in _from_yaml()["secrets"].values()]
+    assert files and all(f.startswith("./deploy/redis/secrets/") for f in files)
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *files], cwd=ROOT, capture_output=True, text=True
+    )
+    assert ignored.stdout.split() == files
