@@ -30,7 +30,7 @@ from core.document import format_document, normalize_paragraph, strip_boilerplat
 from core.errors import RefusedArticleError
 from workers.language import detect_language, normalize_language_tag
 from workers.metadata import page_metadata
-from workers.refusal import refusal_reason
+from workers.refusal import TOO_SHORT, Page, refusal_reason
 
 # A fast pass keeping fewer words than this gets a second, full pass (see extract_article).
 SECOND_PASS_WORDS = 100
@@ -126,6 +126,7 @@ def wrap_loose_text(tree: Any) -> None:
             elif child.tag in _INLINE or not isinstance(child.tag, str):
                 runs[-1].append(child)
             else:
+                _as_paragraph(child)
                 runs.append([child])  # a block element stands alone
                 runs.append([])
             runs[-1].append(tail)
@@ -149,6 +150,15 @@ def wrap_loose_text(tree: Any) -> None:
                 else:
                     paragraph.append(item)
                     last = item
+
+
+def _as_paragraph(element: Any) -> None:
+    """A ``div`` beside the wrapped runs holding only text and inline elements is a
+    paragraph too: left a ``div`` among new ``<p>`` siblings, precise extraction drops it."""
+    if element.tag != "div" or not "".join(element.itertext()).strip():
+        return
+    if all(child.tag in _INLINE or child.tag == "br" for child in element.iter() if child is not element and isinstance(child.tag, str)):
+        element.tag = "p"
 
 
 def _trafilatura(tree: Any, url: str, *, fast: bool) -> Any:
@@ -201,11 +211,13 @@ def extract_article(
             paragraphs, words = fuller, fuller_words
     if not paragraphs:
         raise RefusedArticleError("empty", "no main text found")
-    reason = refusal_reason(html[:20000], paragraphs, words, meta.page_type)
-    if reason is not None and refuse_non_articles:
-        raise RefusedArticleError(reason, f"{words} words kept")
-    if words < min_words:
-        raise RefusedArticleError("too_short", f"{words} words")
+    if refuse_non_articles:
+        page = Page(tree, url, html[:20000], meta.page_type, meta.published)
+        reason = refusal_reason(page, paragraphs, words, min_words)
+        if reason is not None:
+            raise RefusedArticleError(reason, f"{words} words kept")
+    elif words < min_words:
+        raise RefusedArticleError(TOO_SHORT, f"{words} words")
     language = normalize_language_tag(meta.language) or detect_language(" ".join(paragraphs))
     return Extraction(
         title=normalize_paragraph(meta.title or fallback_title),

@@ -1,32 +1,60 @@
 """Is this page an article at all? (pure). A typed reason when it is not.
 
-Walls and challenges are recognised by the markers their vendors and CMSs put in pages,
-teasers and section pages by the shape of what extraction kept, never by site names.
+Every rule asks what the page's *main content* is, never whether some marker occurs
+somewhere: a reCAPTCHA in a comment form, a subscription box beside a full story or a
+"related stories" list under it do not make an article a challenge, a paywall or a section
+page. Walls and challenges are recognised by vendor and CMS markup plus little text;
+section pages by the structure of their links (many headline links of similar shape to
+sibling pages making up the kept text); short pages by article-likeness (an article
+container, a headline, a date), not by a word count alone. No site names anywhere.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
-import statistics
+from collections import Counter
 from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 BOT_CHALLENGE = "bot_challenge"
 CONSENT_WALL = "consent_wall"
 PAYWALL = "paywall"
 INDEX_PAGE = "index_page"
+ERROR_PAGE = "error_page"
+TOO_SHORT = "too_short"
 
-_CHALLENGE = re.compile(
-    r"cf-browser-verification|challenge-platform|cf_chl_|just a moment\.\.\.|"
-    r"checking (?:if the site connection is secure|your browser)|"
-    r"attention required!?\s*\|\s*cloudflare|"
-    r"px-captcha|captcha-delivery|datadome|g-recaptcha|h-captcha|hcaptcha\.com|"
-    r"please (?:verify|confirm) (?:that )?you are (?:a )?human|are you a robot",
+# Titles and headings that challenge and interstitial pages show (vendors' defaults).
+_CHALLENGE_TITLE = re.compile(
+    r"^(?:just a moment|attention required|checking (?:your browser|if the site connection)"
+    r"|please wait|one more step|are you (?:a )?(?:robot|human)|robot or human"
+    r"|pardon our interruption|access denied|security check|verify(?:ing)? (?:you are )?human"
+    r"|ddos protection|captcha)",
+    re.I,
+)
+# Markup only a challenge page carries in its body (not the scripts CDNs add everywhere).
+_CHALLENGE_MARKUP = re.compile(
+    r"cf-browser-verification|cf-challenge|cf_chl_opt|challenge-form|px-captcha|"
+    r"captcha-delivery\.com|geo\.captcha",
+    re.I,
+)
+# Captcha widgets also sit in comment, contact and login forms of ordinary pages.
+_CAPTCHA_WIDGET = re.compile(r"g-recaptcha|h-captcha|recaptcha/api\.js|cf-turnstile", re.I)
+_CHALLENGE_TEXT = re.compile(
+    r"please (?:verify|confirm) (?:that )?you(?:'re| are) (?:a )?human|are you a robot|"
+    r"checking (?:if the site connection is secure|your browser)|enable javascript and cookies"
+    r"|complete the security check|press (?:&|and) hold",
     re.I,
 )
 _CONSENT = re.compile(
     r"\b(?:cookies?|consent|privacy (?:settings|preferences|choices)|accept all|reject all|"
     r"manage (?:options|preferences)|partners|legitimate interest|personali[sz]ed ads|"
-    r"before you continue|we value your privacy)\b",
+    r"before you continue|we value your privacy|"
+    r"einwilligung|zustimmen|alle akzeptieren|datenschutz|partner|"  # de
+    r"consentement|accepter|tout accepter|tout refuser|partenaires|"  # fr
+    r"zgod[ay]|akceptuj[eę]|prywatno[sś]ci|partnerzy|ciasteczk)\b",  # pl
     re.I,
 )
 _PAYWALL = re.compile(
@@ -36,28 +64,174 @@ _PAYWALL = re.compile(
     r"(?:continue|read)|\"isAccessibleForFree\"\s*:\s*\"?false",
     re.I,
 )
+_ERROR_TITLE = re.compile(
+    r"\b(?:404|410|500|502|503)\b.{0,40}(?:not found|error|gone|unavailable)|"
+    r"^(?:page|file|article|content) (?:not found|unavailable)|not found$|"
+    r"^(?:error|oops)\b|internal server error|service unavailable|"
+    r"seite nicht gefunden|page (?:introuvable|non trouvée)|nie znaleziono strony|"
+    r"strona nie (?:istnieje|została znaleziona)|página no encontrada",
+    re.I,
+)
+_ARTICLE_TYPES = re.compile(
+    r"\"@type\"\s*:\s*\[?\s*\"(?:News|Reportage|Analysis|Opinion|Report|Blog)?(?:Article|"
+    r"Posting)\"",
+)
+_CONTAINER_XPATH = (
+    "//article | //*[@itemprop='articleBody'] | //*[contains(@itemtype, 'Article')]"
+    " | //*[contains(@itemtype, 'BlogPosting')]"
+    " | //*[contains(concat(' ', normalize-space(@class), ' '), ' entry-content ')"
+    " or contains(@class, 'post-body') or contains(@class, 'article-body')"
+    " or contains(@class, 'story-body') or contains(@class, 'articleBody')]"
+)
+_HEADLINE_XPATH = (
+    "//h1 | //*[@itemprop='headline'] | //h2[contains(@class, 'title')"
+    " or contains(@class, 'headline')]"
+)
+_DATE = re.compile(
+    r"\b(?:\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}|"
+    r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? "
+    r"\d{4}|\d{1,2}(?:st|nd|rd|th|er)?\.? (?:jan|feb|m[aä]r|apr|ma[iy]|jun|jul|aug|sep|o[ck]t|nov|de[cz]|janv|févr|"
+    r"mars|avr|mai|juin|juil|août|sept|déc|stycz|lut|marc|kwie|maj|czerw|lip|sierp|wrze|"
+    r"paźdz|listop|grud)[a-zéûèżźł]*\.?,? \d{4})",
+    re.I,
+)
 
-# A walled page's extract is short; a long article that merely mentions cookies is fine.
+# Walls, challenges and error pages leave little text; long pages skip those searches.
 WALL_MAX_WORDS = 250
+# A short page showing two of (article container, headline, date) is kept from this many
+# words on, one showing all three from half as many (a photo caption, a wire flash).
+BRIEF_MIN_WORDS = 20
+# Section pages: at least this many kept paragraphs are headline links to sibling pages,
+INDEX_MIN_TEASERS = 6
+# they make up at least this share of the kept paragraphs,
+INDEX_TEASER_SHARE = 0.4
+# and the rest holds fewer words than this in story-length paragraphs (standfirsts are short).
+INDEX_MAX_STORY_WORDS = 150
+STORY_PARAGRAPH_WORDS = 40
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    """The parsed page as refusal rules see it; every look-up is lazy and cached."""
+
+    tree: Any
+    url: str
+    html_head: str  # the start of the page source: challenge and paywall flags sit early
+    page_type: str | None  # og:type
+    published: str | None
+
+    @functools.cached_property
+    def title(self) -> str:
+        return " ".join(" ".join(self.tree.xpath("//head/title//text()")).split())
+
+    @functools.cached_property
+    def body_text(self) -> str:
+        body = self.tree.find(".//body")
+        return " ".join((body.text_content() if body is not None else "").split())[:20000]
+
+    @functools.cached_property
+    def article_like(self) -> int:
+        """How many of (article container, headline, date) the page shows, 0 to 3."""
+        container = (
+            self.page_type == "article"
+            or bool(_ARTICLE_TYPES.search(self.html_head))
+            or bool(self.tree.xpath(_CONTAINER_XPATH))
+        )
+        headline = any(
+            len("".join(h.itertext()).split()) >= 2 for h in self.tree.xpath(_HEADLINE_XPATH)
+        )
+        date = bool(self.published or self.tree.xpath("//time")) or bool(
+            _DATE.search(self.body_text[:5000])
+        )
+        return int(container) + int(headline) + int(date)
+
+    @functools.cached_property
+    def headline_links(self) -> dict[str, str]:
+        """Link text (3 to 30 words) → absolute URL, for links to this page's own site."""
+        host = urlsplit(self.url).netloc.lower()
+        links: dict[str, str] = {}
+        for a in self.tree.iter("a"):
+            href = (a.get("href") or "").strip()
+            text = " ".join("".join(a.itertext()).split())
+            if not href or href.startswith(("#", "javascript:", "mailto:")):
+                continue
+            if 3 <= len(text.split()) <= 30:
+                target = urljoin(self.url, href)
+                if urlsplit(target).netloc.lower() in (host, ""):
+                    links.setdefault(text, target)
+        return links
+
+
+def _is_challenge(page: Page, text: str, words: int) -> bool:
+    """The main content is the challenge: a challenge title, or challenge markup or wording
+    with no article around it. A captcha in a story's comment form is not enough."""
+    if _CHALLENGE_TITLE.match(page.title) or _CHALLENGE_TEXT.search(text):
+        return True
+    if _CHALLENGE_MARKUP.search(page.html_head):
+        return page.article_like < 2
+    widget = _CAPTCHA_WIDGET.search(page.html_head)
+    return bool(widget) and words < BRIEF_MIN_WORDS and page.article_like < 2
+
+
+def _is_consent_wall(text: str, words: int) -> bool:
+    hits = len(_CONSENT.findall(text))
+    return hits >= 3 and hits * 12 >= words  # consent wording dominates what is left
+
+
+def _is_paywall(page: Page, text: str, words: int) -> bool:
+    """A wall with nothing of the story in front of it. A teaser whose lead paragraphs and
+    headline survive is kept (its prompts are stripped as boilerplate), and so is a full
+    article beside a subscription box."""
+    if not (_PAYWALL.search(page.html_head) or _PAYWALL.search(text[-2000:])):
+        return False
+    return words < BRIEF_MIN_WORDS or page.article_like < 2
+
+
+def _is_index(page: Page, paragraphs: Sequence[str]) -> bool:
+    """Many kept paragraphs are headlines linking to sibling pages of one section (same
+    site, same path depth or prefix): a list of teasers, not a story."""
+    if len(paragraphs) < INDEX_MIN_TEASERS:
+        return False
+    links = page.headline_links
+    targets = [links[p] for p in paragraphs if p in links]
+    if len(set(targets)) < INDEX_MIN_TEASERS or len(targets) < INDEX_TEASER_SHARE * len(
+        paragraphs
+    ):
+        return False
+    story = [len(p.split()) for p in paragraphs if p not in links]
+    if sum(n for n in story if n >= STORY_PARAGRAPH_WORDS) >= INDEX_MAX_STORY_WORDS:
+        return False
+    paths = [urlsplit(t).path.strip("/").split("/") for t in targets]
+    _, n_depth = Counter(len(p) for p in paths).most_common(1)[0]
+    _, n_prefix = Counter(p[0] for p in paths).most_common(1)[0]
+    return max(n_depth, n_prefix) >= 0.6 * len(paths)
 
 
 def refusal_reason(
-    html_head: str, paragraphs: Sequence[str], words: int, page_type: str | None
+    page: Page, paragraphs: Sequence[str], words: int, min_words: int
 ) -> str | None:
-    """The reason to refuse the page, or None to keep it.
-
-    ``html_head`` is the start of the page (challenges and paywall flags sit early),
-    ``paragraphs`` what extraction kept, ``page_type`` its og:type when it has one."""
-    if words < WALL_MAX_WORDS:  # walls leave little text; most pages skip the searches
-        if _CHALLENGE.search(html_head):
+    """The reason to refuse the page, or None to keep it; ``paragraphs`` and ``words`` are
+    what extraction kept."""
+    text = " ".join(paragraphs)
+    if words < WALL_MAX_WORDS:
+        if _is_challenge(page, text, words):
             return BOT_CHALLENGE
-        text = " ".join(paragraphs)
-        if len(_CONSENT.findall(text)) >= 3:
+        if _is_consent_wall(text, words):
             return CONSENT_WALL
-        if _PAYWALL.search(html_head) or _PAYWALL.search(text[-2000:]):
+        if _ERROR_TITLE.search(page.title) and page.article_like < 3:
+            return ERROR_PAGE
+        if _is_paywall(page, text, words):
             return PAYWALL
-    if paragraphs and page_type in ("website", "section", "object"):
-        lengths = [len(p.split()) for p in paragraphs]
-        if len(lengths) >= 5 and statistics.median(lengths) < 14:
-            return INDEX_PAGE  # a list of headlines and standfirsts, not a story
+    if _is_index(page, paragraphs):
+        return INDEX_PAGE
+    if words < min_words and not _is_brief(page, words):
+        return TOO_SHORT
     return None
+
+
+def _is_brief(page: Page, words: int) -> bool:
+    """A short text that is still an article: it sits in an article-like page."""
+    likeness = page.article_like
+    return (likeness >= 2 and words >= BRIEF_MIN_WORDS) or (
+        likeness == 3 and words >= BRIEF_MIN_WORDS // 2
+    )
