@@ -34,6 +34,12 @@ from workers.refusal import TOO_SHORT, Page, refusal_reason
 
 # A fast pass keeping fewer words than this gets a second, full pass (see extract_article).
 SECOND_PASS_WORDS = 100
+# A result under this share of the page's <p> words gets a recall pass (see _main_text),
+# taken when it keeps RECALL_GAIN times the words. Chosen on extraction-more, checked on
+# extraction (benchmarks/extraction_quality.py): any share in 0.2-0.5 and gain in 2-3 gives
+# the same sign on every source.
+RECALL_SHARE = 0.3
+RECALL_GAIN = 2.0
 FAVOR_PRECISION = True
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_:.-]+)""", re.I)
@@ -161,12 +167,12 @@ def _as_paragraph(element: Any) -> None:
         element.tag = "p"
 
 
-def _trafilatura(tree: Any, url: str, *, fast: bool) -> Any:
+def _trafilatura(tree: Any, url: str, *, fast: bool, precise: bool = FAVOR_PRECISION) -> Any:
     return trafilatura.bare_extraction(
         tree,
         url=url,
         fast=fast,
-        favor_precision=FAVOR_PRECISION,
+        favor_precision=precise,
         include_comments=False,
         include_tables=True,
         include_images=False,
@@ -181,6 +187,31 @@ def _body_paragraphs(document: Any) -> list[str]:
     if not blocks and document.text:
         blocks = document.text.split("\n")
     return strip_boilerplate([p for p in (normalize_paragraph(b) for b in blocks) if p])
+
+
+def _paragraph_words(tree: Any) -> int:
+    """Words in the page's ``<p>`` elements: how much running text the page offers."""
+    return word_count(" ".join(" ".join(p.itertext()) for p in tree.iter("p")))
+
+
+def _main_text(tree: Any, url: str) -> tuple[list[str], int]:
+    """The fast precise pass; a full pass when it keeps under ``SECOND_PASS_WORDS`` words;
+    a fast recall pass when the result is still short or a small share of the page's
+    paragraph text (the precise pass then often kept a sidebar and dropped the story),
+    taken only when it keeps ``RECALL_GAIN`` times as many words."""
+    paragraphs = _body_paragraphs(_trafilatura(tree, url, fast=True))
+    words = word_count(" ".join(paragraphs))
+    if words < SECOND_PASS_WORDS:
+        fuller = _body_paragraphs(_trafilatura(tree, url, fast=False))
+        fuller_words = word_count(" ".join(fuller))
+        if fuller_words > words:
+            paragraphs, words = fuller, fuller_words
+    if words < SECOND_PASS_WORDS or words < RECALL_SHARE * _paragraph_words(tree):
+        recall = _body_paragraphs(_trafilatura(tree, url, fast=True, precise=False))
+        recall_words = word_count(" ".join(recall))
+        if recall_words >= RECALL_GAIN * max(words, 1):
+            paragraphs, words = recall, recall_words
+    return paragraphs, words
 
 
 def extract_article(
@@ -202,13 +233,7 @@ def extract_article(
         raise RefusedArticleError("empty", "no HTML document")
     meta = page_metadata(tree)
     wrap_loose_text(tree)
-    paragraphs = _body_paragraphs(_trafilatura(tree, url, fast=True))
-    words = word_count(" ".join(paragraphs))
-    if words < SECOND_PASS_WORDS:
-        fuller = _body_paragraphs(_trafilatura(tree, url, fast=False))
-        fuller_words = word_count(" ".join(fuller))
-        if fuller_words > words:
-            paragraphs, words = fuller, fuller_words
+    paragraphs, words = _main_text(tree, url)
     if not paragraphs:
         raise RefusedArticleError("empty", "no main text found")
     if refuse_non_articles:
