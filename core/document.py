@@ -12,11 +12,16 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 
 _SPACES = re.compile(r"\s+")
-_CONTROL = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u200b\ufeff]")
+# Controls and invisible format characters: soft hyphen, zero-width space/non-joiner/joiner,
+# word joiner and invisible operators, BOM. They sit inside words ("tar\u00adiff") and break
+# word matches (tagging) and token counts; none is visible in the text.
+_CONTROL = re.compile(
+    r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u00ad\u200b-\u200d\u2060-\u2064\ufeff]"
+)
 
 
 def normalize_paragraph(text: str) -> str:
-    """NFC, no control or zero-width characters, single spaces, trimmed."""
+    """NFC, no control or invisible characters, single spaces (NBSP too), trimmed."""
     text = unicodedata.normalize("NFC", text)
     text = _CONTROL.sub("", text)
     return _SPACES.sub(" ", text).strip()
@@ -68,16 +73,45 @@ _PROMPT = re.compile(
     r"|we use cookies|this (?:site|website) uses cookies|accept (?:all )?cookies"
     r"|read more\b|advertisement$|click here to\b|get notified of\b|email us at\b"
     r"|.{0,40}\bis now on (?:telegram|whatsapp|google news)"
-    r"|copy link$|print$)",
+    r"|copy link$|print$"
+    # Paywall and teaser prompts: a teaser keeps its lead paragraphs, not its wall.
+    r"|subscribe (?:now )?to (?:continue|keep) reading|already a subscriber\b"
+    r"|to continue reading\b|to read the full (?:story|article)\b|create a free account\b"
+    # German, French, Polish: the same prompts and "read also" lines.
+    r"|jetzt (?:abonnieren|anmelden|registrieren)\b|lesen sie (?:auch|mehr)\b|mehr zum thema\b"
+    r"|weiterlesen mit\b|folgen sie uns\b|teilen auf\b"
+    r"|abonnez-vous\b|(?:à )?lire aussi\b|suivez-nous\b|partager sur\b|déjà abonné\b"
+    r"|inscrivez-vous\b|nous utilisons des cookies"
+    r"|czytaj (?:też|także|również|więcej)\b|zobacz (?:też|także|również)\b|udostępnij\b"
+    r"|obserwuj nas\b|zaloguj się\b|wykup (?:dostęp|prenumeratę|subskrypcję)\b)",
     re.I,
+)
+# Rights footers: "© 2019 Publisher", "Copyright 2008 ... All rights reserved."
+_RIGHTS = re.compile(
+    r"^(?:©|\(c\)\s*\d{4}|copyright\s*(?:©|\(c\))?\s*\d{4})|all rights reserved"
+    r"|alle rechte vorbehalten|tous droits réservés|wszelkie prawa zastrzeżone"
+    r"|todos los derechos reservados",
+    re.I,
+)
+# Server errors printed into the page: PHP warnings and notices, stack trace lines.
+_SERVER_ERROR = re.compile(
+    r"^(?:(?:PHP )?(?:Warning|Notice|Deprecated|Strict Standards|(?:Fatal|Parse|Catchable "
+    r"fatal) error)\s*:.{0,400}\bon line \d+|Stack trace:|#\d+ (?:/|[A-Z]:\\|\{main\}|"
+    r"\[internal function\])|Traceback \(most recent call last\)|"
+    r"(?:Uncaught )?(?:Exception|Error) in .{0,200}:\d+$|at [\w.$<>]+\([\w]+\.java:\d+\))",
 )
 _TEASER_HEADING = re.compile(
     r"^(?:you may also like|you might also like|related(?: articles| stories| news| posts)?"
     r"|more from\b.{0,40}|recommended(?: for you| stories)?|most read|most popular|trending"
-    r"|read next|also read|more stories|latest news|editor'?s picks)\s*:?$",
+    r"|read next|also read|more stories|latest news|editor'?s picks"
+    r"|das könnte sie auch interessieren|meistgelesen|weitere artikel|mehr aus\b.{0,40}"
+    r"|à lire (?:aussi|également)|sur le même sujet|les plus lus|dans la même rubrique"
+    r"|polecamy|najczęściej czytane|najnowsze|podobne artykuły|zobacz również)\s*:?$",
     re.I,
 )
-_BREADCRUMB = re.compile(r"^(?:home|startseite|главная|головна)\s*[›»>/|]", re.I)
+_BREADCRUMB = re.compile(
+    r"^(?:home|startseite|accueil|strona główna|главная|головна)\s*[›»>/|]", re.I
+)
 
 
 def is_language_switcher(paragraph: str) -> bool:
@@ -86,13 +120,17 @@ def is_language_switcher(paragraph: str) -> bool:
 
 
 def is_boilerplate(paragraph: str) -> bool:
-    """A short paragraph that is page chrome: switchers, breadcrumbs, prompts, cookie notes."""
+    """A short paragraph that is page chrome: switchers, breadcrumbs, prompts, cookie notes,
+    rights footers; and server errors (PHP warnings, stack traces) of any length."""
+    if _SERVER_ERROR.match(paragraph):
+        return True
     if len(paragraph) > 300:
         return False
     return bool(
         is_language_switcher(paragraph)
         or _BREADCRUMB.match(paragraph)
         or (_PROMPT.match(paragraph) and len(paragraph.split()) <= 25)
+        or (_RIGHTS.search(paragraph) and len(paragraph.split()) <= 40)
     )
 
 
