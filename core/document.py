@@ -114,6 +114,11 @@ _BREADCRUMB = re.compile(
 )
 
 
+def is_server_error(text: str) -> bool:
+    """A server error printed into the page: PHP warning or notice, stack trace line."""
+    return bool(_SERVER_ERROR.match(text))
+
+
 def is_language_switcher(paragraph: str) -> bool:
     tokens = [t for t in re.split(r"[\s|/·•,]+", paragraph.lower()) if t]
     return 1 < len(tokens) <= 8 and all(t in _LANGUAGE_TOKENS for t in tokens)
@@ -122,7 +127,7 @@ def is_language_switcher(paragraph: str) -> bool:
 def is_boilerplate(paragraph: str) -> bool:
     """A short paragraph that is page chrome: switchers, breadcrumbs, prompts, cookie notes,
     rights footers; and server errors (PHP warnings, stack traces) of any length."""
-    if _SERVER_ERROR.match(paragraph):
+    if is_server_error(paragraph):
         return True
     if len(paragraph) > 300:
         return False

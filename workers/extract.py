@@ -30,7 +30,7 @@ from core.document import format_document, normalize_paragraph, strip_boilerplat
 from core.errors import RefusedArticleError
 from workers.language import detect_language, normalize_language_tag
 from workers.metadata import page_metadata
-from workers.refusal import TOO_SHORT, Page, refusal_reason
+from workers.refusal import EMPTY, TOO_SHORT, Page, refusal_reason
 
 # A fast pass keeping fewer words than this gets a second, full pass (see extract_article).
 SECOND_PASS_WORDS = 100
@@ -189,6 +189,21 @@ def _body_paragraphs(document: Any) -> list[str]:
     return strip_boilerplate([p for p in (normalize_paragraph(b) for b in blocks) if p])
 
 
+_TITLE_START = re.compile(r"(<title\b[^>]*>)([^<]*)", re.I)
+# No real title is this long: the parser took the rest of the page as title text.
+_MAX_TITLE_CHARS = 2000
+
+
+def _parse(html: str) -> Any:
+    """Parse; a ``<title>`` whose end tag is misspelt (``</titlevalue=...``) swallows the
+    whole page as title text, as it would in a browser, so it is closed at its first tag."""
+    tree = trafilatura.utils.load_html(html)
+    title = tree.find(".//title") if tree is not None else None
+    if title is not None and len(title.text or "") > _MAX_TITLE_CHARS:
+        tree = trafilatura.utils.load_html(_TITLE_START.sub(r"\1\2</title>", html, count=1))
+    return tree
+
+
 def _paragraph_words(tree: Any) -> int:
     """Words in the page's ``<p>`` elements: how much running text the page offers."""
     return word_count(" ".join(" ".join(p.itertext()) for p in tree.iter("p")))
@@ -228,19 +243,19 @@ def extract_article(
     suits nearly every page; when it keeps under ``SECOND_PASS_WORDS`` words (it dropped
     the body of an unusual layout), the full pass with its fallbacks runs on the same tree.
     """
-    tree = trafilatura.utils.load_html(html)
+    tree = _parse(html)
     if tree is None:
-        raise RefusedArticleError("empty", "no HTML document")
+        raise RefusedArticleError(EMPTY, "no HTML document")
     meta = page_metadata(tree)
     wrap_loose_text(tree)
     paragraphs, words = _main_text(tree, url)
-    if not paragraphs:
-        raise RefusedArticleError("empty", "no main text found")
     if refuse_non_articles:
         page = Page(tree, url, html[:20000], meta.page_type, meta.published)
         reason = refusal_reason(page, paragraphs, words, min_words)
         if reason is not None:
             raise RefusedArticleError(reason, f"{words} words kept")
+    elif not paragraphs:
+        raise RefusedArticleError(EMPTY, "no main text found")
     elif words < min_words:
         raise RefusedArticleError(TOO_SHORT, f"{words} words")
     language = normalize_language_tag(meta.language) or detect_language(" ".join(paragraphs))

@@ -19,12 +19,15 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from core.document import is_server_error
+
 BOT_CHALLENGE = "bot_challenge"
 CONSENT_WALL = "consent_wall"
 PAYWALL = "paywall"
 INDEX_PAGE = "index_page"
 ERROR_PAGE = "error_page"
 TOO_SHORT = "too_short"
+EMPTY = "empty"
 
 # Titles and headings that challenge and interstitial pages show (vendors' defaults).
 _CHALLENGE_TITLE = re.compile(
@@ -96,18 +99,24 @@ _DATE = re.compile(
     re.I,
 )
 
+# A consent wall uses one consent term (cookies, partners, Einwilligung...) per this many words.
+CONSENT_WORDS_PER_TERM = 25
 # Walls, challenges and error pages leave little text; long pages skip those searches.
 WALL_MAX_WORDS = 250
 # A short page showing two of (article container, headline, date) is kept from this many
 # words on, one showing all three from half as many (a photo caption, a wire flash).
 BRIEF_MIN_WORDS = 20
-# Section pages: at least this many kept paragraphs are headline links to sibling pages,
+# Section pages: at least this many teaser blocks (a headline link to a sibling page each)
 INDEX_MIN_TEASERS = 6
-# they make up at least this share of the kept paragraphs,
-INDEX_TEASER_SHARE = 0.4
-# and the rest holds fewer words than this in story-length paragraphs (standfirsts are short).
-INDEX_MAX_STORY_WORDS = 150
-STORY_PARAGRAPH_WORDS = 40
+# hold at least this share of the kept words, spread over at least this many paragraphs.
+INDEX_TEASER_SHARE = 0.6
+INDEX_MIN_PARAGRAPHS = 4
+# A teaser is a headline and a standfirst; a block with more words is a story of its own.
+TEASER_MAX_WORDS = 80
+_HEADLINE_LINKS = (
+    "//h1//a[@href] | //h2//a[@href] | //h3//a[@href] | //h4//a[@href]"
+    " | //a[@href][h2 or h3 or h4]"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,8 +135,9 @@ class Page:
 
     @functools.cached_property
     def body_text(self) -> str:
-        body = self.tree.find(".//body")
-        return " ".join((body.text_content() if body is not None else "").split())[:20000]
+        body = self.tree.find(".//body")  # a bare fragment parses without one
+        root = body if body is not None else self.tree
+        return " ".join(" ".join(root.itertext()).split())[:20000]
 
     @functools.cached_property
     def article_like(self) -> int:
@@ -146,20 +156,35 @@ class Page:
         return int(container) + int(headline) + int(date)
 
     @functools.cached_property
-    def headline_links(self) -> dict[str, str]:
-        """Link text (3 to 30 words) → absolute URL, for links to this page's own site."""
+    def teaser_blocks(self) -> list[str]:
+        """The text of each teaser block (see ``_is_index``); empty when the page has fewer
+        than ``INDEX_MIN_TEASERS`` headline links to sibling pages."""
         host = urlsplit(self.url).netloc.lower()
-        links: dict[str, str] = {}
-        for a in self.tree.iter("a"):
-            href = (a.get("href") or "").strip()
-            text = " ".join("".join(a.itertext()).split())
-            if not href or href.startswith(("#", "javascript:", "mailto:")):
-                continue
-            if 3 <= len(text.split()) <= 30:
-                target = urljoin(self.url, href)
-                if urlsplit(target).netloc.lower() in (host, ""):
-                    links.setdefault(text, target)
-        return links
+        anchors, paths = [], []
+        for a in self.tree.xpath(_HEADLINE_LINKS):
+            target = urlsplit(urljoin(self.url, a.get("href", "").strip()))
+            if len("".join(a.itertext()).split()) >= 3 and target.netloc.lower() in (host, ""):
+                anchors.append(a)
+                paths.append(target.path.strip("/").split("/"))
+        if len({"/".join(p) for p in paths}) < INDEX_MIN_TEASERS:
+            return []
+        n_depth = Counter(len(p) for p in paths).most_common(1)[0][1]
+        n_prefix = Counter(p[0] for p in paths).most_common(1)[0][1]
+        if max(n_depth, n_prefix) < 0.6 * len(paths):
+            return []  # links to all corners of the site: navigation, not a section's teasers
+        blocks = [_block_text(a, set(anchors)) for a in anchors]
+        blocks = [b for b in blocks if len(b.split()) <= TEASER_MAX_WORDS]
+        return blocks if len(blocks) >= INDEX_MIN_TEASERS else []
+
+
+def _block_text(anchor: Any, anchors: set[Any]) -> str:
+    """The text of the largest ancestor of ``anchor`` holding no other headline link."""
+    node = anchor
+    while (parent := node.getparent()) is not None and parent.tag != "body":
+        if any(a in anchors and a is not anchor for a in parent.iter("a")):
+            break
+        node = parent
+    return " ".join(" ".join(node.itertext()).split())
 
 
 def _is_challenge(page: Page, text: str, words: int) -> bool:
@@ -175,7 +200,7 @@ def _is_challenge(page: Page, text: str, words: int) -> bool:
 
 def _is_consent_wall(text: str, words: int) -> bool:
     hits = len(_CONSENT.findall(text))
-    return hits >= 3 and hits * 12 >= words  # consent wording dominates what is left
+    return hits >= 3 and hits * CONSENT_WORDS_PER_TERM >= words  # consent wording dominates
 
 
 def _is_paywall(page: Page, text: str, words: int) -> bool:
@@ -187,24 +212,18 @@ def _is_paywall(page: Page, text: str, words: int) -> bool:
     return words < BRIEF_MIN_WORDS or page.article_like < 2
 
 
-def _is_index(page: Page, paragraphs: Sequence[str]) -> bool:
-    """Many kept paragraphs are headlines linking to sibling pages of one section (same
-    site, same path depth or prefix): a list of teasers, not a story."""
-    if len(paragraphs) < INDEX_MIN_TEASERS:
+def _is_index(page: Page, paragraphs: Sequence[str], words: int) -> bool:
+    """Most of the kept text sits in teaser blocks: blocks each holding one headline link
+    to a sibling page of the same section (same site, same path depth or first segment),
+    at least ``INDEX_MIN_TEASERS`` of them. A story's own paragraphs sit in no such block,
+    whatever "related stories" list or sidebar the page also has."""
+    if len(paragraphs) < INDEX_MIN_PARAGRAPHS:
         return False
-    links = page.headline_links
-    targets = [links[p] for p in paragraphs if p in links]
-    if len(set(targets)) < INDEX_MIN_TEASERS or len(targets) < INDEX_TEASER_SHARE * len(
-        paragraphs
-    ):
+    blocks = page.teaser_blocks
+    if not blocks:
         return False
-    story = [len(p.split()) for p in paragraphs if p not in links]
-    if sum(n for n in story if n >= STORY_PARAGRAPH_WORDS) >= INDEX_MAX_STORY_WORDS:
-        return False
-    paths = [urlsplit(t).path.strip("/").split("/") for t in targets]
-    _, n_depth = Counter(len(p) for p in paths).most_common(1)[0]
-    _, n_prefix = Counter(p[0] for p in paths).most_common(1)[0]
-    return max(n_depth, n_prefix) >= 0.6 * len(paths)
+    teaser_words = sum(len(p.split()) for p in paragraphs if any(p in b for b in blocks))
+    return teaser_words >= INDEX_TEASER_SHARE * sum(len(p.split()) for p in paragraphs)
 
 
 def refusal_reason(
@@ -213,20 +232,30 @@ def refusal_reason(
     """The reason to refuse the page, or None to keep it; ``paragraphs`` and ``words`` are
     what extraction kept."""
     text = " ".join(paragraphs)
+    if not paragraphs:
+        if _is_challenge(page, text, words):
+            return BOT_CHALLENGE
+        return ERROR_PAGE if _is_error(page) or is_server_error(page.body_text[:500]) else EMPTY
     if words < WALL_MAX_WORDS:
         if _is_challenge(page, text, words):
             return BOT_CHALLENGE
         if _is_consent_wall(text, words):
             return CONSENT_WALL
-        if _ERROR_TITLE.search(page.title) and page.article_like < 3:
+        if _is_error(page):
             return ERROR_PAGE
         if _is_paywall(page, text, words):
             return PAYWALL
-    if _is_index(page, paragraphs):
+    if _is_index(page, paragraphs, words):
         return INDEX_PAGE
     if words < min_words and not _is_brief(page, words):
         return TOO_SHORT
     return None
+
+
+def _is_error(page: Page) -> bool:
+    """An error title on a page that is not an article. (A page whose only text is a server
+    error, a PHP warning or a stack trace, keeps no paragraph: see ``refusal_reason``.)"""
+    return bool(_ERROR_TITLE.search(page.title)) and page.article_like < 3
 
 
 def _is_brief(page: Page, words: int) -> bool:
