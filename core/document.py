@@ -86,11 +86,14 @@ _PROMPT = re.compile(
     r"|obserwuj nas\b|zaloguj się\b|wykup (?:dostęp|prenumeratę|subskrypcję)\b)",
     re.I,
 )
-# Rights footers: "© 2019 Publisher", "Copyright 2008 ... All rights reserved."
+# Rights and legal footers: "© 2019 Publisher", "Copyright 2008 ... All rights reserved.",
+# "please read our Privacy Policy".
 _RIGHTS = re.compile(
     r"^(?:©|\(c\)\s*\d{4}|copyright\s*(?:©|\(c\))?\s*\d{4})|all rights reserved"
     r"|alle rechte vorbehalten|tous droits réservés|wszelkie prawa zastrzeżone"
-    r"|todos los derechos reservados",
+    r"|todos los derechos reservados"
+    r"|\b(?:read|see) our (?:privacy policy|terms of (?:service|use))|datenschutzerklärung\b"
+    r"|politique de confidentialité|polityk[aęi] prywatności",
     re.I,
 )
 # Server errors printed into the page: PHP warnings and notices, stack trace lines.

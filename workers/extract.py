@@ -163,7 +163,11 @@ def _as_paragraph(element: Any) -> None:
     paragraph too: left a ``div`` among new ``<p>`` siblings, precise extraction drops it."""
     if element.tag != "div" or not "".join(element.itertext()).strip():
         return
-    if all(child.tag in _INLINE or child.tag == "br" for child in element.iter() if child is not element and isinstance(child.tag, str)):
+    if all(
+        child.tag in _INLINE or child.tag == "br"
+        for child in element.iter()
+        if child is not element and isinstance(child.tag, str)
+    ):
         element.tag = "p"
 
 
@@ -190,8 +194,8 @@ def _body_paragraphs(document: Any) -> list[str]:
 
 
 _TITLE_START = re.compile(r"(<title\b[^>]*>)([^<]*)", re.I)
-# No real title is this long: the parser took the rest of the page as title text.
-_MAX_TITLE_CHARS = 2000
+# No real title is this long and holds markup: the parser took the page as title text.
+_MAX_TITLE_CHARS = 300
 
 
 def _parse(html: str) -> Any:
@@ -199,7 +203,8 @@ def _parse(html: str) -> Any:
     whole page as title text, as it would in a browser, so it is closed at its first tag."""
     tree = trafilatura.utils.load_html(html)
     title = tree.find(".//title") if tree is not None else None
-    if title is not None and len(title.text or "") > _MAX_TITLE_CHARS:
+    text = title.text or "" if title is not None else ""
+    if len(text) > _MAX_TITLE_CHARS and "<" in text:
         tree = trafilatura.utils.load_html(_TITLE_START.sub(r"\1\2</title>", html, count=1))
     return tree
 
@@ -259,9 +264,11 @@ def extract_article(
     elif words < min_words:
         raise RefusedArticleError(TOO_SHORT, f"{words} words")
     language = normalize_language_tag(meta.language) or detect_language(" ".join(paragraphs))
+    title = normalize_paragraph(meta.title or fallback_title)
     return Extraction(
-        title=normalize_paragraph(meta.title or fallback_title),
-        paragraphs=tuple(paragraphs),
+        title=title,
+        # The headline repeated in the body is the title line's (format_document drops it too).
+        paragraphs=tuple(p for p in paragraphs if p != title),
         canonical_url=meta.canonical_url,
         authors=meta.authors,
         published=meta.published,
@@ -275,21 +282,33 @@ _BREAK = "\x00"
 
 def paragraphs_from_body(body: Any) -> list[str]:
     """One paragraph per block of trafilatura's body tree. Line breaks in the page source
-    are spaces; ``<br>`` (``lb``) separates paragraphs, as old CMSs use ``<br><br>``;
-    list items and table rows are paragraphs of their own."""
+    are spaces; ``<br>`` (``lb``) and nested blocks separate paragraphs, as old CMSs use
+    ``<br><br>`` and layout tables; list items and table rows are paragraphs of their own,
+    and a one-cell row (a layout table) gives its blocks as paragraphs."""
     out: list[str] = []
     for block in body:
         if block.tag == "list":
-            out.extend(_flatten(item) for item in block.iter("item"))
+            for item in block.iter("item"):
+                out.extend(_flatten(item).split(_BREAK))
         elif block.tag == "table":
             for row in block.iter("row"):
-                cells = [normalize_paragraph(_flatten(cell)) for cell in row.iter("cell")]
-                out.append(" | ".join(c for c in cells if c))
+                cells = [_flatten(cell) for cell in row.iter("cell")]
+                cells = [c for c in cells if c.replace(_BREAK, "").strip()]
+                if len(cells) == 1:
+                    out.extend(cells[0].split(_BREAK))
+                else:
+                    out.append(
+                        " | ".join(normalize_paragraph(c.replace(_BREAK, " ")) for c in cells)
+                    )
         else:
             out.extend(_flatten(block).split(_BREAK))
         if block.tail and block.tail.strip():
             out.append(block.tail)  # text between blocks is a paragraph of its own
     return out
+
+
+# Elements of trafilatura's output that are blocks: their text never runs into a neighbour's.
+_OUTPUT_BLOCKS = frozenset("p head item list quote code table row cell div".split())
 
 
 def _flatten(element: Any) -> str:
@@ -301,7 +320,12 @@ def _flatten(element: Any) -> str:
         elif node.text:
             parts.append(node.text)
         for child in node:
+            block = child.tag in _OUTPUT_BLOCKS and child.tag != "cell"
+            if block:
+                parts.append(_BREAK)
             walk(child)
+            if block:
+                parts.append(_BREAK)
             if child.tail:
                 parts.append(child.tail)
 

@@ -93,8 +93,8 @@ _HEADLINE_XPATH = (
 _DATE = re.compile(
     r"\b(?:\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}|"
     r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? "
-    r"\d{4}|\d{1,2}(?:st|nd|rd|th|er)?\.? (?:jan|feb|m[aä]r|apr|ma[iy]|jun|jul|aug|sep|o[ck]t|nov|de[cz]|janv|févr|"
-    r"mars|avr|mai|juin|juil|août|sept|déc|stycz|lut|marc|kwie|maj|czerw|lip|sierp|wrze|"
+    r"\d{4}|\d{1,2}(?:st|nd|rd|th|er)?\.? (?:jan|feb|m[aä]r|apr|ma[iy]|jun|jul|aug|sep|o[ck]t|"
+    r"nov|de[cz]|janv|févr|mars|avr|mai|juin|juil|août|sept|déc|stycz|lut|marc|kwie|maj|czerw|lip|sierp|wrze|"
     r"paźdz|listop|grud)[a-zéûèżźł]*\.?,? \d{4})",
     re.I,
 )
@@ -114,8 +114,7 @@ INDEX_MIN_PARAGRAPHS = 4
 # A teaser is a headline and a standfirst; a block with more words is a story of its own.
 TEASER_MAX_WORDS = 80
 _HEADLINE_LINKS = (
-    "//h1//a[@href] | //h2//a[@href] | //h3//a[@href] | //h4//a[@href]"
-    " | //a[@href][h2 or h3 or h4]"
+    "//h1//a[@href] | //h2//a[@href] | //h3//a[@href] | //h4//a[@href] | //a[@href][h2 or h3 or h4]"
 )
 
 
@@ -226,9 +225,7 @@ def _is_index(page: Page, paragraphs: Sequence[str], words: int) -> bool:
     return teaser_words >= INDEX_TEASER_SHARE * sum(len(p.split()) for p in paragraphs)
 
 
-def refusal_reason(
-    page: Page, paragraphs: Sequence[str], words: int, min_words: int
-) -> str | None:
+def refusal_reason(page: Page, paragraphs: Sequence[str], words: int, min_words: int) -> str | None:
     """The reason to refuse the page, or None to keep it; ``paragraphs`` and ``words`` are
     what extraction kept."""
     text = " ".join(paragraphs)

@@ -91,3 +91,86 @@ def test_seed_boilerplate_is_removed_and_story_kept() -> None:
     assert not any("North Korea" in p for p in cleaned["002"])  # teasers after "You May Also Like"
     assert any("cancel all tariffs imposed on Chinese goods" in p for p in cleaned["002"])
     assert len(cleaned["003"]) == 12 and len(cleaned["004"]) == 10
+
+
+def test_invisible_characters_leave_the_text_and_nbsp_is_a_space() -> None:
+    """Soft hyphens, zero-width space/non-joiner/joiner, word joiner and BOMs inside words
+    break word matches (tagging) and token counts; NBSP stays a plain space."""
+    title = "\ufeffTar\u00adiffs"
+    body = [
+        "Ex\u200bport con\u200ctrols\u200d on chips\u2060.",
+        "Rare\u00a0earths and\u00a0\u00a0magnets",
+    ]
+    assert format_document(title, body) == (
+        "Tariffs\n\nExport controls on chips.\n\nRare earths and magnets"
+    )
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Warning: mysqli_connect(): Connection refused in /var/www/html/db.php on line 14",
+        "Notice: Undefined index: id in /home/site/public_html/story.php on line 88",
+        "Stack trace:",
+        "#0 /var/www/html/article.php(18): load_article('48213')",
+        "Traceback (most recent call last):",
+        "© 2007 The Blade. By using this service, you accept the terms of our visitor agreement.",
+        "Copyright 2019 Dow Jones & Company, Inc. All Rights Reserved",
+        "Subscribe to continue reading",
+        "Already a subscriber? Log in",
+        "For more information on this site, please read our Privacy Policy and Terms of Service.",
+    ],
+)
+def test_server_errors_paywall_prompts_and_rights_footers_are_boilerplate(line: str) -> None:
+    assert is_boilerplate(line)
+
+
+@pytest.mark.parametrize(
+    ("lang", "line"),
+    [
+        ("de", "Lesen Sie auch: Frachtraten im Pazifikverkehr sinken weiter"),
+        ("de", "Jetzt abonnieren und weiterlesen"),
+        ("de", "© 2025 Tagesblatt Verlag. Alle Rechte vorbehalten."),
+        ("de", "Startseite › Wirtschaft › Handel"),
+        ("fr", "Lire aussi : la Chine riposte aux nouveaux droits de douane"),
+        ("fr", "Abonnez-vous pour lire la suite"),
+        ("fr", "Tous droits réservés – Le Quotidien 2025"),
+        ("fr", "Accueil > Économie > Commerce"),
+        ("pl", "Czytaj także: Cła na stal z Chin w górę"),
+        ("pl", "Zaloguj się, aby czytać dalej"),
+        ("pl", "© 2025 Gazeta Portowa. Wszelkie prawa zastrzeżone."),
+        ("pl", "Strona główna › Gospodarka"),
+    ],
+)
+def test_language_specific_boilerplate(lang: str, line: str) -> None:
+    """Every language-specific list (prompts, rights footers, breadcrumbs) in its language."""
+    assert is_boilerplate(line), lang
+
+
+@pytest.mark.parametrize(
+    ("lang", "heading", "teaser"),
+    [
+        ("de", "Das könnte Sie auch interessieren", "Autozulieferer warten auf Lizenzen"),
+        ("fr", "Sur le même sujet", "Les exportations de soja reculent"),
+        ("pl", "Najczęściej czytane", "Port w Gdańsku bije rekord"),
+    ],
+)
+def test_language_specific_teaser_headings(lang: str, heading: str, teaser: str) -> None:
+    story = "Ein langer Absatz. " * 30
+    assert strip_boilerplate([story, heading, teaser]) == [story], lang
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # Story sentences in French, German and Polish that share words with the lists.
+        "Les partenaires commerciaux de la Chine lisent aussi les nouvelles règles de Pékin.",
+        "Die Regierung will die Partnerschaft mit China abonnieren, sagte der Minister nicht.",
+        "Czytelnicy zobaczą też, jak cła zmieniły handel stalą w ubiegłym roku.",
+        "Copyright lawsuits rose sharply in 2019, the court said in its annual report.",
+        "Warning signs in the data appeared on line 14 of the customs table, analysts said.",
+        "en de fr sont des mots courts",
+    ],
+)
+def test_story_sentences_in_other_languages_are_not_boilerplate(line: str) -> None:
+    assert not is_boilerplate(line)

@@ -7,11 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lxml.html
 import pytest
 
 from core.errors import RefusedArticleError
 from service.demo import SITE_DIR
-from workers.extract import decode_html, extract_article
+from workers.extract import decode_html, extract_article, wrap_loose_text
 from workers.pipeline import page_to_extraction
 
 EXPECTED = json.loads((SITE_DIR / "expected.json").read_text(encoding="utf-8"))
@@ -113,3 +114,67 @@ def test_demo_page_matches_its_reviewed_output_exactly(name: str) -> None:
     (regenerate deliberately, and read the diff, when extraction is meant to change)."""
     expected = (GOLDEN / name.replace(".html", ".expected.txt")).read_text(encoding="utf-8")
     assert _extract(name) == expected
+
+
+REFUSAL_DATA = Path(__file__).resolve().parents[1] / "data" / "refusal"
+
+
+def _paragraphs(name: str) -> tuple[str, ...]:
+    body = (REFUSAL_DATA / name).read_bytes()
+    return page_to_extraction(body, "text/html", f"https://site.example/{name}", 80, "").paragraphs
+
+
+def test_br_separated_post_keeps_every_line_including_the_closing_ones() -> None:
+    """Wrapping ``<br>`` text into paragraphs must not cost the short closing lines of a post
+    (the precise pass used to drop them once they were paragraphs of their own)."""
+    paragraphs = _paragraphs("keep_br_post.html")
+    assert paragraphs[-3:] == (
+        "The ferry timetable changes on Monday, so check before you travel.",
+        "Thanks for reading, and see you next week.",
+        "Martha",
+    )
+    assert any(p.startswith("The last container ship") for p in paragraphs)
+
+
+def test_wrapping_keeps_a_div_beside_loose_text() -> None:
+    """A text-only ``div`` among wrapped ``<br>`` runs becomes a paragraph as well."""
+    tree = lxml.html.fromstring(
+        "<div class='post'>Loose first line.<br><br><div class='x'>Boxed <b>second</b> line."
+        "</div><br>Loose third line.</div>"
+    )
+    wrap_loose_text(tree)
+    assert [p.text_content() for p in tree.iter("p")] == [
+        "Loose first line.", "Boxed second line.", "Loose third line."
+    ]  # fmt: skip
+
+
+def test_layout_table_gives_paragraphs_and_no_glued_words() -> None:
+    """Old pages put the story in a one-cell layout table: its blocks stay paragraphs, the
+    words at their edges are not glued together ("effectPublished"), and a PHP warning
+    printed above the table is dropped."""
+    paragraphs = _paragraphs("keep_php_warning.html")
+    assert paragraphs[0] == "Published 10/14/2025"  # the headline is the title line
+    assert paragraphs[1].startswith("Chinese customs data released on Tuesday")
+    assert not any("on line" in p or "Warning" in p for p in paragraphs)
+    assert len(paragraphs) == 6
+
+
+def test_misspelt_title_end_tag_does_not_swallow_the_page() -> None:
+    story = "".join(
+        f"<p>The port reopened after strike number {i} ended on Monday, and {i * 40} trucks "
+        f"queued at gate {i} before dawn while officials counted the backlog.</p>"
+        for i in range(1, 9)
+    )
+    html = f"<html><head><title>Port reopens</titlevalue='1' --></head><body>{story}</body></html>"
+    extraction = extract_article(html, "https://x.example/a", 80)
+    assert extraction.paragraphs[0].startswith("The port reopened")
+
+
+def test_invisible_characters_do_not_reach_the_paragraphs() -> None:
+    story = " ".join(
+        f"Tar\u00adiffs on ex\u200bports rose by {i} percent in week {i}." for i in range(15)
+    )
+    html = f"<html><body><article><h1>Tariffs</h1><p>{story}</p></article></body></html>"
+    (paragraph,) = extract_article(html, "https://x.example/a", 80).paragraphs
+    assert "\u00ad" not in paragraph and "\u200b" not in paragraph
+    assert paragraph.startswith("Tariffs on exports rose by 0 percent")

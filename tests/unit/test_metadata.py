@@ -39,7 +39,8 @@ def test_loose_text_between_breaks_becomes_paragraphs() -> None:
     )
     wrap_loose_text(tree)
     container = tree.get_element_by_id("c")
-    assert [child.tag for child in container] == ["p", "p", "div", "p"]
+    # A text-only div among the runs is a paragraph too (left a div, the precise pass drops it).
+    assert [child.tag for child in container] == ["p", "p", "p", "p"]
     assert container[0].text_content() == "First bold part."
     assert container[3].text_content() == "Third."
 

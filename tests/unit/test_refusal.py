@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from core.errors import RefusedArticleError
 from workers.extract import extract_article
+from workers.pipeline import page_to_extraction
 
 STORY = " ".join(
     f"Sentence {i} of a real story about tariffs, talks and the people who negotiate them."
@@ -46,13 +50,26 @@ def test_consent_wall() -> None:
     assert reason(html) == "consent_wall"
 
 
-def test_paywall_teaser_cut_short() -> None:
+def test_paywall_teaser_keeps_its_lead_and_loses_the_wall() -> None:
+    """A teaser whose headline and lead survive is kept (its gold text is the lead); the
+    subscription prompt is stripped, not delivered as text."""
     html = page(
         "<article><h1>Tariff deal details emerge</h1><p>Negotiators from both sides met late on "
         "Sunday to settle the remaining points of the agreement, officials said, adding that "
         "the text would be published within days after a legal review by both governments and "
         "their trade ministries and negotiating teams.</p>"
         "<p>Subscribe to continue reading. Already a subscriber? Log in.</p></article>"
+    )
+    kept = extract_article(html, "https://x.example/a", min_words=80)
+    assert kept.paragraphs[-1].startswith("Negotiators from both sides")
+    assert not any("subscriber" in p for p in kept.paragraphs)
+
+
+def test_paywall_with_no_story_in_front_is_refused() -> None:
+    html = page(
+        "<div class='wall'><h2>This content is available to subscribers only</h2>"
+        "<p>Subscribe now to keep reading and get unlimited access.</p>"
+        "<p>Already a subscriber? Sign in</p></div>"
     )
     assert reason(html) == "paywall"
 
@@ -74,3 +91,72 @@ def test_a_long_article_mentioning_cookies_and_subscribers_is_kept() -> None:
         "<meta property='og:type' content='article'>",
     )
     assert extract_article(html, "https://x.example/a", min_words=80).paragraphs
+
+
+LABELLED = Path(__file__).resolve().parents[1] / "data" / "refusal"
+LABELS = {
+    name: label
+    for name, label in json.loads((LABELLED / "labels.json").read_text(encoding="utf-8")).items()
+    if not name.startswith("_")
+}
+
+
+def _verdict(name: str) -> str | None:
+    body = (LABELLED / name).read_bytes()
+    try:
+        page_to_extraction(body, "text/html", f"https://site.example/news/{name}", 80, "")
+    except RefusedArticleError as err:
+        return err.reason
+    return None
+
+
+@pytest.mark.parametrize("name", sorted(LABELS))
+def test_labelled_page_gets_its_verdict(name: str) -> None:
+    """Hand-written non-article pages (consent walls in three languages, challenges of four
+    vendors, section and blog index pages, error pages) are refused with their reason;
+    real-looking articles that trip the old rules (a wire brief, a short blog post, a how-to
+    with lists and links, a captcha comment form, a subscription box, a related-links list,
+    a PHP warning, ``<br>`` text) are kept."""
+    assert _verdict(name) == LABELS[name]
+
+
+def test_labelled_set_covers_every_reason_and_both_verdicts() -> None:
+    reasons = set(LABELS.values())
+    assert {None, "consent_wall", "bot_challenge", "index_page", "error_page", "paywall"} <= reasons
+    assert sum(label is None for label in LABELS.values()) >= 8
+
+
+def test_captcha_widget_alone_is_not_a_challenge_but_a_challenge_page_is() -> None:
+    """The same reCAPTCHA markup: in a comment form under a story it is kept; as the main
+    content of a page titled as a security check it is a challenge."""
+    form = "<form><div class='g-recaptcha' data-sitekey='k'></div><button>Post</button></form>"
+    script = "<script src='https://www.google.com/recaptcha/api.js'></script>"
+    story = page(f"<article><h1>Story</h1><p>{STORY}</p>{form}</article>", script)
+    assert extract_article(story, "https://x.example/a", min_words=80).paragraphs
+    wall = page(
+        f"<main><h1>One more step</h1><p>Please wait while we check.</p>{form}</main>", script
+    )
+    assert reason(wall) == "bot_challenge"
+
+
+def test_short_text_is_kept_when_the_page_is_article_like_and_refused_when_not() -> None:
+    brief = (
+        "Shares in Asian exporters rose on Tuesday after officials confirmed that the tariff "
+        "truce would be extended for another ninety days."
+    )
+    article = page(
+        f"<article><h1>Truce extended</h1><time datetime='2025-03-04'>4 March 2025</time>"
+        f"<p>{brief}</p></article>"
+    )
+    assert extract_article(article, "https://x.example/a", min_words=80).paragraphs == (brief,)
+    bare = page(f"<div><p>{brief}</p></div>")
+    assert reason(bare) == "too_short"
+
+
+def test_server_error_page_is_an_error_page() -> None:
+    html = (
+        "<b>Fatal error</b>: Uncaught Error: Call to a member function query() on bool in "
+        "/var/www/html/article.php:52<br>Stack trace:<br>#0 /var/www/html/index.php(18): "
+        "load()<br>#1 {main}<br> thrown in <b>/var/www/html/article.php</b> on line <b>52</b>"
+    )
+    assert reason(html) == "error_page"
