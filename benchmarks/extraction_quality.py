@@ -1,7 +1,7 @@
 """Article extraction quality and speed on pages with a ground-truth article body.
 
     python benchmarks/extraction_quality.py --corpus ../shared/corpus/extraction \
-        [--limit N] [--repeat R] [--errors] [--json PATH]
+        [../shared/corpus/extraction-more ...] [--limit N] [--repeat R] [--errors] [--json PATH]
 
 The corpus directory holds ``ground-truth.json`` (sha256 → {"articleBody", "url"}) and
 ``html/<sha256>.html.gz`` (the scrapinghub/article-extraction-benchmark layout). Pages are
@@ -10,14 +10,21 @@ read at run time; nothing of them is written anywhere except scores keyed by has
 Extractors compared in one run, interleaved page by page (the order rotates from page to
 page so none always runs first), after one untimed warm-up pass over every page:
 
-- ``tradewire``: ``workers.pipeline.page_to_extraction(bytes, "", url, min_words=0, refuse_non_articles=False,
-  fallback_title="")`` (decoding, trafilatura, cleaning and paragraph formatting); the body
-  scored is ``"\\n".join(extraction.paragraphs)`` without the title line. A
-  ``RefusedArticleError`` scores as empty text.
+- ``tradewire``: ``workers.pipeline.page_to_extraction(bytes, "", url, min_words=80,
+  fallback_title="")`` as the service runs it (decoding, trafilatura, cleaning, paragraph
+  formatting and the refusal rules, with the service's ``min_article_words``); the body
+  scored is ``"\\n".join(extraction.paragraphs)`` without the title line. A refused page
+  (``RefusedArticleError``) scores as empty text and is listed with its reason.
 - ``trafilatura defaults``: ``trafilatura.extract(bytes)``.
 - ``trafilatura fast``: ``trafilatura.extract(bytes, fast=True, include_comments=False,
   include_tables=False)``.
 - ``lxml parse only``: ``lxml.html.fromstring(bytes)``, a floor for time (not scored).
+
+With several ``--corpus`` sets (the two shared real sets), the tables that follow the main
+one give, per set and per source (``dataset``) and per language (``lang``) of the
+ground truth, pages, refusals and F1 of tradewire and of bare trafilatura, then every refusal
+with its reason, then the verdicts on the labelled pages of ``tests/data/refusal`` (non-article
+pages refused with the right reason, articles kept).
 
 Quality (main table): tokens are ``re.findall(r"\\w+", text.lower())``; per page, precision,
 recall and F1 over token multisets (``Counter`` intersection); then the MEAN over pages of
@@ -93,20 +100,20 @@ class Result:
 # --- extractors ----------------------------------------------------------------------------
 
 
+MIN_WORDS = 80  # the service's min_article_words
+NO_URL = "https://example.invalid/article"  # what `tradewire extract` assumes
+
+
 def _ours(page: Page) -> Any:
     try:
-        # Scored on its text even when the service would refuse the page (2 of the 88 are
-        # paywall teasers whose ground truth is the teaser): this measures extraction.
-        return page_to_extraction(
-            page.html, "", page.url, min_words=0, fallback_title="", refuse_non_articles=False
-        )
+        return page_to_extraction(page.html, "", page.url or NO_URL, MIN_WORDS, "")
     except RefusedArticleError as err:
         return err
 
 
 def _ours_text(result: Any) -> tuple[str, str]:
     if isinstance(result, RefusedArticleError):
-        return "", f"refused ({result})"
+        return "", f"refused: {result}"
     return "\n".join(result.paragraphs), ""
 
 
@@ -302,6 +309,90 @@ def print_worst(
     )))  # fmt: skip
 
 
+def _group_rows(
+    set_names: list[str], pages: list[Page], results: dict[str, list[Result]]
+) -> dict[tuple[str, str, str], list[int]]:
+    """(set, "dataset"/"lang", value) → indexes of its pages; "all" for the whole set."""
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for i, (name, page) in enumerate(zip(set_names, pages, strict=True)):
+        groups.setdefault((name, "dataset", "all"), []).append(i)
+        for by in ("dataset", "lang"):
+            value = str(page.meta.get(by, name if by == "dataset" else "en"))
+            groups.setdefault((name, by, value), []).append(i)
+    return groups
+
+
+def print_groups(
+    set_names: list[str], pages: list[Page], results: dict[str, list[Result]]
+) -> list[dict[str, Any]]:
+    """Per set, per source and per language: pages, refusals, F1 against bare trafilatura,
+    and the median times of tradewire and trafilatura fast on those same pages."""
+    rows = []
+    for (name, by, value), idx in sorted(_group_rows(set_names, pages, results).items()):
+        ours = [results[OURS][i] for i in idx]
+        f1 = {n: statistics.mean(results[n][i].f1 for i in idx) for n in (OURS, DEFAULTS, FAST)}
+        ms = {n: statistics.median(statistics.median(results[n][i].times) for i in idx)
+              for n in (OURS, FAST)}  # fmt: skip
+        rows.append({
+            "set": name, "by": by, "group": value, "pages": len(idx),
+            "refused": sum(r.note.startswith("refused") for r in ours),
+            "f1": f1[OURS], "f1_defaults": f1[DEFAULTS], "f1_fast": f1[FAST],
+            "time_ratio_to_fast": ms[OURS] / ms[FAST] if ms[FAST] else 0.0,
+        })  # fmt: skip
+    print()
+    print("per set, source (dataset) and language (refused pages score as empty text):")
+    print()
+    print("\n".join(md_table(
+        ("set", "by", "group", "pages", "refused", "tradewire F1", "defaults F1", "minus defaults",
+         "fast F1", "median ms ratio to fast"),
+        [(r["set"], r["by"], r["group"], r["pages"], r["refused"], f"{r['f1']:.3f}",
+          f"{r['f1_defaults']:.3f}", f"{r['f1'] - r['f1_defaults']:+.3f}", f"{r['f1_fast']:.3f}",
+          f"{r['time_ratio_to_fast']:.2f}x") for r in rows],
+    )))  # fmt: skip
+    return rows
+
+
+def print_refusals(set_names: list[str], pages: list[Page], ours: list[Result]) -> None:
+    refused = [(n, p, r) for n, p, r in zip(set_names, pages, ours, strict=True)
+               if r.note.startswith("refused")]  # fmt: skip
+    print()
+    print(f"refused pages with gold article text: {len(refused)} of {len(pages)} "
+          f"({len(refused) / len(pages):.1%})")  # fmt: skip
+    for name, page, result in refused:
+        source = page.meta.get("dataset", name)
+        print(f"- {name} {source} {page.key[:12]} {page.url or '(no url)'}: {result.note}")
+
+
+LABELLED = Path(__file__).resolve().parent.parent / "tests" / "data" / "refusal"
+
+
+def print_labelled() -> dict[str, Any]:
+    """The hand-written labelled pages: non-articles refused with the right reason, and
+    articles kept. The same pages are asserted one by one in tests/unit/test_refusal.py."""
+    labels = json.loads((LABELLED / "labels.json").read_text(encoding="utf-8"))
+    verdicts = {}
+    for name, label in labels.items():
+        if name.startswith("_"):
+            continue
+        page = Page(
+            name, f"https://site.example/news/{name}", (LABELLED / name).read_bytes(), "", {}
+        )
+        result = _ours(page)
+        verdicts[name] = (label, result.reason if isinstance(result, RefusedArticleError) else None)
+    walls = [v for v in verdicts.values() if v[0] is not None]
+    articles = [v for v in verdicts.values() if v[0] is None]
+    right = sum(want == got for want, got in walls)
+    kept = sum(got is None for _, got in articles)
+    print()
+    print(f"labelled non-article pages refused with the right reason: {right} of {len(walls)} "
+          f"({right / len(walls):.0%}); labelled articles kept: {kept} of {len(articles)}")  # fmt: skip
+    for name, (want, got) in sorted(verdicts.items()):
+        if want != got:
+            print(f"- {name}: expected {want}, got {got}")
+    return {"non_articles_right": right, "non_articles": len(walls), "articles_kept": kept,
+            "articles": len(articles)}  # fmt: skip
+
+
 def payload(args: argparse.Namespace, pages: list[Page], results: dict[str, list[Result]],
             summary: dict[str, Any], ratios: dict[str, Any], worst: list[tuple[Page, Result]]) -> dict[str, Any]:  # fmt: skip
     return {
@@ -333,25 +424,33 @@ def payload(args: argparse.Namespace, pages: list[Page], results: dict[str, list
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--corpus", type=Path, nargs="+", default=[DEFAULT_CORPUS])
     parser.add_argument("--limit", type=int, default=None, help="first N pages by hash")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per page (median kept)")
     parser.add_argument("--errors", action="store_true", help="the 10 worst pages for tradewire")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
 
-    pages = load_corpus(args.corpus, args.limit)
+    sets = [
+        (corpus.name, page) for corpus in args.corpus for page in load_corpus(corpus, args.limit)
+    ]
+    pages = [page for _, page in sets]
+    args.corpus = ", ".join(str(c) for c in args.corpus)
     if not pages:
         print(f"no pages in {args.corpus}", file=sys.stderr)
         return 1
     results = run(pages, max(1, args.repeat))
     summary = summarise(results)
     ratios = print_tables(pages, args, summary)
+    groups = print_groups([name for name, _ in sets], pages, results)
+    print_refusals([name for name, _ in sets], pages, results[OURS])
+    labelled = print_labelled()
     worst = sorted(zip(pages, results[OURS], strict=True), key=lambda pr: pr[1].f1)[:10]
     if args.errors:
         print_worst(pages, results, worst)
     if args.json:
         data = payload(args, pages, results, summary, ratios, worst)
+        data.update(groups=groups, labelled=labelled)
         args.json.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return 0
 

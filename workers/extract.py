@@ -211,7 +211,7 @@ def _parse(html: str) -> Any:
 
 def _paragraph_words(tree: Any) -> int:
     """Words in the page's ``<p>`` elements: how much running text the page offers."""
-    return word_count(" ".join(" ".join(p.itertext()) for p in tree.iter("p")))
+    return word_count(" ".join(tree.xpath("//p//text()")))
 
 
 def _main_text(tree: Any, url: str) -> tuple[list[str], int]:

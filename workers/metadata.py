@@ -36,12 +36,41 @@ def _first(tree: Any, *xpaths: str) -> str:
     return ""
 
 
-def _title(tree: Any, site_name: str) -> str:
-    title = _first(tree, "//meta[@property='og:title']/@content",
-                   "//meta[@name='twitter:title']/@content")  # fmt: skip
+# (attribute, value) pairs naming a <meta>: ("property", "og:title"), ("name", "author").
+_Key = tuple[str, str]
+
+
+def _metas(tree: Any) -> list[tuple[_Key, str]]:
+    """Every named ``<meta>`` with its content, in document order: one walk of the tree
+    instead of one XPath search per field (the lookups were a tenth of the step)."""
+    found = []
+    for meta in tree.iter("meta"):
+        content = " ".join((meta.get("content") or "").split())
+        if content:
+            for attr in ("property", "name", "itemprop"):
+                if (value := meta.get(attr)) is not None:
+                    found.append(((attr, value), content))
+    return found
+
+
+def _meta(metas: list[tuple[_Key, str]], *groups: frozenset[_Key]) -> str:
+    """The first content, in document order, of a meta in the first group that has one."""
+    for group in groups:
+        for key, content in metas:
+            if key in group:
+                return content
+    return ""
+
+
+def _one(attr: str, *values: str) -> frozenset[_Key]:
+    return frozenset((attr, v) for v in values)
+
+
+def _title(tree: Any, metas: list[tuple[_Key, str]], site_name: str) -> str:
+    title = _meta(metas, _one("property", "og:title"), _one("name", "twitter:title"))
     if title:
         return title
-    h1 = [" ".join("".join(h.itertext()).split()) for h in tree.xpath("//h1")]
+    h1 = [" ".join("".join(h.itertext()).split()) for h in tree.iter("h1")]
     h1 = [h for h in h1 if h]
     if len(h1) == 1:
         return h1[0]
@@ -53,16 +82,16 @@ def _title(tree: Any, site_name: str) -> str:
     return head_title or (h1[0] if h1 else "")
 
 
-def _authors(tree: Any) -> tuple[str, ...]:
-    raw = [
-        " ".join(str(v).split())
-        for v in tree.xpath(
-            "//meta[@name='author' or @property='article:author' or @name='byl' or "
-            "@name='sailthru.author' or @name='dc.creator' or @name='DC.creator']/@content"
-        )
-    ]
+_AUTHOR = _one("name", "author", "byl", "sailthru.author", "dc.creator", "DC.creator") | _one(
+    "property", "article:author"
+)
+
+
+def _authors(metas: list[tuple[_Key, str]]) -> tuple[str, ...]:
     names: list[str] = []
-    for value in raw:
+    for key, value in metas:
+        if key not in _AUTHOR:
+            continue
         value = re.sub(r"^by\s+", "", value, flags=re.I)
         for name in re.split(r"\s*(?:,|;|\band\b|&)\s*", value):
             if name and not name.startswith("http") and name not in names and len(name) < 80:
@@ -70,23 +99,26 @@ def _authors(tree: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
+_PUBLISHED = (
+    _one("property", "article:published_time"),
+    _one("name", "article:published_time"),
+    _one("itemprop", "datePublished"),
+    _one("name", "pubdate", "publishdate", "date", "dc.date", "DC.date.issued"),
+)
+
+
 def page_metadata(tree: Any) -> PageMeta:
-    site_name = _first(tree, "//meta[@property='og:site_name']/@content") or None
-    published = _first(
-        tree,
-        "//meta[@property='article:published_time']/@content",
-        "//meta[@name='article:published_time']/@content",
-        "//meta[@itemprop='datePublished']/@content",
-        "//meta[@name='pubdate' or @name='publishdate' or @name='date' or @name='dc.date' "
-        "or @name='DC.date.issued']/@content",
-        "//time[@datetime][1]/@datetime",
-    )
+    metas = _metas(tree)
+    site_name = _meta(metas, _one("property", "og:site_name")) or None
+    published = _meta(metas, *_PUBLISHED) or _first(tree, "//time[@datetime][1]/@datetime")
+    root = tree.getroottree().getroot()
+    language = root.get("lang") or root.get("{http://www.w3.org/XML/1998/namespace}lang")
     return PageMeta(
-        title=_title(tree, site_name or ""),
-        authors=_authors(tree),
+        title=_title(tree, metas, site_name or ""),
+        authors=_authors(metas),
         published=published or None,
         site_name=site_name,
-        language=_first(tree, "/html/@lang", "/html/@xml:lang") or None,
+        language=" ".join((language or "").split()) or None,
         canonical_url=_first(tree, "//link[@rel='canonical']/@href") or None,
-        page_type=(_first(tree, "//meta[@property='og:type']/@content") or "").lower() or None,
+        page_type=_meta(metas, _one("property", "og:type")).lower() or None,
     )

@@ -113,9 +113,6 @@ INDEX_TEASER_SHARE = 0.6
 INDEX_MIN_PARAGRAPHS = 4
 # A teaser is a headline and a standfirst; a block with more words is a story of its own.
 TEASER_MAX_WORDS = 80
-_HEADLINE_LINKS = (
-    "//h1//a[@href] | //h2//a[@href] | //h3//a[@href] | //h4//a[@href] | //a[@href][h2 or h3 or h4]"
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,7 +157,7 @@ class Page:
         than ``INDEX_MIN_TEASERS`` headline links to sibling pages."""
         host = urlsplit(self.url).netloc.lower()
         anchors, paths = [], []
-        for a in self.tree.xpath(_HEADLINE_LINKS):
+        for a in _headline_links(self.tree):
             target = urlsplit(urljoin(self.url, a.get("href", "").strip()))
             if len("".join(a.itertext()).split()) >= 3 and target.netloc.lower() in (host, ""):
                 anchors.append(a)
@@ -174,6 +171,17 @@ class Page:
         blocks = [_block_text(a, set(anchors)) for a in anchors]
         blocks = [b for b in blocks if len(b.split()) <= TEASER_MAX_WORDS]
         return blocks if len(blocks) >= INDEX_MIN_TEASERS else []
+
+
+def _headline_links(tree: Any) -> list[Any]:
+    """Links inside a heading or wrapping one, in document order, each once."""
+    found: dict[Any, None] = {}
+    for heading in tree.iter("h1", "h2", "h3", "h4"):
+        for a in heading.iter("a"):
+            found[a] = None
+        for a in heading.iterancestors("a"):
+            found[a] = None
+    return [a for a in found if a.get("href")]
 
 
 def _block_text(anchor: Any, anchors: set[Any]) -> str:
@@ -218,11 +226,16 @@ def _is_index(page: Page, paragraphs: Sequence[str], words: int) -> bool:
     whatever "related stories" list or sidebar the page also has."""
     if len(paragraphs) < INDEX_MIN_PARAGRAPHS:
         return False
+    lengths = [len(p.split()) for p in paragraphs]
+    if sum(n for n in lengths if n <= TEASER_MAX_WORDS) < INDEX_TEASER_SHARE * sum(lengths):
+        return False  # most of the text is in paragraphs longer than any teaser
     blocks = page.teaser_blocks
     if not blocks:
         return False
-    teaser_words = sum(len(p.split()) for p in paragraphs if any(p in b for b in blocks))
-    return teaser_words >= INDEX_TEASER_SHARE * sum(len(p.split()) for p in paragraphs)
+    teaser_words = sum(
+        n for p, n in zip(paragraphs, lengths, strict=True) if any(p in b for b in blocks)
+    )
+    return teaser_words >= INDEX_TEASER_SHARE * sum(lengths)
 
 
 def refusal_reason(page: Page, paragraphs: Sequence[str], words: int, min_words: int) -> str | None:
