@@ -34,7 +34,7 @@ from workers.refusal import EMPTY, TOO_SHORT, Page, refusal_reason
 
 # A fast pass keeping fewer words than this gets a second, full pass (see extract_article).
 SECOND_PASS_WORDS = 100
-# A result under this share of the page's <p> words gets a recall pass (see _main_text),
+# A result under this share of the page's <p> text gets a recall pass (see _main_text),
 # taken when it keeps RECALL_GAIN times the words. Chosen on extraction-more, checked on
 # extraction (benchmarks/extraction_quality.py): any share in 0.2-0.5 and gain in 2-3 gives
 # the same sign on every source.
@@ -209,9 +209,10 @@ def _parse(html: str) -> Any:
     return tree
 
 
-def _paragraph_words(tree: Any) -> int:
-    """Words in the page's ``<p>`` elements: how much running text the page offers."""
-    return word_count(" ".join(tree.xpath("//p//text()")))
+def _paragraph_chars(tree: Any) -> int:
+    """Characters in the page's ``<p>`` elements: how much running text the page offers
+    (characters, not words: as cheap as it gets, and the same for every script)."""
+    return sum(len(text) for text in tree.xpath("//p//text()"))
 
 
 def _main_text(tree: Any, url: str) -> tuple[list[str], int]:
@@ -226,7 +227,8 @@ def _main_text(tree: Any, url: str) -> tuple[list[str], int]:
         fuller_words = word_count(" ".join(fuller))
         if fuller_words > words:
             paragraphs, words = fuller, fuller_words
-    if words < SECOND_PASS_WORDS or words < RECALL_SHARE * _paragraph_words(tree):
+    chars = sum(len(p) for p in paragraphs)
+    if words < SECOND_PASS_WORDS or chars < RECALL_SHARE * _paragraph_chars(tree):
         recall = _body_paragraphs(_trafilatura(tree, url, fast=True, precise=False))
         recall_words = word_count(" ".join(recall))
         if recall_words >= RECALL_GAIN * max(words, 1):
