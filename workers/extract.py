@@ -209,10 +209,13 @@ def _parse(html: str) -> Any:
     return tree
 
 
+_P_TEXT = lxml.etree.XPath("//p//text()", smart_strings=False)
+
+
 def _paragraph_chars(tree: Any) -> int:
     """Characters in the page's ``<p>`` elements: how much running text the page offers
     (characters, not words: as cheap as it gets, and the same for every script)."""
-    return sum(len(text) for text in tree.xpath("//p//text()"))
+    return sum(len(text) for text in _P_TEXT(tree))
 
 
 def _main_text(tree: Any, url: str) -> tuple[list[str], int]:

@@ -168,7 +168,7 @@ class Page:
         n_prefix = Counter(p[0] for p in paths).most_common(1)[0][1]
         if max(n_depth, n_prefix) < 0.6 * len(paths):
             return []  # links to all corners of the site: navigation, not a section's teasers
-        blocks = [_block_text(a, set(anchors)) for a in anchors]
+        blocks = _block_texts(anchors)
         blocks = [b for b in blocks if len(b.split()) <= TEASER_MAX_WORDS]
         return blocks if len(blocks) >= INDEX_MIN_TEASERS else []
 
@@ -184,14 +184,21 @@ def _headline_links(tree: Any) -> list[Any]:
     return [a for a in found if a.get("href")]
 
 
-def _block_text(anchor: Any, anchors: set[Any]) -> str:
-    """The text of the largest ancestor of ``anchor`` holding no other headline link."""
-    node = anchor
-    while (parent := node.getparent()) is not None and parent.tag != "body":
-        if any(a in anchors and a is not anchor for a in parent.iter("a")):
-            break
-        node = parent
-    return " ".join(" ".join(node.itertext()).split())
+def _block_texts(anchors: list[Any]) -> list[str]:
+    """For each anchor, the text of its largest ancestor holding no other headline link
+    (one count of anchors per ancestor, so the climb costs the depth, not the subtree)."""
+    under: Counter[Any] = Counter()
+    for anchor in anchors:
+        under.update(anchor.iterancestors())
+    texts = []
+    for anchor in anchors:
+        node = anchor
+        while (parent := node.getparent()) is not None and parent.tag != "body":
+            if under[parent] > 1:
+                break
+            node = parent
+        texts.append(" ".join(" ".join(node.itertext()).split()))
+    return texts
 
 
 def _is_challenge(page: Page, text: str, words: int) -> bool:
