@@ -327,7 +327,7 @@ def print_groups(
 ) -> list[dict[str, Any]]:
     """Per set, per source and per language: pages, refusals, F1 against bare trafilatura,
     and the median times of tradewire and trafilatura fast on those same pages."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for (name, by, value), idx in sorted(_group_rows(set_names, pages, results).items()):
         ours = [results[OURS][i] for i in idx]
         f1 = {n: statistics.mean(results[n][i].f1 for i in idx) for n in (OURS, DEFAULTS, FAST)}
