@@ -36,8 +36,12 @@ from service.demo import demo_feeds
 from service.embedded_redis import EmbeddedRedis, redis_server_binary
 from tests.conftest import ROOT, free_port
 from tests.integration.test_batches import FLAKY, article_id, poll, site  # noqa: F401
+from tests.integration.test_pipeline import EXPECTED
 from tests.processes import run_env, start_run, wait_until
 from workers.runner import run_worker
+
+# The demo pages about US–China trade (service/demo_site/expected.json).
+RELEVANT = sum(1 for page in EXPECTED.values() if page["us_china_trade"])
 
 START = ROOT / "deploy" / "redis" / "start-redis.sh"
 USERS = {"admin": "default", "service": "tradewire", "consumer": "tradewire-consumer"}
@@ -167,7 +171,9 @@ def test_tradewire_run_and_its_tools_need_nothing_beyond_the_service_user(
     proc = start_run(env, tmp_path, tmp_path / "run.log")
     admin = acl.client("admin")
     try:
-        assert wait_until(lambda: admin.xlen(STREAM) >= 6, 90), (tmp_path / "run.log").read_text()
+        assert wait_until(lambda: admin.xlen(STREAM) >= RELEVANT, 90), (
+            tmp_path / "run.log"
+        ).read_text()
 
         def readyz() -> httpx.Response:
             return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
@@ -187,7 +193,7 @@ def test_tradewire_run_and_its_tools_need_nothing_beyond_the_service_user(
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     assert proc.returncode == 0, (tmp_path / "run.log").read_text()[-3000:]
-    assert admin.xlen("tradewire:replay:acl") >= 6  # replay re-emitted the stored articles
+    assert admin.xlen("tradewire:replay:acl") >= RELEVANT  # replay re-emitted the stored articles
     # The only refusal: the eviction check's CONFIG GET, which it reads as "not known".
     assert refused_commands(acl) == [("tradewire", "command", "config|get")]
     assert "NOPERM" not in (tmp_path / "run.log").read_text()
