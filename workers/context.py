@@ -26,6 +26,8 @@ from workers.corpus import Corpus
 from workers.duplicates import DUPLICATE_SHARED, DuplicateIndex
 from workers.politeness import HostGate
 from workers.robots import RobotsCache
+from workers.story_redis import Stories
+from workers.story_store import load_model
 from workers.stream import Emitter
 from workers.tagging import load_taxonomy
 
@@ -72,6 +74,7 @@ class WorkerContext:
                 verdicts=text_redis,
                 verdict_ttl_s=settings.emitted_ttl_s,
                 memory=corpus,
+                stories=story_placer(text_redis, settings),
                 articles_emitter=(
                     Emitter(text_redis, settings, stream=settings.articles_stream_name)
                     if settings.articles_stream_name
@@ -109,6 +112,11 @@ def _register(corpus: Corpus) -> None:
     if others:
         log.warning("corpus.not_shared", corpus_dir=str(corpus.directory),
                     other_directories=sorted(others.values()))  # fmt: skip
+
+
+def story_placer(client: redis.Redis, settings: Settings) -> Stories | None:
+    """The service's story clustering, or None when ``stories_enabled`` is off."""
+    return Stories(client, settings, load_model()) if settings.stories_enabled else None
 
 
 async def _make_fetcher(settings: Settings) -> Fetcher:
