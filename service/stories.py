@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
+from core.document import read_document
 from core.errors import ConfigError
 from core.settings import Settings
 from workers.pipeline import tag_document
@@ -28,8 +29,10 @@ def cluster_lines(
         if not line.strip():
             continue
         row = _row(line, number)
-        entities = tag_document(taxonomy, row["text"], row["title"]).entities
-        raw = raw_features(row["title"], row["text"], entities)
+        # A text in the seed format carries its title on its first line.
+        title = row["title"] or read_document(row["text"])[0]
+        entities = tag_document(taxonomy, row["text"], title).entities
+        raw = raw_features(title, row["text"], entities)
         decision = assign(store, model, row["id"], day_of(row["published_at"]), raw,
                           row["source"])  # fmt: skip
         yield {"id": row["id"], "story_id": decision.story_id}

@@ -32,7 +32,8 @@ _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _CJK_CHAR = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LATIN = re.compile(r"[A-Za-z]")
-_CAP_NAME = re.compile(r"\b(?:[A-Z][\w'’.-]+\s+){1,3}[A-Z][\w'’-]+")
+_CAP_NAME = re.compile(r"\b(?:[A-Z][\w'’.-]*\s+){0,3}[A-Z][\w'’-]+")
+_LOWER_WORD = re.compile(r"\b[a-z][a-z]+\b")
 _NUMBER = re.compile(
     r"([$€£¥]\s?)?(\d+(?:[.,]\d+)?)\s?(%|percent\b|per cent\b|billion\b|million\b|trillion\b"
     r"|bn\b|mn\b|万亿|亿|млрд|млн|трлн|процент)?",
@@ -48,7 +49,8 @@ _STOP = frozenset(
     where which while who whom why will with would you your said says say new one two also
     year years week day days time told according people would could may might like get got
     monday tuesday wednesday thursday friday saturday sunday last first since still many much
-    even back well made make including just""".split()
+    even back well made make including just although however earlier meanwhile facing amid
+    despite while yet instead later today yesterday tonight because though whether""".split()
 )
 # Units to one spelling, with the factor that brings the number to it: a Chinese or
 # Russian "$18 billion" (180亿美元, 18 млрд) is the same anchor as the English one.
@@ -113,6 +115,7 @@ class Profile:
     title: dict[str, float]  # title terms with their idf
     anchors: dict[str, float]  # entity / name / number anchors with their idf
     source: str = ""
+    lead: dict[str, float] = dataclasses.field(default_factory=dict)  # title + lead: terms, anchors
     script: str = "latin"  # the text's main script: latin, cyrillic or cjk
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,9 +139,11 @@ class RawFeatures:
     title_terms: frozenset[str]
     anchors: frozenset[str]
     script: str = "latin"
+    lead: frozenset[str] = frozenset()  # terms and anchors of the title and first words
 
     def df_terms(self) -> set[str]:
-        return set(self.term_counts) | set(self.title_terms) | {f"@{a}" for a in self.anchors}
+        anchors = self.anchors | {k for k in self.lead if k[1:2] == ":"}
+        return set(self.term_counts) | set(self.title_terms) | {f"@{a}" for a in anchors}
 
 
 def terms_of(text: str) -> list[str]:
@@ -162,13 +167,26 @@ def anchors_of(text: str, entities: Iterable[str] = ()) -> set[str]:
     found = {f"e:{name.lower()}" for name in entities}
     for match in _NUMBER.finditer(text):
         found.update(_figure(*match.groups()))
+    lower_words = set(_LOWER_WORD.findall(text))
     for match in _CAP_NAME.finditer(text):
-        words = [w.strip(".’'").lower() for w in match.group(0).split()]
-        words = [w for w in words if w and w not in _STOP]
+        words = [_name_word(w) for w in match.group(0).split()]
+        # A capitalised word the text also writes in lower case is an ordinary word that
+        # began a sentence or a headline ("Although", "Facing"), not part of a name.
+        while words and (words[0] in lower_words or words[0] in _STOP):
+            words.pop(0)
+        while words and (words[-1] in lower_words or words[-1] in _STOP):
+            words.pop()
         if len(words) >= 2:
             found.add("c:" + " ".join(words))
+        if words and len(words[-1]) >= 3:
             found.add("c:" + words[-1])
     return found
+
+
+def _name_word(word: str) -> str:
+    word = word.replace("’", "'")
+    word = word[:-2] if word.endswith("'s") else word
+    return word.strip(".'-").lower()
 
 
 def _figure(currency: str | None, number: str, unit: str | None) -> list[str]:
@@ -186,12 +204,27 @@ def _figure(currency: str | None, number: str, unit: str | None) -> list[str]:
 
 def raw_features(title: str, text: str, entities: Iterable[str] = ()) -> RawFeatures:
     body = text if not title or text.startswith(title) else f"{title}\n\n{text}"
+    entities = list(entities)
     return RawFeatures(
+        lead=_lead(title, text, entities),
         term_counts=dict(Counter(terms_of(body))),
         title_terms=frozenset(terms_of(title)),
         anchors=frozenset(anchors_of(body, entities)),
         script=script_of(body),
     )
+
+
+LEAD_CHARS = 400  # the title and about the first two sentences: what the story is about
+
+
+def _lead(title: str, text: str, entities: Sequence[str]) -> frozenset[str]:
+    """What the headline and the first sentences name: a report is about what it opens
+    with, while background paragraphs name whatever else the topic involves. Entities
+    count here only when one of their names (or the canonical one) appears in the lead."""
+    head = f"{title}\n{text[:LEAD_CHARS]}"
+    folded = head.lower()
+    named = [e for e in entities if e.lower() in folded]
+    return frozenset(terms_of(head)) | anchors_of(head, named)
 
 
 def script_of(text: str) -> str:
@@ -225,6 +258,7 @@ def profile(
         title={t: round(w(t), 3) for t in sorted(raw.title_terms)},
         anchors={a: round(w(f"@{a}"), 3) for a in sorted(raw.anchors)},
         source=source,
+        lead={k: round(w(k if k[1:2] != ":" else f"@{k}"), 3) for k in sorted(raw.lead)},
         script=raw.script,
     )
 
@@ -235,7 +269,7 @@ def _normalised(weights: Mapping[str, float]) -> dict[str, float]:
 
 
 PAIR_FEATURES = ("text_cos", "title_cos", "anchor_cos", "shared_anchors", "entity_shared",
-                 "days_apart", "recency")  # fmt: skip
+                 "days_apart", "recency", "lead_cos")  # fmt: skip
 
 
 def pair_features(a: Profile, b: Profile) -> list[float]:
@@ -247,7 +281,8 @@ def pair_features(a: Profile, b: Profile) -> list[float]:
     entity_shared = sum(1 for s in shared if s.startswith("e:"))
     days = abs(a.day - b.day)
     return [text_cos, title_cos, anchor_cos, min(len(shared), 8) / 8.0,
-            min(entity_shared, 4) / 4.0, min(days, 14.0), math.exp(-days)]  # fmt: skip
+            min(entity_shared, 4) / 4.0, min(days, 14.0), math.exp(-days),
+            _weighted_cos(a.lead, b.lead)]  # fmt: skip
 
 
 def _weighted_cos(a: Mapping[str, float], b: Mapping[str, float]) -> float:
@@ -325,10 +360,11 @@ class StoryStore(Protocol):
     def document_frequencies(self, terms: Sequence[str], day: float) -> tuple[dict[str, int], int]:
         ...
 
-    def candidates(self, index_keys: Sequence[str], me: str, limit: int) -> list[str]:
-        ...
-
-    def profiles(self, article_ids: Sequence[str]) -> list[tuple[Profile, str]]:
+    def candidates_with_profiles(
+        self, index_keys: Sequence[str], me: str, limit: int
+    ) -> list[tuple[Profile, str]]:
+        """The stored profiles (and story ids) of at most ``limit`` earlier articles that
+        share the most ``index_keys`` with this one, as ``rank_candidates`` orders them."""
         ...
 
     def add(self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str]) -> None:
@@ -344,7 +380,7 @@ def assign(
     df, n_docs = store.document_frequencies(df_terms, day)
     me = profile(article_id, day, raw, df, n_docs, model, source)
     index_keys = me.index_keys(model.index_terms)
-    found = store.candidates(index_keys, article_id, model.max_candidates)
-    decision = decide(model, me, store.profiles(found))
+    found = store.candidates_with_profiles(index_keys, article_id, model.max_candidates)
+    decision = decide(model, me, found)
     store.add(me, raw, decision.story_id, index_keys)
     return decision

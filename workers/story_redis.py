@@ -29,6 +29,53 @@ DOCS_FIELD = "#docs"  # the week's document count, beside its terms (no term sta
 MEMBERS_KEPT = 200
 DF_TTL_S = (DF_WEEKS + 1) * 7 * 86400
 
+# Document frequencies summed over the week keys (KEYS) server-side: one reply of numbers,
+# the first the document count.
+_DF = """
+local out = {}
+for i = 1, #ARGV do out[i] = 0 end
+for _, key in ipairs(KEYS) do
+  local counts = redis.call('HMGET', key, unpack(ARGV))
+  for i = 1, #ARGV do
+    if counts[i] then out[i] = out[i] + tonumber(counts[i]) end
+  end
+end
+return out
+"""
+
+# Candidates ranked server-side (most shared index keys first, then the most recent), and
+# their stored records: one round trip, and only ``limit`` records cross the wire.
+_CANDIDATES = """
+local me, limit, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local counts, first, ids = {}, {}, {}
+for _, key in ipairs(KEYS) do
+  local posting = redis.call('LRANGE', key, 0, -1)
+  for rank, id in ipairs(posting) do
+    if id ~= me then
+      if counts[id] == nil then
+        counts[id] = 0
+        first[id] = rank
+        ids[#ids + 1] = id
+      elseif rank < first[id] then
+        first[id] = rank
+      end
+      counts[id] = counts[id] + 1
+    end
+  end
+end
+table.sort(ids, function(a, b)
+  if counts[a] ~= counts[b] then return counts[a] > counts[b] end
+  if first[a] ~= first[b] then return first[a] < first[b] end
+  return a < b
+end)
+local out = {}
+for i = 1, math.min(limit, #ids) do
+  local record = redis.call('GET', prefix .. ids[i])
+  if record then out[#out + 1] = record end
+end
+return out
+"""
+
 _ADD = """
 local df_key, profile_key = KEYS[1], KEYS[2]
 local me, profile, profile_ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -56,19 +103,23 @@ class RedisStories:
         self.posting_limit = posting_limit
         self.window_s = window_s
         self._add = client.register_script(_ADD)
+        self._df = client.register_script(_DF)
+        self._candidates = client.register_script(_CANDIDATES)
 
     def document_frequencies(self, terms: Sequence[str], day: float) -> tuple[dict[str, int], int]:
-        pipe = self.redis.pipeline(transaction=False)
-        for i in range(DF_WEEKS):
-            pipe.hmget(keys.story_df(week_of(day) - i), [DOCS_FIELD, *terms])
-        df = dict.fromkeys(terms, 0)
-        n_docs = 0
-        for counts in pipe.execute():
-            n_docs += int(counts[0] or 0)
-            for term, count in zip(terms, counts[1:], strict=True):
-                if count:
-                    df[term] += int(count)
-        return df, n_docs
+        weeks = [keys.story_df(week_of(day) - i) for i in range(DF_WEEKS)]
+        counts = self._df(keys=weeks, args=[DOCS_FIELD, *terms])
+        return dict(zip(terms, map(int, counts[1:]), strict=True)), int(counts[0])
+
+    def candidates_with_profiles(
+        self, index_keys: Sequence[str], me: str, limit: int
+    ) -> list[tuple[Profile, str]]:
+        """``profiles(candidates(...))`` in one round trip, ranked in Lua."""
+        found = self._candidates(
+            keys=[keys.story_posting(k) for k in index_keys],
+            args=[me, limit, keys.story_profile("")],
+        )
+        return [_record(raw) for raw in found]
 
     def candidates(self, index_keys: Sequence[str], me: str, limit: int) -> list[str]:
         pipe = self.redis.pipeline(transaction=False)
@@ -80,12 +131,7 @@ class RedisStories:
         if not article_ids:
             return []
         found = self.redis.mget([keys.story_profile(a) for a in article_ids])
-        out = []
-        for raw in found:
-            if raw:
-                data = json.loads(raw)
-                out.append((Profile.from_dict(data["profile"]), str(data["story_id"])))
-        return out
+        return [_record(raw) for raw in found if raw]
 
     def add(self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str]) -> None:
         terms = sorted(raw.df_terms())
@@ -217,6 +263,11 @@ class Stories:
             story_id, article.article_id, source, article.title, seen_at=seen_at,
             relevant=tags.us_china_trade, now_s=now.timestamp(), new_member=new_member,
         )  # fmt: skip
+
+
+def _record(raw: str | bytes) -> tuple[Profile, str]:
+    data = json.loads(raw)
+    return Profile.from_dict(data["profile"]), str(data["story_id"])
 
 
 def _text(value: Any) -> str:

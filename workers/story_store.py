@@ -63,6 +63,11 @@ class MemoryStories:
         hits = [self.postings.get(k, ()) for k in index_keys]
         return rank_candidates(hits, me, limit)
 
+    def candidates_with_profiles(
+        self, index_keys: Sequence[str], me: str, limit: int
+    ) -> list[tuple[Profile, str]]:
+        return self.profiles(self.candidates(index_keys, me, limit))
+
     def profiles(self, article_ids: Sequence[str]) -> list[tuple[Profile, str]]:
         return [self.stored[a] for a in article_ids if a in self.stored]
 
