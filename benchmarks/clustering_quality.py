@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
-
 from story_scores import bcubed, pairwise
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +54,9 @@ def run_cluster(rows: list[dict[str, Any]]) -> dict[str, str]:
     return {d["id"]: d["story_id"] for d in map(json.loads, done.stdout.splitlines())}
 
 
-def baseline(rows: list[dict[str, Any]], window_days: float = 3.0) -> tuple[float, tuple[float, ...]]:
+def baseline(
+    rows: list[dict[str, Any]], window_days: float = 3.0
+) -> tuple[float, tuple[float, ...]]:
     """Single-link TF-IDF cosine to the most similar earlier article within the window;
     the threshold is swept and the best pairwise F1 kept."""
     rows = sorted(rows, key=lambda r: r["published_at"])
@@ -191,10 +192,14 @@ def cost(stored: int) -> None:
                 started = time.perf_counter()
                 assign(target, model, article_id, day, raw)
                 times.append((time.perf_counter() - started) * 1e6)
-            print(f"  {name:<10} median {statistics.median(times) / 1000:.2f} ms, "
-                  f"p90 {sorted(times)[int(len(times) * 0.9)] / 1000:.2f} ms (goal: median <= 2 ms)")
-        print(f"  redis memory per stored article: {per_article / 1024:.2f} KiB "
-              f"({stored} articles: {per_article * stored / 2**20:.0f} MiB)")
+            print(
+                f"  {name:<10} median {statistics.median(times) / 1000:.2f} ms, "
+                f"p90 {sorted(times)[int(len(times) * 0.9)] / 1000:.2f} ms (goal: median <= 2 ms)"
+            )
+        print(
+            f"  redis memory per stored article: {per_article / 1024:.2f} KiB "
+            f"({stored} articles: {per_article * stored / 2**20:.0f} MiB)"
+        )
     finally:
         redis_server.terminate()
         redis_server.wait()

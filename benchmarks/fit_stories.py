@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 from sklearn.linear_model import LogisticRegression
-
 from story_scores import bcubed, pairwise
+
 from workers.pipeline import tag_document
 from workers.stories import PAIR_FEATURES, Model, pair_features, profile, raw_features
 from workers.story_store import MemoryStories
@@ -45,7 +45,9 @@ def load(path: Path) -> list[dict[str, str]]:
     return sorted(rows, key=lambda r: r["published_at"])
 
 
-def collect(rows: list[dict[str, str]], model: Model) -> list[tuple[str, list[tuple[str, list[float]]]]]:
+def collect(
+    rows: list[dict[str, str]], model: Model
+) -> list[tuple[str, list[tuple[str, list[float]]]]]:
     """Per article in time order: its candidates with their pair features."""
     taxonomy = load_taxonomy(ROOT / "config" / "taxonomy.yaml")
     store = MemoryStories()
@@ -58,8 +60,11 @@ def collect(rows: list[dict[str, str]], model: Model) -> list[tuple[str, list[tu
         me = profile(row["id"], day, raw, df, n, model, row["source"])
         keys = me.index_keys(model.index_terms)
         found = store.profiles(store.candidates(keys, me.article_id, model.max_candidates))
-        pairs = [(o.article_id, pair_features(me, o)) for o, _ in found
-                 if abs(me.day - o.day) <= model.window_days]
+        pairs = [
+            (o.article_id, pair_features(me, o))
+            for o, _ in found
+            if abs(me.day - o.day) <= model.window_days
+        ]
         out.append((row["id"], pairs))
         store.add(me, raw, row["gold_cluster"], keys)
     return out
@@ -132,13 +137,22 @@ def main() -> None:
     stories = sorted(set(gold.values()))
     random.Random(7).shuffle(stories)
     mean = cross_validate(collected, gold, args.folds)
-    print(f"cross-validated (by story): pairwise P {mean[0]:.3f} R {mean[1]:.3f} F1 {mean[2]:.3f}"
-          f"  BCubed F1 {mean[5]:.3f}")
+    print(
+        f"cross-validated (by story): pairwise P {mean[0]:.3f} R {mean[1]:.3f} F1 {mean[2]:.3f}"
+        f"  BCubed F1 {mean[5]:.3f}"
+    )
     w, b, t = fit(collected, gold, set(stories))
     full = replay(collected, w, b, t)
     inside = pairwise(gold, full) + bcubed(gold, full)
     print(f"in-sample (fitted on all): pairwise F1 {inside[2]:.3f} BCubed F1 {inside[5]:.3f}")
-    print("all-data fit:", dict(zip(PAIR_FEATURES, np.round(w, 3))), "bias", round(b, 3), "t", t)
+    print(
+        "all-data fit:",
+        dict(zip(PAIR_FEATURES, np.round(w, 3), strict=True)),
+        "bias",
+        round(b, 3),
+        "t",
+        t,
+    )
     cross = fit_cross(collected, gold, stories, args.folds)
     if args.write:
         write(w, b, t, mean, cross)
@@ -179,9 +193,11 @@ def fit_cross(collected, gold, stories: list[str], folds: int) -> tuple[np.ndarr
             break
         threshold = float(t)
     chosen = probs_a >= threshold
-    print(f"cross-script model (words blanked), held-out pairs: threshold {threshold:.2f} "
-          f"precision {labels_a[chosen].mean() if chosen.sum() else 1.0:.3f} "
-          f"recall {labels_a[chosen].sum() / max(1, labels_a.sum()):.3f}")
+    print(
+        f"cross-script model (words blanked), held-out pairs: threshold {threshold:.2f} "
+        f"precision {labels_a[chosen].mean() if chosen.sum() else 1.0:.3f} "
+        f"recall {labels_a[chosen].sum() / max(1, labels_a.sum()):.3f}"
+    )
     x, y = _pairs(collected, gold, set(stories))
     clf = LogisticRegression(C=1.0, max_iter=2000).fit(x, y)
     return clf.coef_[0], float(clf.intercept_[0]), threshold
@@ -189,7 +205,7 @@ def fit_cross(collected, gold, stories: list[str], folds: int) -> tuple[np.ndarr
 
 def write(weights: np.ndarray, bias: float, threshold: float, cv: np.ndarray, cross) -> None:
     data = {
-        "weights": {n: round(float(v), 4) for n, v in zip(PAIR_FEATURES, weights)},
+        "weights": {n: round(float(v), 4) for n, v in zip(PAIR_FEATURES, weights, strict=True)},
         "bias": round(bias, 4),
         "threshold": round(threshold, 3),
         "window_days": BASE.window_days,
@@ -197,12 +213,14 @@ def write(weights: np.ndarray, bias: float, threshold: float, cv: np.ndarray, cr
         "index_terms": BASE.index_terms,
         "max_candidates": BASE.max_candidates,
         "idf_prior_docs": BASE.idf_prior_docs,
-        "cross_weights": {n: round(float(v), 4) for n, v in zip(PAIR_FEATURES, cross[0])},
+        "cross_weights": {
+            n: round(float(v), 4) for n, v in zip(PAIR_FEATURES, cross[0], strict=True)
+        },
         "cross_bias": round(cross[1], 4),
         "cross_threshold": round(cross[2], 3),
     }
     head = (
-        "# The fitted \"same story\" model of workers/stories.py. Written by\n"
+        '# The fitted "same story" model of workers/stories.py. Written by\n'
         "# benchmarks/fit_stories.py --write from ../shared/corpus/clustering/dev.jsonl;\n"
         f"# cross-validated by story: pairwise F1 {cv[2]:.3f}, BCubed F1 {cv[5]:.3f}.\n"
     )

@@ -26,8 +26,7 @@ from workers.corpus import Corpus
 from workers.duplicates import DUPLICATE_SHARED, DuplicateIndex
 from workers.politeness import HostGate
 from workers.robots import RobotsCache
-from workers.story_redis import Stories
-from workers.story_store import load_model
+from workers.story_redis import story_placer
 from workers.stream import Emitter
 from workers.tagging import load_taxonomy
 
@@ -112,11 +111,6 @@ def _register(corpus: Corpus) -> None:
     if others:
         log.warning("corpus.not_shared", corpus_dir=str(corpus.directory),
                     other_directories=sorted(others.values()))  # fmt: skip
-
-
-def story_placer(client: redis.Redis, settings: Settings) -> Stories | None:
-    """The service's story clustering, or None when ``stories_enabled`` is off."""
-    return Stories(client, settings, load_model()) if settings.stories_enabled else None
 
 
 async def _make_fetcher(settings: Settings) -> Fetcher:

@@ -295,7 +295,9 @@ def _weighted_cos(a: Mapping[str, float], b: Mapping[str, float]) -> float:
 
 
 def probability(model: Model, features: Sequence[float], *, cross: bool = False) -> float:
-    weights, bias = (model.cross_weights, model.cross_bias) if cross else (model.weights, model.bias)
+    weights, bias = (
+        (model.cross_weights, model.cross_bias) if cross else (model.weights, model.bias)
+    )
     if not weights:
         return 0.0
     z = bias + sum(w * x for w, x in zip(weights, features, strict=True))
@@ -313,8 +315,7 @@ def same_story(model: Model, a: Profile, b: Profile) -> tuple[float, bool]:
 @dataclasses.dataclass(frozen=True)
 class Decision:
     story_id: str
-    joined: str | None  # the earlier article it joined, None for a new story
-    probability: float
+    probability: float  # of the best earlier article (the one joined, if any)
 
 
 def decide(model: Model, me: Profile, candidates: Iterable[tuple[Profile, str]]) -> Decision:
@@ -330,8 +331,8 @@ def decide(model: Model, me: Profile, candidates: Iterable[tuple[Profile, str]])
         if joins and (best is None or p > best[0]):
             best = (p, other, story_id)
     if best is not None:
-        return Decision(best[2], best[1].article_id, best[0])
-    return Decision(new_story_id(me.article_id), None, top)
+        return Decision(best[2], best[0])
+    return Decision(new_story_id(me.article_id), top)
 
 
 def new_story_id(article_id: str) -> str:
@@ -357,8 +358,9 @@ class StoryStore(Protocol):
     """Where profiles, posting lists, document frequencies and stories live: Redis for the
     service (``workers.story_store``), a dict for ``tradewire cluster`` and the tests."""
 
-    def document_frequencies(self, terms: Sequence[str], day: float) -> tuple[dict[str, int], int]:
-        ...
+    def document_frequencies(
+        self, terms: Sequence[str], day: float
+    ) -> tuple[dict[str, int], int]: ...
 
     def candidates_with_profiles(
         self, index_keys: Sequence[str], me: str, limit: int
@@ -367,8 +369,9 @@ class StoryStore(Protocol):
         share the most ``index_keys`` with this one, as ``rank_candidates`` orders them."""
         ...
 
-    def add(self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str]) -> None:
-        ...
+    def add(
+        self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str]
+    ) -> None: ...
 
 
 def assign(

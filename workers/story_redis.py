@@ -23,7 +23,7 @@ from core.models import Article, TagResult
 from core.settings import Settings
 from core.urls import domain_of
 from workers.stories import Model, Profile, RawFeatures, assign, rank_candidates, raw_features
-from workers.story_store import DF_WEEKS, day_of, week_of
+from workers.story_store import DF_WEEKS, day_of, load_model, week_of
 
 DOCS_FIELD = "#docs"  # the week's document count, beside its terms (no term starts with #)
 MEMBERS_KEPT = 200
@@ -228,13 +228,6 @@ class StoryBook:
         return [(s, [_text(m) for m in self.redis.lrange(keys.story_members(s.story_id), 0, -1)])
                 for s in states[:limit]]  # fmt: skip
 
-    def forget_member(self, story_id: str, article_id: str) -> None:
-        """Take an article out of a story it no longer belongs to (``recluster``)."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.lrem(keys.story_members(story_id), 0, article_id)
-        pipe.hincrby(keys.story(story_id), "article_count", -1)
-        pipe.execute()
-
 
 class Stories:
     """What the tag job asks: which story an article belongs to, and that story's state."""
@@ -263,6 +256,11 @@ class Stories:
             story_id, article.article_id, source, article.title, seen_at=seen_at,
             relevant=tags.us_china_trade, now_s=now.timestamp(), new_member=new_member,
         )  # fmt: skip
+
+
+def story_placer(client: redis.Redis, settings: Settings) -> Stories | None:
+    """The service's story clustering, or None when ``stories_enabled`` is off."""
+    return Stories(client, settings, load_model()) if settings.stories_enabled else None
 
 
 def _record(raw: str | bytes) -> tuple[Profile, str]:

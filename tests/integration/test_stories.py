@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import jsonschema
 import redis
 
-from core import keys
 from core.models import Article
 from core.settings import Settings
 from core.urls import short_hash

@@ -28,13 +28,17 @@ from workers.stories import (
 from workers.story_store import MemoryStories, day_of, load_model
 from workers.tagging import load_taxonomy
 
-ARTICLES = [json.loads(line) for line in (DATA / "stories" / "articles.jsonl").read_text().splitlines()]
+ARTICLES = [
+    json.loads(line) for line in (DATA / "stories" / "articles.jsonl").read_text().splitlines()
+]
 TAXONOMY = load_taxonomy(ROOT / "config" / "taxonomy.yaml")
 MODEL = load_model()
 
 
 def clustered(rows: list[dict[str, str]], model: Model = MODEL) -> dict[str, str]:
-    lines = [json.dumps(r, ensure_ascii=False) for r in sorted(rows, key=lambda r: r["published_at"])]
+    lines = [
+        json.dumps(r, ensure_ascii=False) for r in sorted(rows, key=lambda r: r["published_at"])
+    ]
     return {d["id"]: d["story_id"] for d in cluster_lines(lines, TAXONOMY, model, 100)}
 
 
@@ -92,7 +96,9 @@ def test_anchors_are_language_independent() -> None:
 
 
 def test_names_are_capitalised_words_the_text_never_writes_in_lower_case() -> None:
-    found = anchors_of("Although talks stalled, Li Chenggang met Jamieson Greer. Talks resume although slowly.")
+    found = anchors_of(
+        "Although talks stalled, Li Chenggang met Jamieson Greer. Talks resume although slowly."
+    )
     assert {"c:li chenggang", "c:chenggang", "c:jamieson greer", "c:greer"} <= found
     assert not any("although" in a or "talks" in a for a in found)
 
