@@ -269,7 +269,7 @@ def _normalised(weights: Mapping[str, float]) -> dict[str, float]:
 
 
 PAIR_FEATURES = ("text_cos", "title_cos", "anchor_cos", "shared_anchors", "entity_shared",
-                 "days_apart", "recency", "lead_cos")  # fmt: skip
+                 "days_apart", "recency", "lead_cos", "lead_anchor_cos")  # fmt: skip
 
 
 def pair_features(a: Profile, b: Profile) -> list[float]:
@@ -280,9 +280,14 @@ def pair_features(a: Profile, b: Profile) -> list[float]:
     anchor_cos = _weighted_cos(a.anchors, b.anchors)
     entity_shared = sum(1 for s in shared if s.startswith("e:"))
     days = abs(a.day - b.day)
+    lead_anchor_cos = _weighted_cos(_anchors(a.lead), _anchors(b.lead))
     return [text_cos, title_cos, anchor_cos, min(len(shared), 8) / 8.0,
             min(entity_shared, 4) / 4.0, min(days, 14.0), math.exp(-days),
-            _weighted_cos(a.lead, b.lead)]  # fmt: skip
+            _weighted_cos(a.lead, b.lead), lead_anchor_cos]  # fmt: skip
+
+
+def _anchors(weights: Mapping[str, float]) -> dict[str, float]:
+    return {k: v for k, v in weights.items() if k[1:2] == ":"}
 
 
 def _weighted_cos(a: Mapping[str, float], b: Mapping[str, float]) -> float:

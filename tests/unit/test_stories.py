@@ -170,3 +170,16 @@ def test_story_settings_are_validated(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="story_update_interval_s must be positive"):
         load_settings({}, config)
     assert dataclasses.replace(Settings(), stories_enabled=False).stories_enabled is False
+
+
+def test_seeds_000_and_004_are_one_story_and_no_other_pair_is() -> None:
+    from tests.conftest import SEEDS_DIR
+
+    rows = [
+        {"id": p.name[:3], "title": "", "text": p.read_text(encoding="utf-8"),
+         "published_at": "2025-08-27", "source": p.name[:3]}
+        for p in sorted(SEEDS_DIR.glob("*.txt"))
+    ]  # fmt: skip
+    story = clustered(rows)
+    joined = [(a, b) for a, b in combinations(sorted(story), 2) if story[a] == story[b]]
+    assert joined == [("000", "004")]
