@@ -61,7 +61,7 @@ def collect(
         keys = me.index_keys(model.index_terms)
         found = store.profiles(store.candidates(keys, me.article_id, model.max_candidates))
         pairs = [
-            (o.article_id, pair_features(me, o))
+            (o.article_id, pair_features(me, o), pair_features(me, o, cross=True))
             for o, _ in found
             if abs(me.day - o.day) <= model.window_days
         ]
@@ -77,7 +77,7 @@ def replay(collected, weights, bias, threshold, models=None, gold=None) -> dict[
     for article, pairs in collected:
         w, b, t = models[gold[article]] if models else (weights, bias, threshold)
         best, best_p = None, -1.0
-        for other, feats in pairs:
+        for other, feats, _ in pairs:
             p = 1 / (1 + np.exp(-(b + float(np.dot(w, feats)))))
             if p > best_p:
                 best, best_p = other, p
@@ -106,7 +106,7 @@ def fit(collected, gold, train: set[str]) -> tuple[np.ndarray, float, float]:
     for article, pairs in collected:
         if gold[article] not in train:
             continue
-        for other, feats in pairs:
+        for other, feats, _ in pairs:
             if gold[other] in train:
                 xs.append(feats)
                 ys.append(int(gold[article] == gold[other]))
@@ -131,7 +131,7 @@ def main() -> None:
     rows = load(DEV)
     gold = {r["id"]: r["gold_cluster"] for r in rows}
     collected = collect(rows, BASE)
-    reach = sum(1 for a, pairs in collected for o, _ in pairs if gold[o] == gold[a])
+    reach = sum(1 for a, pairs in collected for o, _, _ in pairs if gold[o] == gold[a])
     mates = sum(1 for a, _ in collected for b in gold if b != a and gold[b] == gold[a]) // 2
     print(f"candidate recall: {reach}/{mates} gold pairs reach the candidate list")
     stories = sorted(set(gold.values()))
@@ -159,19 +159,18 @@ def main() -> None:
 
 
 # What a pair in two scripts can still share: anchors and time. The cross-script model is
-# fitted on the dev pairs with their word features blanked, and its threshold is the lowest
+# fitted on the dev pairs seen as a cross-script pair sees them (pair_features(cross=True)), and its threshold is the lowest
 # that keeps the held-out pair precision at CROSS_PRECISION: a wrong cross-language join is
 # worse than a missed one.
 CROSS_PRECISION = 0.95
-WORDLESS = np.array([0.0 if n in ("text_cos", "title_cos") else 1.0 for n in PAIR_FEATURES])
 
 
 def _pairs(collected, gold, chosen: set[str]):
     xs, ys = [], []
     for article, pairs in collected:
-        for other, feats in pairs:
+        for other, _, cross_feats in pairs:
             if gold[article] in chosen and gold[other] in chosen:
-                xs.append(np.array(feats) * WORDLESS)
+                xs.append(np.array(cross_feats))
                 ys.append(int(gold[article] == gold[other]))
     return np.array(xs), np.array(ys)
 
@@ -194,7 +193,7 @@ def fit_cross(collected, gold, stories: list[str], folds: int) -> tuple[np.ndarr
         threshold = float(t)
     chosen = probs_a >= threshold
     print(
-        f"cross-script model (words blanked), held-out pairs: threshold {threshold:.2f} "
+        f"cross-script model (language-independent anchors only), held-out pairs: threshold {threshold:.2f} "
         f"precision {labels_a[chosen].mean() if chosen.sum() else 1.0:.3f} "
         f"recall {labels_a[chosen].sum() / max(1, labels_a.sum()):.3f}"
     )

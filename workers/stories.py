@@ -268,14 +268,20 @@ def _normalised(weights: Mapping[str, float]) -> dict[str, float]:
     return {t: round(v / norm, 4) for t, v in weights.items()}
 
 
-PAIR_FEATURES = ("text_cos", "title_cos", "anchor_cos", "shared_anchors", "entity_shared",
-                 "days_apart", "recency", "lead_cos", "lead_anchor_cos")  # fmt: skip
+PAIR_FEATURES = (
+    "text_cos", "title_cos", "anchor_cos", "shared_anchors", "entity_shared",
+    "days_apart", "recency", "lead_cos", "lead_anchor_cos", "figures_shared",
+)  # fmt: skip
 
 
-def pair_features(a: Profile, b: Profile) -> list[float]:
-    """The features of "a and b tell the same event", each cheap and bounded."""
-    text_cos = sum(v * b.terms.get(t, 0.0) for t, v in a.terms.items())
-    title_cos = _weighted_cos(a.title, b.title)
+def pair_features(a: Profile, b: Profile, *, cross: bool = False) -> list[float]:
+    """The features of "a and b tell the same event", each cheap and bounded. ``cross``:
+    the view of a pair in two scripts, which can share only language-independent anchors
+    (taxonomy entities and figures): no words, no capitalised names."""
+    if cross:
+        a, b = _independent(a), _independent(b)
+    text_cos = 0.0 if cross else sum(v * b.terms.get(t, 0.0) for t, v in a.terms.items())
+    title_cos = 0.0 if cross else _weighted_cos(a.title, b.title)
     shared = a.anchors.keys() & b.anchors.keys()
     anchor_cos = _weighted_cos(a.anchors, b.anchors)
     entity_shared = sum(1 for s in shared if s.startswith("e:"))
@@ -283,11 +289,19 @@ def pair_features(a: Profile, b: Profile) -> list[float]:
     lead_anchor_cos = _weighted_cos(_anchors(a.lead), _anchors(b.lead))
     return [text_cos, title_cos, anchor_cos, min(len(shared), 8) / 8.0,
             min(entity_shared, 4) / 4.0, min(days, 14.0), math.exp(-days),
-            _weighted_cos(a.lead, b.lead), lead_anchor_cos]  # fmt: skip
+            _weighted_cos(a.lead, b.lead), lead_anchor_cos,
+            min(sum(1 for s in shared if s.startswith("n:")), 3) / 3.0]  # fmt: skip
 
 
 def _anchors(weights: Mapping[str, float]) -> dict[str, float]:
     return {k: v for k, v in weights.items() if k[1:2] == ":"}
+
+
+def _independent(p: Profile) -> Profile:
+    def keep(weights: Mapping[str, float]) -> dict[str, float]:
+        return {k: v for k, v in weights.items() if k[:2] in ("e:", "n:")}
+
+    return dataclasses.replace(p, anchors=keep(p.anchors), lead=keep(p.lead))
 
 
 def _weighted_cos(a: Mapping[str, float], b: Mapping[str, float]) -> float:
@@ -313,7 +327,7 @@ def same_story(model: Model, a: Profile, b: Profile) -> tuple[float, bool]:
     """The probability that a and b tell one event, and whether it clears the threshold
     (the cross-script model's own for a pair in two scripts)."""
     cross = a.script != b.script
-    p = probability(model, pair_features(a, b), cross=cross)
+    p = probability(model, pair_features(a, b, cross=cross), cross=cross)
     return p, p >= (model.cross_threshold if cross else model.threshold)
 
 
