@@ -200,9 +200,46 @@ def cost(stored: int) -> None:
             f"  redis memory per stored article: {per_article / 1024:.2f} KiB "
             f"({stored} articles: {per_article * stored / 2**20:.0f} MiB)"
         )
+        _whole_step(client, model)
     finally:
         redis_server.terminate()
         redis_server.wait()
+
+
+def _whole_step(client: Any, model: Any) -> None:
+    """What the tag job pays per article: tagging, then ``Stories.place`` (features,
+    lookup, decision, the story's bookkeeping), on 300 further dev articles."""
+    from datetime import UTC, datetime
+
+    from core.models import Article
+    from core.settings import Settings
+    from workers.pipeline import tag_document
+    from workers.story_redis import Stories
+    from workers.tagging import load_taxonomy
+
+    taxonomy = load_taxonomy(ROOT / "config" / "taxonomy.yaml")
+    stories = Stories(client, Settings(), model)
+    rows = sorted(read_jsonl(DEV), key=lambda r: r["published_at"])[300:600]
+    tag_ms, place_ms = [], []
+    for row in rows:
+        article = Article(
+            article_id=row["id"], url=row["url"], canonical_url=row["url"], feed_url="",
+            feed_title="", title=row["title"], text=row["title"] + "\n\n" + row["text"],
+            authors=(), published_at=row["published_at"] + "T12:00:00Z",
+            fetched_at=row["published_at"] + "T12:00:00Z", discovered_at="", language="en",
+            site_name=row["source"],
+        )  # fmt: skip
+        started = time.perf_counter()
+        tags = tag_document(taxonomy, article.text, article.title)
+        tagged = time.perf_counter()
+        stories.place(article, tags, datetime.now(UTC))
+        tag_ms.append((tagged - started) * 1000)
+        place_ms.append((time.perf_counter() - tagged) * 1000)
+    tag, place = statistics.median(tag_ms), statistics.median(place_ms)
+    print(
+        f"  the tag job's step per article (median): tagging {tag:.2f} ms, "
+        f"Stories.place {place:.2f} ms (ratio {place / tag:.2f})"
+    )
 
 
 def _fill(store: Any, made_up: list[Any], model: Any, profile: Any) -> None:
@@ -210,7 +247,7 @@ def _fill(store: Any, made_up: list[Any], model: Any, profile: Any) -> None:
     df: Counter[str] = Counter()
     for count, (article_id, day, raw) in enumerate(made_up, start=1):
         me = profile(article_id, day, raw, df, count, model)
-        store.add(me, raw, f"s{article_id}", me.index_keys(model.index_terms))
+        store.add(me, raw, f"s{article_id}", me.index_keys(model.index_terms, model.index_anchors))
         if count % 1000 == 1:
             df.update(raw.df_terms())
 

@@ -6,8 +6,13 @@ the fitted weights to config/stories.yaml (``--write``).
 
 scikit-learn is used here only; the service reads the coefficients from the YAML file.
 Candidate generation (the inverted index) does not depend on the model, so the stream is
-run once to collect every (article, candidate) pair with its features, and each fold's
-clustering is replayed from those pairs with that fold's model.
+run once to collect every (article, candidate) pair with its features, and the clustering
+is replayed from those pairs: in the cross-validation each article decides with the model
+of the fold that held its story out, and the whole stream is scored at once.
+
+The cross-script model (a Chinese or Russian report beside an English one) is fitted on the
+same English pairs seen as a cross-script pair sees them (``pair_features(cross=True)``:
+taxonomy entities and figures only), its threshold held at 95% held-out pair precision.
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ def collect(
         day = day_of(row["published_at"])
         df, n = store.document_frequencies(sorted(raw.df_terms()), day)
         me = profile(row["id"], day, raw, df, n, model, row["source"])
-        keys = me.index_keys(model.index_terms)
+        keys = me.index_keys(model.index_terms, model.index_anchors)
         found = store.profiles(store.candidates(keys, me.article_id, model.max_candidates))
         pairs = [
             (o.article_id, pair_features(me, o), pair_features(me, o, cross=True))
@@ -210,6 +215,7 @@ def write(weights: np.ndarray, bias: float, threshold: float, cv: np.ndarray, cr
         "window_days": BASE.window_days,
         "top_terms": BASE.top_terms,
         "index_terms": BASE.index_terms,
+        "index_anchors": BASE.index_anchors,
         "max_candidates": BASE.max_candidates,
         "idf_prior_docs": BASE.idf_prior_docs,
         "cross_weights": {

@@ -71,6 +71,7 @@ class Model:
     window_days: float = 7.0
     top_terms: int = 40
     index_terms: int = 12
+    index_anchors: int = 10
     max_candidates: int = 40
     idf_prior_docs: float = 50.0
     # Pairs in two scripts share no words: their own model over the anchors and time only.
@@ -91,7 +92,7 @@ class Model:
             value = data[field.name]
             if field.name in ("weights", "cross_weights"):
                 value = _weight_vector(value, field.name)
-            elif field.name in ("top_terms", "index_terms", "max_candidates"):
+            elif field.name in ("top_terms", "index_terms", "index_anchors", "max_candidates"):
                 value = int(value)
             else:
                 value = float(value)
@@ -125,10 +126,14 @@ class Profile:
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:
         return cls(**data)
 
-    def index_keys(self, n_terms: int) -> list[str]:
-        """Posting-list keys: the most distinctive terms and every anchor."""
-        top = sorted(self.terms, key=lambda t: -self.terms[t])[:n_terms]
-        return [f"t:{t}" for t in top] + [f"a:{a}" for a in self.anchors]
+    def index_keys(self, n_terms: int, n_anchors: int = 10) -> list[str]:
+        """Posting-list keys: the most distinctive terms and the rarest anchors (entities
+        and figures first: they are what another language's report can share)."""
+        top = sorted(self.terms, key=lambda t: (-self.terms[t], t))[:n_terms]
+        anchors = sorted(
+            self.anchors, key=lambda a: (a[:2] not in ("e:", "n:"), -self.anchors[a], a)
+        )[:n_anchors]
+        return [f"t:{t}" for t in top] + [f"a:{a}" for a in anchors]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -361,16 +366,15 @@ def new_story_id(article_id: str) -> str:
 
 def rank_candidates(hits: Iterable[Iterable[str]], me: str, limit: int) -> list[str]:
     """The earlier articles found under most of the new one's index keys, at most ``limit``;
-    ties go to the most recent (posting lists are newest first)."""
-    counts: Counter[str] = Counter()
-    order: dict[str, int] = {}
+    ties go to the one found first (keys in order, each posting list newest first). The
+    Redis store ranks the same way in Lua (``workers.story_redis``)."""
+    counts: dict[str, int] = {}
     for posting in hits:
-        for rank, article_id in enumerate(posting):
+        for article_id in posting:
             if article_id != me:
-                counts[article_id] += 1
-                order[article_id] = min(order.get(article_id, rank), rank)
-    ranked = sorted(counts, key=lambda a: (-counts[a], order[a], a))
-    return ranked[:limit]
+                counts[article_id] = counts.get(article_id, 0) + 1
+    # dicts keep the order of discovery and sorted() is stable: ties stay in that order.
+    return sorted(counts, key=lambda a: -counts[a])[:limit]
 
 
 class StoryStore(Protocol):
@@ -401,7 +405,7 @@ def assign(
     df_terms = sorted(raw.df_terms())
     df, n_docs = store.document_frequencies(df_terms, day)
     me = profile(article_id, day, raw, df, n_docs, model, source)
-    index_keys = me.index_keys(model.index_terms)
+    index_keys = me.index_keys(model.index_terms, model.index_anchors)
     found = store.candidates_with_profiles(index_keys, article_id, model.max_candidates)
     decision = decide(model, me, found)
     store.add(me, raw, decision.story_id, index_keys)

@@ -47,31 +47,33 @@ return out
 # their stored records: one round trip, and only ``limit`` records cross the wire.
 _CANDIDATES = """
 local me, limit, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local counts, first, ids = {}, {}, {}
+local counts, found = {}, {}
 for _, key in ipairs(KEYS) do
-  local posting = redis.call('LRANGE', key, 0, -1)
-  for rank, id in ipairs(posting) do
+  for _, id in ipairs(redis.call('LRANGE', key, 0, -1)) do
     if id ~= me then
       if counts[id] == nil then
         counts[id] = 0
-        first[id] = rank
-        ids[#ids + 1] = id
-      elseif rank < first[id] then
-        first[id] = rank
+        found[#found + 1] = id
       end
       counts[id] = counts[id] + 1
     end
   end
 end
-table.sort(ids, function(a, b)
-  if counts[a] ~= counts[b] then return counts[a] > counts[b] end
-  if first[a] ~= first[b] then return first[a] < first[b] end
-  return a < b
-end)
+-- Most keys shared first, ties in the order found: buckets by count, no comparison sort.
+local buckets = {}
+for _, id in ipairs(found) do
+  local c = counts[id]
+  if buckets[c] == nil then buckets[c] = {} end
+  local bucket = buckets[c]
+  bucket[#bucket + 1] = id
+end
 local out = {}
-for i = 1, math.min(limit, #ids) do
-  local record = redis.call('GET', prefix .. ids[i])
-  if record then out[#out + 1] = record end
+for c = #KEYS, 1, -1 do
+  for _, id in ipairs(buckets[c] or {}) do
+    if #out >= limit then return out end
+    local record = redis.call('GET', prefix .. id)
+    if record then out[#out + 1] = record end
+  end
 end
 return out
 """
