@@ -130,3 +130,13 @@ def test_recluster_emits_only_where_membership_changed(
     assert {f["event_type"] for _, f in emitted} == {"story.updated"}
     again = recluster(settings, text_redis, TAXONOMY, MODEL, since=since, now=NOW + timedelta(1))
     assert (again.changed, again.emitted) == (0, 0)
+
+
+def test_document_frequencies_count_every_term_once_per_article(text_redis: redis.Redis) -> None:
+    store = RedisStories(text_redis, posting_limit=100, window_s=8 * 86400)
+    day = day_of("2026-05-12")
+    for i, text in enumerate(["China and Japan talk", "China buys soybeans", "Nothing new"]):
+        raw = raw_features("", text)
+        assign(store, MODEL, f"d{i}", day, raw)
+    df, n_docs = store.document_frequencies(["china", "japan", "soybean", "unseen"], day + 1)
+    assert (df, n_docs) == ({"china": 2, "japan": 1, "soybean": 1, "unseen": 0}, 3)
