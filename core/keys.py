@@ -96,3 +96,40 @@ WEBSUB_LEASES = f"{PREFIX}:websub:leases"
 
 def websub_subscription(feed_id: str) -> str:
     return f"{PREFIX}:websub:sub:{feed_id}"
+
+
+# Stories (workers/story_redis.py). Every one expires: document frequencies per week, posting
+# lists and article profiles after the story window, stories after story_ttl_s unless they grow.
+def story_df(week: int) -> str:
+    return f"{PREFIX}:story:df:{week}"
+
+
+def story_posting(index_key: str) -> str:
+    return f"{PREFIX}:story:ix:{index_key}"
+
+
+def story_profile(article_id: str) -> str:
+    return f"{PREFIX}:story:art:{article_id}"
+
+
+def story(story_id: str) -> str:
+    return f"{PREFIX}:story:{story_id}"
+
+
+def story_sources(story_id: str) -> str:
+    return f"{PREFIX}:story:{story_id}:sources"
+
+
+def story_members(story_id: str) -> str:
+    return f"{PREFIX}:story:{story_id}:members"
+
+
+def story_update_gate(story_id: str) -> str:
+    """Set while a story.updated for the story is being held back (the rate limit)."""
+    return f"{PREFIX}:story:{story_id}:gate"
+
+
+# Stories by last activity (sorted set, scored by Unix time), for `tradewire stories`.
+STORIES_RECENT = f"{PREFIX}:stories:recent"
+# Every story key but STORIES_RECENT: what `recluster` clears before it rebuilds.
+STORY_KEYS_PATTERN = f"{PREFIX}:story:*"

@@ -110,6 +110,10 @@ class Settings:
     worker_max_jobs: int = 1000
     min_article_words: int = 80
     duplicate_window_s: int = 14 * 24 * 3600  # how long a text is remembered for near-dups
+    stories_enabled: bool = True  # every cleaned article gets a story_id (workers/stories.py)
+    story_ttl_s: int = 30 * 24 * 3600  # a story untouched this long is forgotten
+    story_update_interval_s: int = 3600  # at most one story.updated per story this often
+    story_posting_limit: int = 100  # newest articles kept per index key (bounds the lookup)
 
     # Readiness limits: over these, /readyz says 503 (the backlog is not being worked off).
     ready_max_backlog: int = 50_000
@@ -249,6 +253,9 @@ def _validate(settings: Settings) -> None:
         "feeds_degraded_after_s",
         "sitemap_max_age_s",
         "sitemap_index_interval_s",
+        "story_ttl_s",
+        "story_update_interval_s",
+        "story_posting_limit",
     ]
     for name in positive:
         if getattr(settings, name) <= 0:

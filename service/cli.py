@@ -185,6 +185,21 @@ def _add_stream_commands(sub: Any) -> None:
     )
 
     sub.add_parser("retag", help="re-tag the corpus; emit events for changed verdicts")
+    _add_story_commands(sub)
+
+
+def _add_story_commands(sub: Any) -> None:
+    stories = sub.add_parser("stories", help="top stories by distinct sources, with articles")
+    stories.add_argument("--since", default="24h", help="active within (24h, 7d, 90m)")
+    stories.add_argument("--limit", type=int, default=20, help="at most this many stories")
+    sub.add_parser("cluster", help="story ids for JSON lines on stdin (offline, no Redis)",
+                   description='Read {"id","title","text","published_at","source"} JSON '
+                   'lines in time order; write {"id","story_id"} lines, with the service\'s '
+                   "clustering code on a private in-memory store.")  # fmt: skip
+    recluster = sub.add_parser(
+        "recluster", help="rebuild story ids; story.updated where membership changed"
+    )
+    recluster.add_argument("--since", default="30d", help="stored articles fetched within")
 
     backfill = sub.add_parser(
         "backfill", help="queue what a sitemap source published since a date (resumable)"
@@ -330,6 +345,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings, metrics_dir: Path | 
     if command in ("status", "failed"):
         with app.redis_for(settings, embedded_allowed=False, discover=True) as live:
             return _operate(args, live)
+    if command in ("stories", "cluster", "recluster"):
+        return _stories(args, settings)
     if command == "demo":
         return _demo(args, settings)
     if command == "feeds" and args.feeds_command == "status":
@@ -508,6 +525,21 @@ def _operate(args: argparse.Namespace, settings: Settings) -> int:
         count = queues.retry_failed(rq_redis, args.job_ids or None, JOB_FUNCTIONS)
         print(f"requeued {count} failed job(s)")
     return 0
+
+
+def _stories(args: argparse.Namespace, settings: Settings) -> int:
+    from service import app, stories
+
+    if args.command == "cluster":
+        return stories.cluster_command(settings, sys.stdin, sys.stdout)
+    try:
+        since_s = stories.duration_s(args.since)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    with app.redis_for(settings, embedded_allowed=False, discover=True) as live:
+        if args.command == "stories":
+            return stories.stories_command(live, since_s, args.limit, sys.stdout)
+        return stories.recluster_command(live, since_s, sys.stdout)
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:

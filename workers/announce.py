@@ -12,8 +12,9 @@ import redis
 
 from core.models import Article, TagResult
 from workers.corpus import Corpus
-from workers.events import ARTICLE_UPDATED, build_event
+from workers.events import ARTICLE_UPDATED, STORY_UPDATED, build_event
 from workers.pipeline import tag_document
+from workers.story_redis import Stories, StoryState
 from workers.stream import Emitter, last_verdict, record_verdict
 from workers.tagging import Taxonomy
 
@@ -26,6 +27,7 @@ class Announced:
     tags: TagResult
     outcome: str
     entry_id: str | None = None
+    story: StoryState | None = None
 
 
 class Announcer:
@@ -35,7 +37,8 @@ class Announcer:
     None leaves them alone, as ``replay`` into a consumer's own stream must. ``memory``
     is the corpus, which remembers for as long as it holds an article that the article
     was announced (Redis forgets after ``emitted_ttl_s``); None for ``replay``, whose
-    stream is the consumer's own.
+    stream is the consumer's own. ``stories`` gives every article a story (None: events
+    carry no story fields, as with ``stories_enabled: false``).
     """
 
     def __init__(
@@ -47,8 +50,10 @@ class Announcer:
         verdict_ttl_s: int,
         articles_emitter: Emitter | None = None,
         memory: Corpus | None = None,
+        stories: Stories | None = None,
     ) -> None:
         self.memory = memory
+        self.stories = stories
         self.taxonomy = taxonomy
         self.emitter = emitter
         self.verdicts = verdicts
@@ -58,26 +63,43 @@ class Announcer:
     def announce(self, article: Article, now: datetime) -> Announced:
         """``article.created`` once per article when it is about US–China trade."""
         tags = tag_document(self.taxonomy, article.text, article.title)
-        event = build_event(article, tags, now=now)
+        story = self._place(article, tags, now)
+        event = build_event(article, tags, now=now, story=_story(story))
         if self.articles_emitter is not None:
             self.articles_emitter.emit(event)
         if not tags.us_china_trade:
             self._record(article, tags)
-            return Announced(tags, "not_relevant")
+            self._story_updated(article, tags, story, now)
+            return Announced(tags, "not_relevant", story=story)
         if self._announced_before(article) is not None:
             self._record(article, tags)
-            return Announced(tags, "already_emitted")
+            return Announced(tags, "already_emitted", story=story)
         result = self.emitter.emit(event)
         # The verdict only after the event is safely on the stream: a crash before this
         # line retries the job, and the emitter makes the retry harmless.
         self._record(article, tags, announced=True)
-        return Announced(tags, "emitted" if result.created else "already_emitted", result.entry_id)
+        self._story_updated(article, tags, story, now)
+        outcome = "emitted" if result.created else "already_emitted"
+        return Announced(tags, outcome, result.entry_id, story=story)
+
+    def _place(self, article: Article, tags: TagResult, now: datetime) -> StoryState | None:
+        return self.stories.place(article, tags, now) if self.stories is not None else None
+
+    def _story_updated(
+        self, article: Article, tags: TagResult, story: StoryState | None, now: datetime
+    ) -> None:
+        """A relevant story gained a source (and none was announced lately): say so."""
+        if story is not None and story.announce:
+            self.emitter.emit(
+                build_event(article, tags, now=now, event_type=STORY_UPDATED, story=_story(story))
+            )
 
     def announce_change(self, article: Article, now: datetime) -> Announced:
         """Emit only when the verdict (relevance or topics) differs from the last one: a
         newly relevant article gets its first ``article.created``, one already announced
         ``article.updated`` with the new tags."""
         tags = tag_document(self.taxonomy, article.text, article.title)
+        story = _story(self._place(article, tags, now))
         announced = self._announced_before(article)
         prior = last_verdict(self.verdicts, article.article_id) if self.verdicts else None
         prior = prior or announced
@@ -92,10 +114,12 @@ class Announcer:
             return Announced(tags, "unchanged")
         outcome = "updated"
         if tags.us_china_trade and announced is None:
-            created = self.emitter.emit(build_event(article, tags, now=now))
+            created = self.emitter.emit(build_event(article, tags, now=now, story=story))
             outcome = "emitted" if created.created else "updated"
         if outcome == "updated":
-            self.emitter.emit(build_event(article, tags, now=now, event_type=ARTICLE_UPDATED))
+            self.emitter.emit(
+                build_event(article, tags, now=now, event_type=ARTICLE_UPDATED, story=story)
+            )
         self._record(article, tags, announced=True)
         return Announced(tags, outcome)
 
@@ -107,3 +131,7 @@ class Announcer:
             record_verdict(self.verdicts, article.article_id, tags.to_dict(), self.verdict_ttl_s)
         if announced and self.memory is not None:
             self.memory.remember_announced(article.article_id, tags.to_dict())
+
+
+def _story(state: StoryState | None) -> tuple[str, dict[str, Any]] | None:
+    return (state.story_id, state.to_event()) if state is not None else None

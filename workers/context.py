@@ -26,6 +26,7 @@ from workers.corpus import Corpus
 from workers.duplicates import DUPLICATE_SHARED, DuplicateIndex
 from workers.politeness import HostGate
 from workers.robots import RobotsCache
+from workers.story_redis import story_placer
 from workers.stream import Emitter
 from workers.tagging import load_taxonomy
 
@@ -72,6 +73,7 @@ class WorkerContext:
                 verdicts=text_redis,
                 verdict_ttl_s=settings.emitted_ttl_s,
                 memory=corpus,
+                stories=story_placer(text_redis, settings),
                 articles_emitter=(
                     Emitter(text_redis, settings, stream=settings.articles_stream_name)
                     if settings.articles_stream_name

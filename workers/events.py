@@ -15,6 +15,9 @@ from core.urls import domain_of
 SCHEMA_VERSION = 1
 ARTICLE_CREATED = "article.created"
 ARTICLE_UPDATED = "article.updated"
+# The article's story gained a distinct source (rate-limited per story); the event is the
+# joining article's, with the story's new counts.
+STORY_UPDATED = "story.updated"
 
 
 def build_event(
@@ -23,8 +26,19 @@ def build_event(
     *,
     now: datetime,
     event_type: str = ARTICLE_CREATED,
+    story: tuple[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The JSON document of one event. Times are RFC 3339 UTC strings."""
+    """The JSON document of one event. Times are RFC 3339 UTC strings. ``story`` is the
+    story id and summary, when clustering is on."""
+    event = _article_fields(article, tags, now=now, event_type=event_type)
+    if story is not None:
+        event["story_id"], event["story"] = story[0], story[1]
+    return event
+
+
+def _article_fields(
+    article: Article, tags: TagResult, *, now: datetime, event_type: str
+) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "event_type": event_type,

@@ -216,8 +216,9 @@ def tag_batch(deps: WorkerContext, payloads: list[dict[str, Any]]) -> dict[str, 
 def _tag_and_emit(deps: WorkerContext, article: Article) -> str:
     announced = deps.announcer.announce(article, datetime.now(UTC))
     tags = announced.tags
+    story_id = announced.story.story_id if announced.story else None
     if announced.outcome == "not_relevant":
-        log.info("article.processed", status="not_relevant", score=tags.score)
+        log.info("article.processed", status="not_relevant", score=tags.score, story_id=story_id)
         return "not_relevant"
     created = announced.outcome == "emitted"
     EVENTS.labels(outcome="emitted" if created else "duplicate_suppressed").inc()
@@ -229,6 +230,7 @@ def _tag_and_emit(deps: WorkerContext, article: Article) -> str:
         entry_id=announced.entry_id,
         score=tags.score,
         topics=list(tags.topics),
+        story_id=story_id,
     )
     return announced.outcome
 

@@ -15,6 +15,7 @@ from core.settings import Settings
 from core.times import rfc3339
 from workers.announce import Announcer
 from workers.corpus import Corpus
+from workers.story_redis import story_placer
 from workers.stream import Emitter
 from workers.tagging import Taxonomy
 
@@ -97,6 +98,7 @@ def retag(
     announcer = Announcer(
         taxonomy, Emitter(client, settings), verdicts=client,
         verdict_ttl_s=settings.emitted_ttl_s, memory=corpus,
+        stories=story_placer(client, settings),
     )  # fmt: skip
     progress = _Progress("retag", report, progress_every)
     for meta in corpus.stored_articles(on_scanned=progress):

@@ -1,0 +1,142 @@
+"""Stories through Redis: the service's store gives the same stories as ``tradewire
+cluster``; events carry them; story.updated is rate-limited; recluster reports changes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime, timedelta
+
+import jsonschema
+import redis
+
+from core.models import Article
+from core.settings import Settings
+from core.urls import short_hash
+from service.stories import cluster_lines, stories_command
+from tests.conftest import DATA, ROOT
+from workers.announce import Announcer
+from workers.corpus import Corpus
+from workers.recluster import recluster
+from workers.stories import assign, raw_features
+from workers.story_redis import RedisStories, Stories
+from workers.story_store import day_of, load_model
+from workers.stream import Emitter
+from workers.tagging import load_taxonomy
+
+ROWS = sorted(
+    (json.loads(line) for line in (DATA / "stories" / "articles.jsonl").read_text().splitlines()),
+    key=lambda r: r["published_at"],
+)
+TAXONOMY = load_taxonomy(ROOT / "config" / "taxonomy.yaml")
+MODEL = load_model()
+SCHEMA = json.loads((ROOT / "schemas" / "event-v1.json").read_text())
+NOW = datetime(2026, 5, 15, tzinfo=UTC)
+
+
+def article(row: dict[str, str]) -> Article:
+    article_id = short_hash(row["id"])
+    url = f"https://{row['source']}/news/{row['id']}"
+    return Article(
+        article_id=article_id, url=url, canonical_url=url, feed_url=f"https://{row['source']}/rss",
+        feed_title=row["source"], title=row["title"], text=f"{row['title']}\n\n{row['text']}",
+        authors=(), published_at=row["published_at"], fetched_at=row["published_at"],
+        discovered_at=row["published_at"], language=row["lang"], site_name=None,
+    )  # fmt: skip
+
+
+def test_redis_store_gives_the_stories_of_the_cluster_command(text_redis: redis.Redis) -> None:
+    lines = [json.dumps(r, ensure_ascii=False) for r in ROWS]
+    offline = {d["id"]: d["story_id"] for d in cluster_lines(lines, TAXONOMY, MODEL, 100)}
+    store = RedisStories(text_redis, posting_limit=100, window_s=8 * 86400)
+    online = {}
+    for row in ROWS:
+        from workers.pipeline import tag_document
+
+        entities = tag_document(TAXONOMY, row["text"], row["title"]).entities
+        raw = raw_features(row["title"], row["text"], entities)
+        online[row["id"]] = assign(store, MODEL, row["id"], day_of(row["published_at"]), raw,
+                                   row["source"]).story_id  # fmt: skip
+    assert online == offline
+    assert len(set(online.values())) < len(online)  # some joined: the comparison means something
+    assert all(text_redis.ttl(k) > 0 for k in text_redis.scan_iter(match="tradewire:story*"))
+
+
+def announcer(client: redis.Redis, settings: Settings) -> Announcer:
+    return Announcer(TAXONOMY, Emitter(client, settings), verdicts=client, verdict_ttl_s=3600,
+                     stories=Stories(client, settings, MODEL))  # fmt: skip
+
+
+def test_events_carry_the_story_and_story_updated_is_rate_limited(
+    text_redis: redis.Redis, settings: Settings
+) -> None:
+    teller = announcer(text_redis, settings)
+    tariff_rows = [r for r in ROWS if r["event"] == "ev-tariffs"]
+    results = [teller.announce(article(r), NOW) for r in tariff_rows]
+    assert all(r.story is not None for r in results)
+    story_ids = {r.story.story_id for r in results if r.story}
+    entries = text_redis.xrange(settings.stream_name)
+    events = [json.loads(fields["data"]) for _, fields in entries]
+    for event in events:
+        jsonschema.validate(event, SCHEMA)
+        assert event["story_id"] in story_ids
+    updates = [e for e in events if e["event_type"] == "story.updated"]
+    # Four outlets joined one relevant story within the hour: one story.updated, not three.
+    assert len(story_ids) == 1
+    assert len(updates) == 1 and updates[0]["story"]["source_count"] == 2
+    last = results[-1].story
+    assert last is not None and last.source_count == 4 and last.article_count == 4
+    again = teller.announce(article(tariff_rows[0]), NOW)  # a retried job
+    assert again.story is not None and again.story.article_count == 4
+    assert all(text_redis.ttl(k) > 0 for k in text_redis.scan_iter(match="tradewire:stor*"))
+
+
+def test_stories_command_lists_by_distinct_sources(
+    text_redis: redis.Redis, settings: Settings, capsys: object
+) -> None:
+    teller = announcer(text_redis, settings)
+    for row in ROWS:
+        teller.announce(article(row), datetime.now(UTC))
+    import io
+
+    out = io.StringIO()
+    stories_command(settings, 86400, 3, out)
+    listed = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(listed) == 3
+    counts = [s["source_count"] for s in listed]
+    assert counts == sorted(counts, reverse=True) and counts[0] >= 3
+    assert len(listed[0]["articles"]) == listed[0]["article_count"]
+
+
+def test_recluster_emits_only_where_membership_changed(
+    text_redis: redis.Redis, settings: Settings
+) -> None:
+    corpus = Corpus(settings.corpus_dir, text_redis)
+    articles = [dataclasses.replace(article(r), fetched_at="2026-05-14T00:00:00Z") for r in ROWS]
+    corpus.write_many([(a.article_id, a.text, {k: v for k, v in a.to_dict().items() if k != "text"})
+                       for a in articles])  # fmt: skip
+    never_joins = dataclasses.replace(MODEL, threshold=1.1, cross_threshold=1.1)
+    alone = Announcer(TAXONOMY, Emitter(text_redis, settings), verdicts=None, verdict_ttl_s=60,
+                      stories=Stories(text_redis, settings, never_joins))  # fmt: skip
+    for a in articles:
+        alone.announce(a, NOW)
+    before = text_redis.xlen(settings.stream_name)
+    since = datetime(2026, 5, 1, tzinfo=UTC)
+    report = recluster(settings, text_redis, TAXONOMY, MODEL, since=since, now=NOW)
+    joined = report.articles - report.stories
+    assert report.articles == len(ROWS) and joined > 0 and report.changed >= joined
+    emitted = text_redis.xrange(settings.stream_name)[before:]
+    assert len(emitted) == report.emitted > 0
+    assert {f["event_type"] for _, f in emitted} == {"story.updated"}
+    again = recluster(settings, text_redis, TAXONOMY, MODEL, since=since, now=NOW + timedelta(1))
+    assert (again.changed, again.emitted) == (0, 0)
+
+
+def test_document_frequencies_count_every_term_once_per_article(text_redis: redis.Redis) -> None:
+    store = RedisStories(text_redis, posting_limit=100, window_s=8 * 86400)
+    day = day_of("2026-05-12")
+    for i, text in enumerate(["China and Japan talk", "China buys soybeans", "Nothing new"]):
+        raw = raw_features("", text)
+        assign(store, MODEL, f"d{i}", day, raw)
+    df, n_docs = store.document_frequencies(["china", "japan", "soybean", "unseen"], day + 1)
+    assert (df, n_docs) == ({"china": 2, "japan": 1, "soybean": 1, "unseen": 0}, 3)

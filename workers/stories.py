@@ -1,0 +1,412 @@
+"""Stories (pure): which earlier article, if any, tells the same event as this one.
+
+An editor joins two reports of one event when they share what is distinctive about it: rare
+words (TF-IDF over a rolling document-frequency table), the same named people, places and
+organisations, the same figures (a 25% tariff, $50 billion), a similar headline, and when
+they were published close together. Each of those is one pair feature; a logistic model
+fitted on real gold (``benchmarks/fit_stories.py``, ``config/stories.yaml``) turns them
+into the probability that the pair is one story, and the article joins the story of its
+most probable earlier article when that probability clears the fitted threshold, else it
+starts a new story. The taxonomy's entity names (six languages, one canonical spelling)
+and numbers are language-independent, so a Chinese or Russian report can join an English
+story on those anchors alone.
+
+The work per article is bounded whatever the store holds: an article is compared only with
+the ``max_candidates`` earlier articles that share most of its index keys (its top terms
+and anchors), found through posting lists the store caps and expires.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from core.urls import short_hash
+
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+_CJK_CHAR = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_LATIN = re.compile(r"[A-Za-z]")
+_CAP_NAME = re.compile(r"\b(?:[A-Z][\w'’.-]*\s+){0,3}[A-Z][\w'’-]+")
+_LOWER_WORD = re.compile(r"\b[a-z][a-z]+\b")
+_NUMBER = re.compile(
+    r"([$€£¥]\s?)?(\d+(?:[.,]\d+)?)\s?(%|percent\b|per cent\b|billion\b|million\b|trillion\b"
+    r"|bn\b|mn\b|万亿|亿|млрд|млн|трлн|процент)?",
+    re.IGNORECASE,
+)
+_STOP = frozenset(
+    """a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing down during each few
+    for from further had has have having he her here hers herself him himself his how i if
+    in into is it its itself just me more most my no nor not now of off on once only or other
+    our ours out over own same she should so some such than that the their theirs them then
+    there these they this those through to too under until up very was we were what when
+    where which while who whom why will with would you your said says say new one two also
+    year years week day days time told according people would could may might like get got
+    monday tuesday wednesday thursday friday saturday sunday last first since still many much
+    even back well made make including just although however earlier meanwhile facing amid
+    despite while yet instead later today yesterday tonight because though whether""".split()
+)
+# Units to one spelling, with the factor that brings the number to it: a Chinese or
+# Russian "$18 billion" (180亿美元, 18 млрд) is the same anchor as the English one.
+_UNITS = {"%": ("%", 1.0), "percent": ("%", 1.0), "per cent": ("%", 1.0), "процент": ("%", 1.0),
+          "billion": ("bn", 1.0), "bn": ("bn", 1.0), "млрд": ("bn", 1.0), "亿": ("bn", 0.1),
+          "million": ("mn", 1.0), "mn": ("mn", 1.0), "млн": ("mn", 1.0),
+          "trillion": ("bn", 1000.0), "трлн": ("bn", 1000.0), "万亿": ("bn", 1000.0)}  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """The fitted decision: weights of the pair features (``PAIR_FEATURES`` order), bias,
+    the join threshold, and the bounds on work and memory per article."""
+
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+    window_days: float = 7.0
+    top_terms: int = 40
+    index_terms: int = 12
+    index_anchors: int = 10
+    max_candidates: int = 40
+    idf_prior_docs: float = 50.0
+    # Pairs in two scripts share no words: their own model over the anchors and time only.
+    cross_weights: tuple[float, ...] = ()
+    cross_bias: float = 0.0
+    cross_threshold: float = 1.1  # above any probability: no cross-script joins
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Model:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"stories model: unknown keys {sorted(unknown)}")
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            if field.name not in data:
+                continue
+            value = data[field.name]
+            if field.name in ("weights", "cross_weights"):
+                value = _weight_vector(value, field.name)
+            elif field.name in ("top_terms", "index_terms", "index_anchors", "max_candidates"):
+                value = int(value)
+            else:
+                value = float(value)
+            values[field.name] = value
+        return cls(**values)
+
+
+def _weight_vector(value: Any, name: str) -> tuple[float, ...]:
+    if not isinstance(value, Mapping) or set(value) != set(PAIR_FEATURES):
+        raise ValueError(f"stories model: {name} must name exactly {list(PAIR_FEATURES)}")
+    return tuple(float(value[feature]) for feature in PAIR_FEATURES)
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """What is kept of an article to compare later ones with (small: bounded term list)."""
+
+    article_id: str
+    day: float  # days since the epoch, fractional
+    terms: dict[str, float]  # top TF-IDF terms, L2-normalised weights
+    title: dict[str, float]  # title terms with their idf
+    anchors: dict[str, float]  # entity / name / number anchors with their idf
+    source: str = ""
+    lead: dict[str, float] = dataclasses.field(default_factory=dict)  # title + lead: terms, anchors
+    script: str = "latin"  # the text's main script: latin, cyrillic or cjk
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Profile:
+        return cls(**data)
+
+    def index_keys(self, n_terms: int, n_anchors: int = 10) -> list[str]:
+        """Posting-list keys: the most distinctive terms and the rarest anchors (entities
+        and figures first: they are what another language's report can share)."""
+        top = sorted(self.terms, key=lambda t: (-self.terms[t], t))[:n_terms]
+        anchors = sorted(
+            self.anchors, key=lambda a: (a[:2] not in ("e:", "n:"), -self.anchors[a], a)
+        )[:n_anchors]
+        return [f"t:{t}" for t in top] + [f"a:{a}" for a in anchors]
+
+
+@dataclasses.dataclass(frozen=True)
+class RawFeatures:
+    """Terms and anchors counted from the text, before idf weighting."""
+
+    term_counts: dict[str, int]
+    title_terms: frozenset[str]
+    anchors: frozenset[str]
+    script: str = "latin"
+    lead: frozenset[str] = frozenset()  # terms and anchors of the title and first words
+
+    def df_terms(self) -> set[str]:
+        anchors = self.anchors | {k for k in self.lead if k[1:2] == ":"}
+        return set(self.term_counts) | set(self.title_terms) | {f"@{a}" for a in anchors}
+
+
+def terms_of(text: str) -> list[str]:
+    """Lower-cased content words (a crude plural strip) and Chinese character bigrams."""
+    out: list[str] = []
+    for word in _WORD.findall(text.lower()):
+        word = word.replace("’", "'").split("'")[0]
+        if len(word) < 3 or word in _STOP:
+            continue
+        if len(word) > 4 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]
+        out.append(word)
+    for run in _CJK_RUN.findall(text):
+        out.extend(run[i : i + 2] for i in range(len(run) - 1))
+    return out
+
+
+def anchors_of(text: str, entities: Iterable[str] = ()) -> set[str]:
+    """Language-independent anchors: taxonomy entities (one spelling across languages),
+    figures with their unit, and capitalised multi-word names with their last word."""
+    found = {f"e:{name.lower()}" for name in entities}
+    for match in _NUMBER.finditer(text):
+        found.update(_figure(*match.groups()))
+    lower_words = set(_LOWER_WORD.findall(text))
+    for match in _CAP_NAME.finditer(text):
+        words = [_name_word(w) for w in match.group(0).split()]
+        # A capitalised word the text also writes in lower case is an ordinary word that
+        # began a sentence or a headline ("Although", "Facing"), not part of a name.
+        while words and (words[0] in lower_words or words[0] in _STOP):
+            words.pop(0)
+        while words and (words[-1] in lower_words or words[-1] in _STOP):
+            words.pop()
+        if len(words) >= 2:
+            found.add("c:" + " ".join(words))
+        if words and len(words[-1]) >= 3:
+            found.add("c:" + words[-1])
+    return found
+
+
+def _name_word(word: str) -> str:
+    word = word.replace("’", "'")
+    word = word[:-2] if word.endswith("'s") else word
+    return word.strip(".'-").lower()
+
+
+def _figure(currency: str | None, number: str, unit: str | None) -> list[str]:
+    """The anchor of a figure with a currency or a unit; bare numbers say too little."""
+    if not (currency or unit):
+        return []
+    name, factor = _UNITS.get((unit or "").lower(), ("", 1.0))
+    text = number.replace(",", ".") if unit else number.replace(",", "")
+    try:
+        value = float(text) * factor
+    except ValueError:
+        return []
+    return [f"n:{value:g}{name}"]
+
+
+def raw_features(title: str, text: str, entities: Iterable[str] = ()) -> RawFeatures:
+    body = text if not title or text.startswith(title) else f"{title}\n\n{text}"
+    entities = list(entities)
+    return RawFeatures(
+        lead=_lead(title, text, entities),
+        term_counts=dict(Counter(terms_of(body))),
+        title_terms=frozenset(terms_of(title)),
+        anchors=frozenset(anchors_of(body, entities)),
+        script=script_of(body),
+    )
+
+
+LEAD_CHARS = 400  # the title and about the first two sentences: what the story is about
+
+
+def _lead(title: str, text: str, entities: Sequence[str]) -> frozenset[str]:
+    """What the headline and the first sentences name: a report is about what it opens
+    with, while background paragraphs name whatever else the topic involves. Entities
+    count here only when one of their names (or the canonical one) appears in the lead."""
+    head = f"{title}\n{text[:LEAD_CHARS]}"
+    folded = head.lower()
+    named = [e for e in entities if e.lower() in folded]
+    return frozenset(terms_of(head)) | anchors_of(head, named)
+
+
+def script_of(text: str) -> str:
+    """The script most of the letters are in."""
+    cjk = len(_CJK_CHAR.findall(text))
+    cyrillic = len(_CYRILLIC.findall(text))
+    latin = len(_LATIN.findall(text))
+    best = max((latin, "latin"), (cyrillic, "cyrillic"), (cjk, "cjk"))
+    return best[1]
+
+
+def idf(df: int, n_docs: int, prior_docs: float) -> float:
+    """Smoothed idf; ``prior_docs`` keeps a young table (few documents) from calling every
+    word rare or every word common."""
+    return math.log((n_docs + prior_docs + 1.0) / (df + 1.0)) + 1.0
+
+
+def profile(
+    article_id: str, day: float, raw: RawFeatures, df: Mapping[str, int], n_docs: int,
+    model: Model, source: str = "",
+) -> Profile:  # fmt: skip
+    def w(term: str) -> float:
+        return idf(df.get(term, 0), n_docs, model.idf_prior_docs)
+
+    weighted = {t: (1.0 + math.log(c)) * w(t) for t, c in raw.term_counts.items()}
+    top = dict(sorted(weighted.items(), key=lambda kv: (-kv[1], kv[0]))[: model.top_terms])
+    return Profile(
+        article_id=article_id,
+        day=day,
+        terms=_normalised(top),
+        title={t: round(w(t), 3) for t in sorted(raw.title_terms)},
+        anchors={a: round(w(f"@{a}"), 3) for a in sorted(raw.anchors)},
+        source=source,
+        lead={k: round(w(k if k[1:2] != ":" else f"@{k}"), 3) for k in sorted(raw.lead)},
+        script=raw.script,
+    )
+
+
+def _normalised(weights: Mapping[str, float]) -> dict[str, float]:
+    norm = math.sqrt(sum(v * v for v in weights.values())) or 1.0
+    return {t: round(v / norm, 4) for t, v in weights.items()}
+
+
+PAIR_FEATURES = (
+    "text_cos", "title_cos", "anchor_cos", "shared_anchors", "entity_shared",
+    "days_apart", "recency", "lead_cos", "lead_anchor_cos", "figures_shared",
+)  # fmt: skip
+
+
+def pair_features(a: Profile, b: Profile, *, cross: bool = False) -> list[float]:
+    """The features of "a and b tell the same event", each cheap and bounded. ``cross``:
+    the view of a pair in two scripts, which can share only language-independent anchors
+    (taxonomy entities and figures): no words, no capitalised names."""
+    if cross:
+        a, b = _independent(a), _independent(b)
+    text_cos = 0.0 if cross else sum(v * b.terms.get(t, 0.0) for t, v in a.terms.items())
+    title_cos = 0.0 if cross else _weighted_cos(a.title, b.title)
+    shared = a.anchors.keys() & b.anchors.keys()
+    anchor_cos = _weighted_cos(a.anchors, b.anchors)
+    entity_shared = sum(1 for s in shared if s.startswith("e:"))
+    days = abs(a.day - b.day)
+    lead_anchor_cos = _weighted_cos(_anchors(a.lead), _anchors(b.lead))
+    return [text_cos, title_cos, anchor_cos, min(len(shared), 8) / 8.0,
+            min(entity_shared, 4) / 4.0, min(days, 14.0), math.exp(-days),
+            _weighted_cos(a.lead, b.lead), lead_anchor_cos,
+            min(sum(1 for s in shared if s.startswith("n:")), 3) / 3.0]  # fmt: skip
+
+
+def _anchors(weights: Mapping[str, float]) -> dict[str, float]:
+    return {k: v for k, v in weights.items() if k[1:2] == ":"}
+
+
+def _independent(p: Profile) -> Profile:
+    def keep(weights: Mapping[str, float]) -> dict[str, float]:
+        return {k: v for k, v in weights.items() if k[:2] in ("e:", "n:")}
+
+    return dataclasses.replace(p, anchors=keep(p.anchors), lead=keep(p.lead))
+
+
+def _weighted_cos(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    if not a or not b:
+        return 0.0
+    dot = sum(v * b[k] for k, v in a.items() if k in b)
+    na = math.sqrt(sum(v * v for v in a.values()))
+    nb = math.sqrt(sum(v * v for v in b.values()))
+    return dot / (na * nb)
+
+
+def probability(model: Model, features: Sequence[float], *, cross: bool = False) -> float:
+    weights, bias = (
+        (model.cross_weights, model.cross_bias) if cross else (model.weights, model.bias)
+    )
+    if not weights:
+        return 0.0
+    z = bias + sum(w * x for w, x in zip(weights, features, strict=True))
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+def same_story(model: Model, a: Profile, b: Profile) -> tuple[float, bool]:
+    """The probability that a and b tell one event, and whether it clears the threshold
+    (the cross-script model's own for a pair in two scripts)."""
+    cross = a.script != b.script
+    p = probability(model, pair_features(a, b, cross=cross), cross=cross)
+    return p, p >= (model.cross_threshold if cross else model.threshold)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    story_id: str
+    probability: float  # of the best earlier article (the one joined, if any)
+
+
+def decide(model: Model, me: Profile, candidates: Iterable[tuple[Profile, str]]) -> Decision:
+    """Join the story of the most probable earlier article within the window, else start a
+    story named after this article. Ties go to the earlier-stored candidate."""
+    best: tuple[float, Profile, str] | None = None
+    top = 0.0
+    for other, story_id in candidates:
+        if other.article_id == me.article_id or abs(me.day - other.day) > model.window_days:
+            continue
+        p, joins = same_story(model, me, other)
+        top = max(top, p)
+        if joins and (best is None or p > best[0]):
+            best = (p, other, story_id)
+    if best is not None:
+        return Decision(best[2], best[0])
+    return Decision(new_story_id(me.article_id), top)
+
+
+def new_story_id(article_id: str) -> str:
+    """Stable, so a retried job that starts a story names it the same way."""
+    return short_hash(f"story:{article_id}")
+
+
+def rank_candidates(hits: Iterable[Iterable[str]], me: str, limit: int) -> list[str]:
+    """The earlier articles found under most of the new one's index keys, at most ``limit``;
+    ties go to the one found first (keys in order, each posting list newest first). The
+    Redis store ranks the same way in Lua (``workers.story_redis``)."""
+    counts: dict[str, int] = {}
+    for posting in hits:
+        for article_id in posting:
+            if article_id != me:
+                counts[article_id] = counts.get(article_id, 0) + 1
+    # dicts keep the order of discovery and sorted() is stable: ties stay in that order.
+    return sorted(counts, key=lambda a: -counts[a])[:limit]
+
+
+class StoryStore(Protocol):
+    """Where profiles, posting lists, document frequencies and stories live: Redis for the
+    service (``workers.story_store``), a dict for ``tradewire cluster`` and the tests."""
+
+    def document_frequencies(
+        self, terms: Sequence[str], day: float
+    ) -> tuple[dict[str, int], int]: ...
+
+    def candidates_with_profiles(
+        self, index_keys: Sequence[str], me: str, limit: int
+    ) -> list[tuple[Profile, str]]:
+        """The stored profiles (and story ids) of at most ``limit`` earlier articles that
+        share the most ``index_keys`` with this one, as ``rank_candidates`` orders them."""
+        ...
+
+    def add(
+        self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str]
+    ) -> None: ...
+
+
+def assign(
+    store: StoryStore, model: Model, article_id: str, day: float, raw: RawFeatures,
+    source: str = "",
+) -> Decision:  # fmt: skip
+    """The one clustering path, for the tag job, ``recluster`` and ``tradewire cluster``."""
+    df_terms = sorted(raw.df_terms())
+    df, n_docs = store.document_frequencies(df_terms, day)
+    me = profile(article_id, day, raw, df, n_docs, model, source)
+    index_keys = me.index_keys(model.index_terms, model.index_anchors)
+    found = store.candidates_with_profiles(index_keys, article_id, model.max_candidates)
+    decision = decide(model, me, found)
+    store.add(me, raw, decision.story_id, index_keys)
+    return decision

@@ -1,0 +1,282 @@
+"""Stories in Redis: the service's store behind ``workers.stories.assign``, and each story's
+bookkeeping (first seen, articles, distinct sources, representative title).
+
+Bounds: document frequencies are one hash per week, kept ``DF_WEEKS`` + 1 weeks; a posting
+list keeps the newest ``posting_limit`` article ids and expires a window after its last
+write; an article's profile expires a window after it was stored; a story's keys expire
+``story_ttl_s`` after it last grew, and its member list keeps the newest ``MEMBERS_KEPT``.
+Work per article: two pipelined reads and one script call, whatever the store holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from core import keys
+from core.models import Article, TagResult
+from core.settings import Settings
+from core.urls import domain_of
+from workers.stories import Model, Profile, RawFeatures, assign, rank_candidates, raw_features
+from workers.story_store import DF_WEEKS, day_of, load_model, week_of
+
+DOCS_FIELD = "#docs"  # the week's document count, beside its terms (no term starts with #)
+MEMBERS_KEPT = 200
+DF_TTL_S = (DF_WEEKS + 1) * 7 * 86400
+
+# Document frequencies summed over the week keys (KEYS) server-side: one reply of numbers,
+# the first the document count.
+# Terms travel as one newline-joined argument and the counts come back as one string: a
+# few hundred separate arguments and replies cost the client more than Redis's whole work.
+_DF = """
+local terms = {}
+for term in string.gmatch(ARGV[1], '[^\\n]+') do terms[#terms + 1] = term end
+local out = {}
+for i = 1, #terms do out[i] = 0 end
+for _, key in ipairs(KEYS) do
+  for start = 1, #terms, 1000 do
+    local last = math.min(start + 999, #terms)
+    local counts = redis.call('HMGET', key, unpack(terms, start, last))
+    for i = start, last do
+      local c = counts[i - start + 1]
+      if c then out[i] = out[i] + tonumber(c) end
+    end
+  end
+end
+return table.concat(out, ',')
+"""
+
+# Candidates ranked server-side (most shared index keys first, then the most recent), and
+# their stored records: one round trip, and only ``limit`` records cross the wire.
+_CANDIDATES = """
+local me, limit, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local counts, found = {}, {}
+for _, key in ipairs(KEYS) do
+  for _, id in ipairs(redis.call('LRANGE', key, 0, -1)) do
+    if id ~= me then
+      if counts[id] == nil then
+        counts[id] = 0
+        found[#found + 1] = id
+      end
+      counts[id] = counts[id] + 1
+    end
+  end
+end
+-- Most keys shared first, ties in the order found: buckets by count, no comparison sort.
+local buckets = {}
+for _, id in ipairs(found) do
+  local c = counts[id]
+  if buckets[c] == nil then buckets[c] = {} end
+  local bucket = buckets[c]
+  bucket[#bucket + 1] = id
+end
+local out = {}
+for c = #KEYS, 1, -1 do
+  for _, id in ipairs(buckets[c] or {}) do
+    if #out >= limit then return out end
+    local record = redis.call('GET', prefix .. id)
+    if record then out[#out + 1] = record end
+  end
+end
+return out
+"""
+
+_ADD = """
+local df_key, profile_key = KEYS[1], KEYS[2]
+local me, profile, profile_ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local df_ttl, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
+if redis.call('SET', profile_key, profile, 'EX', profile_ttl, 'NX') == false then
+  return 0  -- a retried job: counted already
+end
+for term in string.gmatch(ARGV[6], '[^\\n]+') do redis.call('HINCRBY', df_key, term, 1) end
+redis.call('HINCRBY', df_key, '#docs', 1)
+redis.call('EXPIRE', df_key, df_ttl)
+for i = 3, #KEYS do
+  redis.call('LPUSH', KEYS[i], me)
+  redis.call('LTRIM', KEYS[i], 0, limit - 1)
+  redis.call('EXPIRE', KEYS[i], profile_ttl)
+end
+return 1
+"""
+
+
+class RedisStories:
+    """The ``StoryStore`` of the service."""
+
+    def __init__(self, client: redis.Redis, *, posting_limit: int, window_s: int) -> None:
+        self.redis = client
+        self.posting_limit = posting_limit
+        self.window_s = window_s
+        self._add = client.register_script(_ADD)
+        self._df = client.register_script(_DF)
+        self._candidates = client.register_script(_CANDIDATES)
+
+    def document_frequencies(self, terms: Sequence[str], day: float) -> tuple[dict[str, int], int]:
+        weeks = [keys.story_df(week_of(day) - i) for i in range(DF_WEEKS)]
+        counts = _text(self._df(keys=weeks, args=["\n".join([DOCS_FIELD, *terms])])).split(",")
+        return dict(zip(terms, map(int, counts[1:]), strict=True)), int(counts[0])
+
+    def candidates_with_profiles(
+        self, index_keys: Sequence[str], me: str, limit: int
+    ) -> list[tuple[Profile, str]]:
+        """``profiles(candidates(...))`` in one round trip, ranked in Lua."""
+        found = self._candidates(
+            keys=[keys.story_posting(k) for k in index_keys],
+            args=[me, limit, keys.story_profile("")],
+        )
+        return [_record(raw) for raw in found]
+
+    def candidates(self, index_keys: Sequence[str], me: str, limit: int) -> list[str]:
+        pipe = self.redis.pipeline(transaction=False)
+        for key in index_keys:
+            pipe.lrange(keys.story_posting(key), 0, self.posting_limit - 1)
+        return rank_candidates([[_text(v) for v in p] for p in pipe.execute()], me, limit)
+
+    def profiles(self, article_ids: Sequence[str]) -> list[tuple[Profile, str]]:
+        if not article_ids:
+            return []
+        found = self.redis.mget([keys.story_profile(a) for a in article_ids])
+        return [_record(raw) for raw in found if raw]
+
+    def add(self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str]) -> None:
+        terms = sorted(raw.df_terms())
+        record = json.dumps({"profile": me.to_dict(), "story_id": story_id}, ensure_ascii=False)
+        self._add(
+            keys=[keys.story_df(week_of(me.day)), keys.story_profile(me.article_id),
+                  *(keys.story_posting(k) for k in index_keys)],
+            args=[me.article_id, record, self.window_s, DF_TTL_S, self.posting_limit,
+                  "\n".join(terms)],
+        )  # fmt: skip
+
+    def story_of(self, article_id: str) -> str | None:
+        raw = self.redis.get(keys.story_profile(article_id))
+        return str(json.loads(raw)["story_id"]) if raw else None
+
+
+@dataclasses.dataclass(frozen=True)
+class StoryState:
+    """What the event says about the story, and whether this article brought a new source
+    to a relevant story when no ``story.updated`` was sent for it lately (``announce``)."""
+
+    story_id: str
+    first_seen: str
+    article_count: int
+    source_count: int
+    title: str
+    announce: bool = False
+
+    def to_event(self) -> dict[str, Any]:
+        return {"first_seen": self.first_seen, "article_count": self.article_count,
+                "source_count": self.source_count, "title": self.title}  # fmt: skip
+
+
+class StoryBook:
+    """Each story's summary in Redis, updated as articles join."""
+
+    def __init__(self, client: redis.Redis, *, ttl_s: int, update_interval_s: int) -> None:
+        self.redis = client
+        self.ttl_s = ttl_s
+        self.update_interval_s = update_interval_s
+
+    def join(
+        self, story_id: str, article_id: str, source: str, title: str, *, seen_at: str,
+        relevant: bool, now_s: float, new_member: bool = True,
+    ) -> StoryState:  # fmt: skip
+        pipe = self.redis.pipeline(transaction=False)
+        key = keys.story(story_id)
+        pipe.hsetnx(key, "first_seen", seen_at)
+        pipe.hsetnx(key, "title", title)
+        if new_member:
+            pipe.hincrby(key, "article_count", 1)
+            pipe.lpush(keys.story_members(story_id), article_id)
+            pipe.ltrim(keys.story_members(story_id), 0, MEMBERS_KEPT - 1)
+        if relevant:
+            pipe.hset(key, "relevant", 1)
+        added_at = len(pipe)
+        pipe.sadd(keys.story_sources(story_id), source or "?")
+        pipe.zadd(keys.STORIES_RECENT, {story_id: now_s})
+        pipe.zremrangebyscore(keys.STORIES_RECENT, 0, now_s - self.ttl_s)
+        for k in (key, keys.story_sources(story_id), keys.story_members(story_id),
+                  keys.STORIES_RECENT):  # fmt: skip
+            pipe.expire(k, self.ttl_s)
+        pipe.hgetall(key)
+        pipe.scard(keys.story_sources(story_id))
+        results = pipe.execute()
+        summary, sources = results[-2], int(results[-1])
+        gained = bool(results[added_at]) and sources > 1
+        state = StoryState(story_id, _text(summary.get("first_seen", seen_at)),
+                           int(summary.get("article_count", 1)), sources,
+                           _text(summary.get("title", title)))  # fmt: skip
+        if gained and summary.get("relevant") and self._gate(story_id):
+            return dataclasses.replace(state, announce=True)
+        return state
+
+    def _gate(self, story_id: str) -> bool:
+        """True at most once per ``update_interval_s`` per story."""
+        gate = keys.story_update_gate(story_id)
+        return bool(self.redis.set(gate, 1, nx=True, ex=self.update_interval_s))
+
+    def state(self, story_id: str) -> StoryState | None:
+        summary = self.redis.hgetall(keys.story(story_id))
+        if not summary:
+            return None
+        return StoryState(story_id, _text(summary.get("first_seen", "")),
+                          int(summary.get("article_count", 0)),
+                          int(self.redis.scard(keys.story_sources(story_id))),
+                          _text(summary.get("title", "")))  # fmt: skip
+
+    def recent(self, since_s: float, limit: int) -> list[tuple[StoryState, list[str]]]:
+        """Stories active since ``since_s`` (Unix time), most distinct sources first."""
+        ids = [_text(s) for s in self.redis.zrangebyscore(keys.STORIES_RECENT, since_s, "+inf")]
+        states = [s for s in (self.state(i) for i in ids) if s is not None]
+        states.sort(key=lambda s: (-s.source_count, -s.article_count, s.story_id))
+        return [(s, [_text(m) for m in self.redis.lrange(keys.story_members(s.story_id), 0, -1)])
+                for s in states[:limit]]  # fmt: skip
+
+
+class Stories:
+    """What the tag job asks: which story an article belongs to, and that story's state."""
+
+    def __init__(self, client: redis.Redis, settings: Settings, model: Model) -> None:
+        self.model = model
+        self.store = RedisStories(
+            client, posting_limit=settings.story_posting_limit,
+            window_s=int(model.window_days * 86400) + 86400,
+        )  # fmt: skip
+        self.book = StoryBook(
+            client, ttl_s=settings.story_ttl_s, update_interval_s=settings.story_update_interval_s
+        )
+
+    def place(self, article: Article, tags: TagResult, now: datetime) -> StoryState:
+        """Idempotent per article: a retried job finds the story it was given."""
+        source = article.site_name or domain_of(article.canonical_url)
+        seen_at = article.published_at or article.fetched_at
+        story_id = self.store.story_of(article.article_id)
+        new_member = story_id is None
+        if story_id is None:
+            raw = raw_features(article.title, article.text, tags.entities)
+            story_id = assign(self.store, self.model, article.article_id, day_of(seen_at),
+                              raw, source).story_id  # fmt: skip
+        return self.book.join(
+            story_id, article.article_id, source, article.title, seen_at=seen_at,
+            relevant=tags.us_china_trade, now_s=now.timestamp(), new_member=new_member,
+        )  # fmt: skip
+
+
+def story_placer(client: redis.Redis, settings: Settings) -> Stories | None:
+    """The service's story clustering, or None when ``stories_enabled`` is off."""
+    return Stories(client, settings, load_model()) if settings.stories_enabled else None
+
+
+def _record(raw: str | bytes) -> tuple[Profile, str]:
+    data = json.loads(raw)
+    return Profile.from_dict(data["profile"]), str(data["story_id"])
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

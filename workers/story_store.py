@@ -1,0 +1,85 @@
+"""Where stories live: ``MemoryStories`` for ``tradewire cluster`` and tests, the same
+protocol as the Redis store the service uses (``workers.story_redis``)."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from core.errors import ConfigError
+from core.yamlfile import find_config_file, read_mapping
+from workers.stories import Model, Profile, RawFeatures, rank_candidates
+
+# Document frequencies are counted per week and summed over the last DF_WEEKS: a rolling
+# table that follows the news (last month's rare word is this month's common one).
+DF_WEEKS = 4
+POSTING_LIMIT = 100  # newest ids kept per index key: bounds the candidates per lookup
+
+
+MODEL_FILE = "stories.yaml"
+
+
+def week_of(day: float) -> int:
+    return int(day // 7)
+
+
+def day_of(when: str) -> float:
+    """Days since the epoch of an RFC 3339 time or a bare date (taken as UTC)."""
+    parsed = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp() / 86400.0
+
+
+def load_model(path: Path | None = None) -> Model:
+    """The fitted model: ``path``, else config/stories.yaml, else the packaged copy."""
+    found = path or find_config_file(MODEL_FILE)
+    if found is None:
+        raise ConfigError(f"no {MODEL_FILE} in config/ or the packaged defaults")
+    try:
+        return Model.from_mapping(read_mapping(found, "stories model"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"stories model {found}: {exc}") from exc
+
+
+class MemoryStories:
+    """Everything in dicts; nothing expires (a ``tradewire cluster`` run is short)."""
+
+    def __init__(self, posting_limit: int = POSTING_LIMIT) -> None:
+        self.df: dict[int, Counter[str]] = {}
+        self.docs: Counter[int] = Counter()
+        self.postings: dict[str, deque[str]] = {}
+        self.stored: dict[str, tuple[Profile, str]] = {}
+        self.posting_limit = posting_limit
+
+    def document_frequencies(self, terms: Sequence[str], day: float) -> tuple[dict[str, int], int]:
+        weeks = [week_of(day) - i for i in range(DF_WEEKS)]
+        df = {t: sum(self.df.get(w, Counter()).get(t, 0) for w in weeks) for t in terms}
+        return df, sum(self.docs.get(w, 0) for w in weeks)
+
+    def candidates(self, index_keys: Sequence[str], me: str, limit: int) -> list[str]:
+        hits = [self.postings.get(k, ()) for k in index_keys]
+        return rank_candidates(hits, me, limit)
+
+    def candidates_with_profiles(
+        self, index_keys: Sequence[str], me: str, limit: int
+    ) -> list[tuple[Profile, str]]:
+        return self.profiles(self.candidates(index_keys, me, limit))
+
+    def profiles(self, article_ids: Sequence[str]) -> list[tuple[Profile, str]]:
+        return [self.stored[a] for a in article_ids if a in self.stored]
+
+    def add(self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str]) -> None:
+        week = week_of(me.day)
+        self.df.setdefault(week, Counter()).update(raw.df_terms())
+        self.docs[week] += 1
+        for key in index_keys:
+            posting = self.postings.setdefault(key, deque(maxlen=self.posting_limit))
+            posting.appendleft(me.article_id)
+        self.stored[me.article_id] = (me, story_id)
+
+    def story_of(self, article_id: str) -> str | None:
+        found = self.stored.get(article_id)
+        return found[1] if found else None
