@@ -212,6 +212,7 @@ def cross_validate(rows: list[dict[str, Any]], folds: int, seed: int) -> dict[st
     scores = np.zeros(len(rows))
     predicted = np.zeros(len(rows), dtype=bool)
     topics: list[tuple[int, int, int]] = []
+    per_topic = {name: np.zeros(3, dtype=int) for name in TOPICS}
     chosen = []
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, strata):
         c, threshold = select(x[train], y[train], strata[train], seed)
@@ -219,9 +220,16 @@ def cross_validate(rows: list[dict[str, Any]], folds: int, seed: int) -> dict[st
         predicted[test] = scores[test] >= threshold
         model = select_topic_model([rows[i] for i in train if rows[i]["label"]], seed)
         held = [rows[i] for i in test if rows[i]["label"]]
-        topics.append(topic_counts(held, apply_topic_model(model, held)))
+        found = apply_topic_model(model, held)
+        topics.append(topic_counts(held, found))
+        for name in TOPICS:
+            per_topic[name] += np.array(topic_counts(
+                [{"topics": r["topics"] & {name}} for r in held],
+                {(i, t) for i, t in found if t == name},
+            ))  # fmt: skip
         chosen.append((c, threshold, (model["c"], model["threshold"])))
-    return {"scores": scores, "predicted": predicted, "topics": topics, "chosen": chosen}
+    return {"scores": scores, "predicted": predicted, "topics": topics, "chosen": chosen,
+            "per_topic": per_topic}  # fmt: skip
 
 
 # --- Report ---------------------------------------------------------------------------------
@@ -294,6 +302,9 @@ def print_report(
     tp, fp, fn = (sum(t[k] for t in found["topics"]) for k in range(3))
     print(f"\ntopics on positives (held-out rule): precision {tp / max(1, tp + fp):.3f}, "
           f"recall {tp / max(1, tp + fn):.3f} (TP {tp}, FP {fp}, FN {fn})")  # fmt: skip
+    print("\n| topic | TP | FP | FN |\n|---|---:|---:|---:|")
+    for name, (tp, fp, fn) in found["per_topic"].items():
+        print(f"| {name} | {tp} | {fp} | {fn} |")
     if not errors:
         return
     wrong = [i for i, row in enumerate(rows) if row["label"] != found["predicted"][i]]
