@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 import redis
+import structlog
 from pytest_httpserver import HTTPServer
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -111,6 +112,9 @@ def test_subscribe_verify_push_and_forgeries(
 
     out = io.StringIO()
     configure_logging("INFO", "json", stream=out)
+    # The service's processors, but no logger cached: a module's logger cached here would
+    # keep writing to `out` in later tests and slip past their capture_logs().
+    structlog.configure(cache_logger_on_first_use=False)
 
     def logs() -> list[dict[str, str]]:
         return [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
