@@ -132,6 +132,10 @@ def _scenario(
         procs.append(proc)
         readiness = Readiness(health)
         readiness.thread.start()
+        # Ready first, whatever the machine's speed; then the kill comes mid-run.
+        assert wait_until(lambda: readiness.first_ok_after(0.0) is not None, 90), (
+            f"{readiness.statuses(0.0, time.monotonic())}\n{log.read_text()[-3000:]}"
+        )
         assert wait_until(lambda: outcome(client)[0] >= 60, 150), log.read_text()[-3000:]
         ready_before = readiness.first_ok_after(0.0)
         old = rig.primary_port()
