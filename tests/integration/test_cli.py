@@ -14,9 +14,12 @@ import redis
 from core.models import Article, TagResult
 from core.settings import Settings
 from tests.conftest import ROOT, free_port
-from tests.integration.test_demo import RELEVANT
+from tests.integration.test_pipeline import EXPECTED
 from workers.events import build_event
 from workers.stream import Emitter
+
+# The demo pages about US–China trade (service/demo_site/expected.json).
+RELEVANT = sum(1 for page in EXPECTED.values() if page["us_china_trade"])
 
 
 def tradewire(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: float = 60,
