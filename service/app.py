@@ -258,8 +258,11 @@ def _supervisor(
     settings: Settings, rq_redis: redis.Redis, extract_workers: int, tag_workers: int
 ) -> Supervisor:
     def hand_back_jobs(instance: str, code: int) -> None:
-        if code != 0:  # 0 is a planned recycle after max_jobs: nothing was left started
-            queues.recover_jobs_of(rq_redis, instance)
+        # Whatever the exit code: RQ's worker can exit 0 after an unhandled exception (seen
+        # when Redis came back under it), its job still started. After a planned recycle
+        # (max_jobs) nothing is left started and this finds nothing.
+        del code
+        queues.recover_jobs_of(rq_redis, instance)
 
     supervisor = Supervisor(on_exit=hand_back_jobs)
     # The workers find the Redis this process found (an embedded one's URL is known only
