@@ -10,10 +10,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 from service.demo import SITE_DIR
+from tests.httpd import QuietHandler, serve_handler
 
 PAGES = sorted(p.name for p in (SITE_DIR / "articles").glob("*.html"))
 _BODIES = {name: (SITE_DIR / "articles" / name).read_bytes() for name in PAGES}
@@ -111,7 +110,7 @@ class SitemapSite:
 def serve_sitemaps(site: SitemapSite) -> Iterator[SitemapSite]:
     """Serve ``site`` with ETags: a conditional GET of an unchanged document gets 304."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
@@ -126,15 +125,6 @@ def serve_sitemaps(site: SitemapSite) -> Iterator[SitemapSite]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    site.base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serve_handler(Handler) as base:
+        site.base = f"{base}"
         yield site
-    finally:
-        server.shutdown()
-        server.server_close()

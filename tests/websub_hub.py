@@ -12,11 +12,11 @@ import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
+
+from tests.httpd import QuietHandler, serve_handler
 
 
 @dataclasses.dataclass
@@ -104,7 +104,7 @@ class Hub:
 def serve_hub() -> Iterator[Hub]:
     hub = Hub()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
@@ -113,15 +113,6 @@ def serve_hub() -> Iterator[Hub]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    hub.url = f"http://127.0.0.1:{server.server_address[1]}/hub"
-    try:
+    with serve_handler(Handler) as base:
+        hub.url = f"{base}/hub"
         yield hub
-    finally:
-        server.shutdown()
-        server.server_close()

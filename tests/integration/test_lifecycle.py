@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from functools import partial
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from core import keys, queues
 from core.queues import failed_jobs, retry_failed
 from service.demo import SITE_DIR, _SiteHandler, demo_feeds
 from service.status import render_status, status_report
+from tests.httpd import serve_handler
 from tests.processes import run_env, start_run, wait_until
 from workers import corpus
 
@@ -34,12 +33,8 @@ class _SlowHandler(_SiteHandler):
 
 @pytest.fixture
 def slow_site() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_SlowHandler, directory=str(SITE_DIR)))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_handler(partial(_SlowHandler, directory=str(SITE_DIR))) as base:
+        yield base
 
 
 def _start(tmp_path: Path, log: Path) -> subprocess.Popen[bytes]:
