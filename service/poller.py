@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import random
 import time
 import uuid
@@ -301,6 +302,10 @@ class Poller:
         idle = until_idle and not due and not loop.in_flight
         if idle or loop.window_over(loop.report.polled):
             self._judge_window(loop)
+        elif loop.beat_due():
+            # Liveness is not held back by a failure window waiting for enough polls.
+            self.heartbeat()
+            loop.beaten_at = time.monotonic()
         self.flush()
         if idle:
             return None
@@ -334,6 +339,7 @@ class Poller:
         self._record_network_failures(judged, polled=loop.report.polled - loop.window_polled)
         loop.window_started, loop.window_polled = time.monotonic(), loop.report.polled
         self.heartbeat()
+        loop.beaten_at = loop.window_started
 
     async def _drain(self, in_flight: set[asyncio.Task[None]]) -> None:
         """On stop: let fetches in flight finish briefly, then cancel (their leases expire
@@ -629,6 +635,11 @@ class _PollLoop:
     failures: list[_Failure] = dataclasses.field(default_factory=list)
     window_started: float = dataclasses.field(default_factory=time.monotonic)
     window_polled: int = 0
+    beaten_at: float = -math.inf
+
+    def beat_due(self) -> bool:
+        """A heartbeat once a second at most: the first turn beats at once."""
+        return time.monotonic() - self.beaten_at >= 1.0
 
     def window_over(self, polled: int) -> bool:
         """A failure window lasts a second, and longer until it holds enough polls to tell an

@@ -290,3 +290,41 @@ def test_hints_and_rhythm_set_the_interval(
     assert settings.poll_min_interval_s * 0.9 <= delay("busy") <= 130
     assert delay("cached") >= 3600 * 0.9
     assert delay("daily") >= 12 * 3600 * 0.9
+
+
+def test_heartbeat_is_not_held_back_by_a_slow_feed(
+    httpserver: HTTPServer, settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis
+) -> None:
+    """A poller whose only feed hangs is alive: it beats within seconds, not once the fetch
+    (or a failure window waiting for enough polls) is over."""
+    import threading
+    import time as _time
+
+    release = threading.Event()
+
+    def hang(request: Request) -> Response:
+        release.wait(20)
+        return Response((FEEDS / "atom.xml").read_bytes(), content_type="application/atom+xml")
+
+    httpserver.expect_request("/slow").respond_with_handler(hang)
+
+    async def go() -> float | None:
+        fetcher = Fetcher(settings)
+        stop = asyncio.Event()
+        poller = Poller(settings, text_redis, rq_redis, fetcher)
+        poller.register([Feed(url=httpserver.url_for("/slow"))])
+        task = asyncio.create_task(poller.run(stop))
+        started, beat = _time.monotonic(), None
+        while beat is None and _time.monotonic() - started < 5:
+            await asyncio.sleep(0.1)
+            beat = text_redis.get(keys.POLLER_HEARTBEAT)
+        in_flight = not release.is_set()
+        release.set()
+        stop.set()
+        await task
+        await fetcher.aclose()
+        assert in_flight
+        return None if beat is None else float(beat)
+
+    beat = asyncio.run(go())
+    assert beat is not None and abs(beat - _time.time()) < 10

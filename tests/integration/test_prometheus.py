@@ -176,6 +176,9 @@ def test_every_panel_and_alert_has_data_on_a_working_pipeline(
             done = (
                 f'sum(tradewire_articles_total{{status="extracted"}}) >= {ARTICLES} '
                 "and on() sum(tradewire_queue_depth) == 0 and on() sum(tradewire_events_total) > 0"
+                # The poller's beat and last success after the polls, not the +Inf of before.
+                " and on() max(tradewire_poller_heartbeat_age_seconds) < 60"
+                " and on() max(tradewire_feeds_last_success_age_seconds) < 60"
             )
             assert wait_until(lambda: holds(base, done), 60, every=0.5), _logs(tmp_path)
             at = _after_scrapes(base, 3)
