@@ -157,6 +157,43 @@ class _Followers:
         return found
 
 
+class _AffixIndex:
+    """The terms whose first word is a prefix, suffix or infix pattern ("tariff*"), indexed
+    by that pattern: a new word is checked against the few whose pattern it could hold
+    (one look-up per pattern length) instead of all of them (hundreds of country names,
+    demonyms and their inflections; on real articles, most words are new to a worker)."""
+
+    __slots__ = ("infixes", "order", "prefixes", "suffixes")
+
+    def __init__(self, terms: Sequence[_Term]) -> None:
+        self.order = {id(term): k for k, term in enumerate(terms)}
+        self.prefixes: dict[int, dict[str, list[_Term]]] = {}
+        self.suffixes: dict[int, dict[str, list[_Term]]] = {}
+        self.infixes: list[_Term] = []
+        for term in terms:
+            word, mode = term.words[0]
+            by_length = self.prefixes if mode == _PREFIX else self.suffixes
+            if mode == _INFIX:
+                self.infixes.append(term)
+                continue
+            by_length.setdefault(len(word), {}).setdefault(word.lower(), []).append(term)
+
+    def candidates(self, lowered: str) -> list[_Term]:
+        """The terms that may match ``lowered`` (a word in lower case), in taxonomy order:
+        a superset of the matches, which the caller checks with each term's case rule."""
+        found = list(self.infixes)
+        size = len(lowered)
+        for length, terms in self.prefixes.items():
+            if length <= size:
+                found.extend(terms.get(lowered[:length], ()))
+        for length, terms in self.suffixes.items():
+            if length <= size:
+                found.extend(terms.get(lowered[size - length :], ()))
+        if len(found) > 1:
+            found.sort(key=lambda term: self.order[id(term)])
+        return found
+
+
 # What a word can start: (cancelling terms, labels of one-word terms, longer terms), or ()
 _Entry = tuple[()] | tuple[_Followers | None, tuple[str, ...], _Followers | None]
 
@@ -191,6 +228,7 @@ class TermMatcher:
                 self._other.append(parsed)
             else:
                 self._exact.setdefault(parsed.words[0][0].lower(), []).append(parsed)
+        self._affixes = _AffixIndex(self._other)
         # Distinct word (as written) -> what it can start: (cancelling terms, labels of
         # one-word terms, longer terms to check). Vocabulary repeats across articles, so
         # most words are classified once per process.
@@ -200,7 +238,7 @@ class TermMatcher:
         lowered = token.lower()
         items: list[_Term] = []
         if not CJK.match(token):  # a run of Chinese holds no word terms
-            for term in [*self._exact.get(lowered, ()), *self._other]:
+            for term in [*self._exact.get(lowered, ()), *self._affixes.candidates(lowered)]:
                 word, mode = term.words[0]
                 if _word_matches(token if term.case_sensitive else lowered, word, mode):
                     items.append(term)

@@ -395,3 +395,38 @@ def test_score_is_a_logistic_of_the_evidence(taxonomy: Taxonomy) -> None:
     )
     assert 0.0 < one.score <= two.score < 1.0
     assert two.score >= 0.95
+
+
+def test_affix_terms_are_found_through_the_index_as_by_trying_each() -> None:
+    """A word is checked only against the prefix/suffix/infix terms whose pattern it could
+    hold: the index must find every term that trying them all one by one would."""
+    from workers.lexicon import TermMatcher
+
+    pairs = [
+        ("topic:tariffs", "tariff*"),
+        ("topic:tariffs", "*zölle"),
+        ("entity:x", "*hina*"),
+        ("country:us", "US*"),  # case-sensitive prefix
+        ("country:vn", "vietnam*"),
+        ("country:vn", "Vietnam"),
+        ("topic:x", "anti-dump*"),
+    ]
+    matcher = TermMatcher(pairs)
+    words = ["Tariffs", "tariff", "tarif", "Strafzölle", "zölle", "CHINA", "Chinas", "USD",
+             "usd", "US", "Vietnamese", "vietnam", "Viet", "anti", "Zölle", "a", ""]  # fmt: skip
+    affix_terms = matcher._affixes.candidates("")  # infixes only, for an empty word
+    assert [t.words[0][0] for t in affix_terms] == ["hina"]
+    for word in words:
+        found = matcher._affixes.candidates(word.lower())
+        matching = {id(t) for t in matcher._other if _first_word_matches(t, word)}
+        assert matching <= {id(t) for t in found}, word
+    assert matcher.classify("Strafzölle on Chinas USD and Vietnamese anti-dumping tariffs") == {
+        "topic:tariffs": 2, "entity:x": 1, "country:us": 1, "country:vn": 1, "topic:x": 1,
+    }  # fmt: skip
+
+
+def _first_word_matches(term: object, word: str) -> bool:
+    from workers.lexicon import _word_matches
+
+    pattern, mode = term.words[0]  # type: ignore[attr-defined]
+    return _word_matches(word if term.case_sensitive else word.lower(), pattern, mode)  # type: ignore[attr-defined]
