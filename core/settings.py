@@ -107,6 +107,9 @@ class Settings:
     job_timeout_s: int = 60
     job_retries: int = 3
     job_batch_size: int = 16
+    # Fresh articles are tagged by the extract job that stored them; the tag queue then serves
+    # retag, replays and the articles whose tagging failed there.
+    tag_in_extract: bool = True
     worker_max_jobs: int = 1000
     min_article_words: int = 80
     duplicate_window_s: int = 14 * 24 * 3600  # how long a text is remembered for near-dups

@@ -33,7 +33,7 @@ PAGE_TYPES = ("text/html", "application/xhtml", "text/plain")
 
 
 def extract_job(payload: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
-    """Download, extract and store a batch of articles, then queue one tag job for them.
+    """Download, extract and store a batch of articles, then tag them (``_tag_stored``).
 
     The batch's pages are downloaded concurrently (each through the host gate) and each is
     extracted as soon as it arrives. A page that fails for good is refused with a reason;
@@ -81,13 +81,36 @@ def extract_batch(deps: WorkerContext, payloads: list[dict[str, Any]]) -> dict[s
             ARTICLES.labels(status="extracted", reason="").inc()
             log.info("article.extracted", status="extracted", corpus_file=article.corpus_file)
     outcomes["extracted"] = len(stored)
-    queues.enqueue_tags(deps.rq_redis, deps.settings, tag_job, [a.to_dict() for a in stored])
+    _tag_stored(deps, stored, job_id, outcomes)
     if retry_later:
         queues.enqueue_extracts(
             deps.rq_redis, deps.settings, extract_job, retry_later, batch_size=1,
             delay_s=queues.first_retry_interval_s(deps.settings),
         )  # fmt: skip
     return dict(outcomes)
+
+
+def _tag_stored(
+    deps: WorkerContext, stored: list[Article], job_id: str | None, outcomes: Counter[str]
+) -> None:
+    """Tag what this job stored, here: a tag job of its own cost more than the tagging
+    (its RQ lifecycle, every article's text written to Redis and read back). When tagging
+    fails, the articles not yet tagged go to the tag queue, where RQ retries them as any tag
+    job; should that fail too (Redis gone), this job fails and its retry, idempotent per
+    article, comes back here."""
+    if not deps.settings.tag_in_extract:
+        queues.enqueue_tags(deps.rq_redis, deps.settings, tag_job, [a.to_dict() for a in stored])
+        return
+    for done, article in enumerate(stored):
+        with _article_context(article, job_id):
+            try:
+                outcomes[_tag_and_emit(deps, article)] += 1
+            except Exception as exc:  # whatever it was, the tag queue retries these articles
+                log.warning("tag.deferred", error=str(exc)[:300], articles=len(stored) - done)
+                queues.enqueue_tags(
+                    deps.rq_redis, deps.settings, tag_job, [a.to_dict() for a in stored[done:]]
+                )
+                return
 
 
 async def _download_and_extract(

@@ -1,9 +1,11 @@
-"""Batched jobs: one extract job per feed poll's new items, one tag job per extract job.
+"""Batched jobs: one extract job per feed poll's new items, which tags what it stored (or,
+with ``tag_in_extract: false``, queues one tag job for it).
 
 Real poller, real RQ workers, real Redis, a local site. What is checked: the batch shape,
 that a transiently failing page leaves its batch as a single scheduled job while its
-batch-mates go on, that a batch which failed as a whole is retried as single jobs, and
-that a job queued by version 0.1 (one article, a dict) still runs.
+batch-mates go on, that a batch which failed as a whole is retried as single jobs, that a
+job queued by version 0.1 (one article, a dict) still runs, and that articles whose tagging
+failed inside the extract job go to the tag queue and are emitted from there.
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ FLAKY = "fentanyl-tariffs-cut.html"
 @pytest.fixture
 def site() -> Iterator[tuple[HTTPServer, dict[str, int]]]:
     """The demo articles under /news/, an RSS feed of them; FLAKY answers 503 while
-    ``state['flaky_503s']`` is positive."""
-    state = {"flaky_503s": 1_000}
+    ``state['flaky_503s']`` is positive; while ``state['canonical_elsewhere']`` is set, the
+    pages name /articles/<name> as their canonical URL, not the /news/<name> linked."""
+    state = {"flaky_503s": 1_000, "canonical_elsewhere": 0}
     with HTTPServer() as server:
 
         def page(request: Request) -> Response:
@@ -51,7 +54,8 @@ def site() -> Iterator[tuple[HTTPServer, dict[str, int]]]:
                 state["flaky_503s"] -= 1
                 return Response("busy", status=503)
             html = (SITE_DIR / "articles" / name).read_bytes()  # one is GB18030
-            html = html.replace(b"{{BASE}}/articles/", server.url_for("/news/").encode())
+            where = "/articles/" if state["canonical_elsewhere"] else "/news/"
+            html = html.replace(b"{{BASE}}/articles/", server.url_for(where).encode())
             return Response(html, content_type="text/html")
 
         for name in PAGES:
@@ -106,7 +110,7 @@ def test_a_transient_failure_leaves_the_batch_as_a_single_job(
     [batch] = extract.get_jobs()
     assert len(batch.args[0]) == 4 and batch.timeout == 4 * settings.job_timeout_s
 
-    run_worker(settings, keys.EXTRACT_QUEUE, burst=True)
+    run_worker(settings.with_overrides(tag_in_extract=False), keys.EXTRACT_QUEUE, burst=True)
     assert len(list(settings.corpus_dir.glob("*.txt"))) == 3
     [tag_batch] = queues.queue(rq_redis, keys.TAG_QUEUE).get_jobs()
     assert len(tag_batch.args[0]) == 3
@@ -157,7 +161,8 @@ def test_a_batch_that_failed_is_retried_as_single_jobs(
     )
     run_worker(settings, keys.EXTRACT_QUEUE, burst=True)
     assert len(list(settings.corpus_dir.glob("*.txt"))) == 3
-    assert len(queues.queue(rq_redis, keys.TAG_QUEUE).get_jobs()) == 3
+    assert all(text_redis.exists(keys.verdict(j.article_id)) for j in jobs)  # tagged there
+    assert queues.queue(rq_redis, keys.TAG_QUEUE).count == 0
 
 
 def test_a_job_queued_by_version_0_1_still_runs(
@@ -171,7 +176,40 @@ def test_a_job_queued_by_version_0_1_still_runs(
     job = article_job(server, PAGES[0])
     extract = queues.queue(rq_redis, keys.EXTRACT_QUEUE)
     extract.enqueue_call(extract_job, args=(job.to_dict(),), job_id="extract-legacy")
-    run_worker(settings, keys.EXTRACT_QUEUE, burst=True)
+    run_worker(settings.with_overrides(tag_in_extract=False), keys.EXTRACT_QUEUE, burst=True)
     [tag] = queues.queue(rq_redis, keys.TAG_QUEUE).get_jobs()
     assert [a["article_id"] for a in tag.args[0]] == [job.article_id]
     assert len(list(settings.corpus_dir.glob("*.txt"))) == 1
+
+
+def test_articles_whose_tagging_failed_in_the_extract_job_are_tagged_by_a_tag_job(
+    site: tuple[HTTPServer, dict[str, int]],
+    settings: Settings,
+    text_redis: redis.Redis,
+    rq_redis: redis.Redis,
+) -> None:
+    """The stream's key holds a string (an operator's mistake): XADD fails inside the
+    extract job, whose stored articles go to the tag queue; once the key is fixed, the tag
+    worker emits them, under their page's canonical URL, which differs from the feed link."""
+    server, state = site
+    state["flaky_503s"], state["canonical_elsewhere"] = 0, 1
+    jobs = [article_job(server, name) for name in PAGES]
+    # The page names as canonical a URL other than the one it was linked by.
+    canonical = {
+        j.article_id: article_id_for(canonicalize_url(j.url.replace("/news/", "/articles/")))
+        for j in jobs
+    }
+    text_redis.set(settings.stream_name, "not a stream")
+    enqueue_extracts(rq_redis, settings, extract_job, jobs)
+    run_worker(settings, keys.EXTRACT_QUEUE, burst=True)
+    assert FailedJobRegistry(queue=queues.queue(rq_redis, keys.EXTRACT_QUEUE)).count == 0
+    [tag] = queues.queue(rq_redis, keys.TAG_QUEUE).get_jobs()
+    deferred = {a["article_id"] for a in tag.args[0]}
+    relevant = {canonical[j.article_id] for j in jobs if not j.title.startswith("japan")}
+    assert relevant <= deferred  # the first relevant article failed; the rest followed it
+
+    text_redis.delete(settings.stream_name)
+    run_worker(settings, keys.TAG_QUEUE, burst=True)
+    emitted = [fields["article_id"] for _, fields in text_redis.xrange(settings.stream_name)]
+    assert sorted(emitted) == sorted(relevant)
+    assert all(text_redis.exists(keys.verdict(c)) for c in canonical.values())
