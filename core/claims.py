@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 
 import redis
+import redis.asyncio
 
 from core import keys
 from core.urls import short_hash
@@ -100,3 +101,55 @@ class ArticleClaims:
         for guid in guids:
             pipe.set(keys.seen_guid(feed_id, short_hash(guid)), "1", ex=self.seen_ttl_s)
         pipe.execute()
+
+
+class AsyncArticleClaims:
+    """``ArticleClaims`` on an asyncio client, for the poller's event loop: the same keys,
+    values and scripts (both kinds of claims interoperate), one pipelined round trip per
+    call. Scripts go as EVAL (Redis caches them by hash): no SCRIPT EXISTS round trip."""
+
+    def __init__(self, client: redis.asyncio.Redis, claim_ttl_s: int, seen_ttl_s: int) -> None:
+        self.redis = client
+        self.claim_ttl_s = claim_ttl_s
+        self.seen_ttl_s = seen_ttl_s
+
+    async def claim(self, article_ids: Sequence[str], owner: str) -> Claimed:
+        if not article_ids:
+            return Claimed(mine=[], in_flight=[])
+        pipe = self.redis.pipeline(transaction=False)
+        for article_id in article_ids:
+            pipe.eval(_CLAIM, 1, keys.seen_url(article_id), owner, self.claim_ttl_s)
+        pairs = list(zip(article_ids, await pipe.execute(), strict=True))
+        return Claimed(
+            mine=[aid for aid, result in pairs if int(result) == 1],
+            in_flight=[aid for aid, result in pairs if int(result) == -1],
+        )
+
+    async def confirm(
+        self, owned: Sequence[tuple[str, str]], feed_id: str = "", guids: Sequence[str] = ()
+    ) -> None:
+        """Make claims durable and remember the feed's guids, in one round trip."""
+        if not owned and not guids:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for article_id, owner in owned:
+            pipe.set(keys.seen_url(article_id), f"seen:{owner}", ex=self.seen_ttl_s)
+        for guid in guids:
+            pipe.set(keys.seen_guid(feed_id, short_hash(guid)), "1", ex=self.seen_ttl_s)
+        await pipe.execute()
+
+    async def release(self, article_ids: Sequence[str], owner: str) -> None:
+        if not article_ids:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for article_id in article_ids:
+            pipe.eval(_RELEASE, 1, keys.seen_url(article_id), owner)
+        await pipe.execute()
+
+    async def known_guids(self, feed_id: str, guids: Sequence[str]) -> set[str]:
+        if not guids:
+            return set()
+        pipe = self.redis.pipeline(transaction=False)
+        for guid in guids:
+            pipe.exists(keys.seen_guid(feed_id, short_hash(guid)))
+        return {guid for guid, hit in zip(guids, await pipe.execute(), strict=True) if hit}

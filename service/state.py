@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import redis
+import redis.asyncio
 
 from core import keys
 from core.models import Feed
@@ -42,6 +43,10 @@ class FeedState:
     next_poll_at: float = 0.0
     cadence_s: float = 0.0  # the interval learnt from the feed's rhythm (0: not yet known)
     title: str = ""
+    # The last 200 body whose items were all settled (a hash, 32 hex digits) and the
+    # feed's own polling hint then: the same body again is not parsed again.
+    body_hash: str = ""
+    hint_s: float = 0.0
 
     def to_redis(self) -> dict[str, str]:
         return {k: str(v) for k, v in dataclasses.asdict(self).items()}
@@ -138,3 +143,44 @@ class FeedStore:
         for feed_id, raw in sorted(defs.items()):
             out.append((Feed(**json.loads(raw)), self.state(feed_id)))
         return out
+
+
+class AsyncFeedStore:
+    """The poller's side of ``FeedStore`` on an asyncio client (decoded): what its event
+    loop reads and writes each turn, each call one pipelined round trip."""
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self.redis = client
+
+    async def claim_due(self, now: float, lease_s: float, limit: int) -> list[str]:
+        """Atomically take up to ``limit`` due feeds, leasing them for ``lease_s`` seconds."""
+        due = await self.redis.eval(_CLAIM_DUE, 1, keys.FEEDS_DUE, now, now + lease_s, limit)
+        return [str(feed_id) for feed_id in due]
+
+    async def load(self, feed_ids: Sequence[str]) -> list[tuple[str, Feed | None, FeedState]]:
+        """The definitions and states of claimed feeds, in one round trip."""
+        if not feed_ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(keys.FEEDS_DEFS, list(feed_ids))
+        for feed_id in feed_ids:
+            pipe.hgetall(keys.feed_state(feed_id))
+        raws, *states = await pipe.execute()
+        return [
+            (feed_id, Feed(**json.loads(raw)) if raw else None, FeedState.from_redis(state))
+            for feed_id, raw, state in zip(feed_ids, raws, states, strict=True)
+        ]
+
+    async def save_many(self, states: Mapping[str, FeedState]) -> None:
+        """Several feeds' states and due times in one round trip."""
+        if not states:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for feed_id, state in states.items():
+            pipe.hset(keys.feed_state(feed_id), mapping=cast(Any, state.to_redis()))
+        pipe.zadd(keys.FEEDS_DUE, {fid: s.next_poll_at for fid, s in states.items()}, xx=True)
+        await pipe.execute()
+
+    async def next_due_at(self) -> float | None:
+        first = await self.redis.zrange(keys.FEEDS_DUE, 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
