@@ -81,7 +81,7 @@ class Settings:
     # parse_timeout_s; bodies up to parse_inline_max_bytes are parsed in the poller itself.
     parse_workers: int = 0
     parse_timeout_s: float = 20.0
-    parse_inline_max_bytes: int = 16384
+    parse_inline_max_bytes: int = 0
     # WebSub push (off while None): the public URL at which hubs reach the health server's
     # /websub path; feeds that declare a hub are then subscribed and polled more slowly.
     websub_callback_url: str | None = None

@@ -31,12 +31,17 @@ log = structlog.get_logger("tradewire.parsing")
 ParseFunction = Callable[[bytes, Mapping[str, str], str, int], ParsedFeed]
 
 
+SPAWN_TIMEOUT_S = 60.0
+
+
 class ParseTimeoutError(Exception):
     """The parse ran past its deadline; its worker was killed."""
 
 
 def _serve(conn: Connection, parse: ParseFunction) -> None:
-    """A worker's loop: one request, one answer, until its pipe closes."""
+    """A worker's loop: one request, one answer, until its pipe closes. It says first that
+    it is ready (its imports done), so a deadline never counts a worker's start."""
+    conn.send(("ready", None))
     while True:
         try:
             body, headers, url, max_items = conn.recv()
@@ -72,7 +77,10 @@ class FeedParsers:
         self.timeout_s = settings.parse_timeout_s
         self.inline_max_bytes = settings.parse_inline_max_bytes
         self._parse = parse
+        # forkserver: a fork of a clean process that has imported feedparser once (not of
+        # the poller, whose threads may hold locks), each start then a quick fork.
         self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(["service.feeds"])
         self._idle: list[_Worker] = []
         self._started = 0
         self._free: asyncio.Semaphore | None = None
@@ -115,7 +123,10 @@ class FeedParsers:
                 ) from None
         finally:
             loop.remove_reader(fd)
-        answer: tuple[str, Any] = worker.conn.recv()
+        try:
+            answer: tuple[str, Any] = worker.conn.recv()
+        except (EOFError, OSError) as exc:  # the worker died (killed, out of memory)
+            raise RuntimeError(f"feed parse worker died: {exc!r}") from None
         return answer
 
     def _spawn(self) -> _Worker:
@@ -125,8 +136,12 @@ class FeedParsers:
         )
         process.start()
         child.close()
+        worker = _Worker(process, parent)
+        if not parent.poll(SPAWN_TIMEOUT_S) or parent.recv() != ("ready", None):
+            self._kill(worker)
+            raise RuntimeError("feed parse worker did not start")
         self._started += 1
-        return _Worker(process, parent)
+        return worker
 
     @staticmethod
     def _kill(worker: _Worker) -> None:
