@@ -78,7 +78,8 @@ class Settings:
     seen_ttl_s: int = 180 * 24 * 3600
     max_items_per_feed: int = 500
     # Feed parsing in worker processes (0: one per CPU core), each parse ended after
-    # parse_timeout_s; bodies up to parse_inline_max_bytes are parsed in the poller itself.
+    # parse_timeout_s per MiB of body (one MiB's worth at least); bodies up to
+    # parse_inline_max_bytes are parsed in the poller itself.
     parse_workers: int = 0
     parse_timeout_s: float = 20.0
     parse_inline_max_bytes: int = 0

@@ -2,8 +2,10 @@
 
 feedparser costs ~300 µs of CPU per item (and more for hostile input: its author regex is
 quadratic). In a thread it holds the GIL and so the poller's event loop; in a process it
-runs beside it, and a parse past ``parse_timeout_s`` is ended by killing its worker (a new
-one replaces it), which no thread allows. Bodies up to ``parse_inline_max_bytes`` are
+runs beside it, and a parse past its deadline (``parse_timeout_s`` per MiB of body, one
+MiB's worth at least: a legitimate 50,000-item feed of 3.4 MiB takes ~16 s of CPU, a hostile
+30 KB one as long) is ended by killing its worker (a new one replaces it), which no thread
+allows. Bodies up to ``parse_inline_max_bytes`` are
 parsed on the loop itself: sending them to a worker costs more than their parse (see
 benchmarks/results/history.md).
 """
@@ -95,7 +97,9 @@ class FeedParsers:
         async with self._free:
             worker = self._idle.pop() if self._idle else await asyncio.to_thread(self._spawn)
             try:
-                kind, value = await self._ask(worker, (body, dict(headers), url, max_items))
+                deadline = self.timeout_s * max(1.0, len(body) / 2**20)
+                request = (body, dict(headers), url, max_items)
+                kind, value = await self._ask(worker, request, deadline)
             except BaseException:
                 # Timed out or cancelled: the worker may still be busy; it is not reused.
                 await asyncio.to_thread(self._kill, worker)
@@ -108,7 +112,9 @@ class FeedParsers:
             raise ValueError(value)
         raise RuntimeError(f"feed parse failed in its worker: {value}")
 
-    async def _ask(self, worker: _Worker, request: tuple[Any, ...]) -> tuple[str, Any]:
+    async def _ask(
+        self, worker: _Worker, request: tuple[Any, ...], deadline: float
+    ) -> tuple[str, Any]:
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
         fd = worker.conn.fileno()
@@ -116,10 +122,10 @@ class FeedParsers:
         try:
             worker.conn.send(request)
             try:
-                await asyncio.wait_for(ready, self.timeout_s)
+                await asyncio.wait_for(ready, deadline)
             except TimeoutError:
                 raise ParseTimeoutError(
-                    f"feed parse took longer than {self.timeout_s:g} s; its worker was killed"
+                    f"feed parse took longer than {deadline:.3g} s; its worker was killed"
                 ) from None
         finally:
             loop.remove_reader(fd)
