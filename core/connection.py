@@ -128,6 +128,10 @@ def eviction_policy(client: redis.Redis) -> str | None:
 
 # -- asyncio twins of the clients above ----------------------------------------------------
 
+# Connections of one asyncio client, and how long a command waits for one of them.
+ASYNC_MAX_CONNECTIONS = 64
+ASYNC_POOL_WAIT_S = 30.0
+
 _ASYNC_CLASSES: dict[type, type] = {
     redis.connection.Connection: redis.asyncio.connection.Connection,
     redis.connection.SSLConnection: redis.asyncio.connection.SSLConnection,
@@ -175,8 +179,9 @@ def async_twin(client: redis.Redis) -> redis.asyncio.Redis:
         ssl = issubclass(pool.connection_class, SSLConnection)
         klass = AsyncSentinelSSLConnection if ssl else AsyncSentinelConnection
         options = _async_options(kwargs, klass)
+        # The Sentinel pool cannot wait for a free connection: it may open one per task.
         aclient: redis.asyncio.Redis = manager.master_for(
-            pool.service_name, connection_class=klass, **options
+            pool.service_name, connection_class=klass, max_connections=1024, **options
         )
         return aclient
     connection_class = _ASYNC_CLASSES.get(pool.connection_class)
@@ -185,5 +190,12 @@ def async_twin(client: redis.Redis) -> redis.asyncio.Redis:
             v for k, v in _ASYNC_CLASSES.items() if issubclass(pool.connection_class, k)
         )
     options = _async_options(dict(pool.connection_kwargs), connection_class)
-    apool = redis.asyncio.ConnectionPool(connection_class=connection_class, **options)
+    # Hundreds of tasks share the client: one past the pool's size waits for a connection
+    # (redis-py's default pool fails it instead, at 100).
+    apool = redis.asyncio.BlockingConnectionPool(
+        connection_class=connection_class,
+        max_connections=ASYNC_MAX_CONNECTIONS,
+        timeout=ASYNC_POOL_WAIT_S,
+        **options,
+    )
     return redis.asyncio.Redis(connection_pool=apool)

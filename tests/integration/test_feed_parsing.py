@@ -105,3 +105,18 @@ def test_async_enqueue_writes_the_job_rq_writes(
     for job_id in (sync_id, async_id):
         ran = Job.fetch(job_id, connection=rq_redis, serializer=JSONSerializer)
         assert (ran.get_status(), ran.retries_left) == ("scheduled", settings.job_retries - 1)
+
+
+def test_async_twin_serves_more_tasks_than_its_pool_holds(text_redis: redis.Redis) -> None:
+    """300 commands at once (a poller has 256 fetches in flight): they wait their turn for
+    one of the pool's connections instead of failing with "Too many connections"."""
+
+    async def burst() -> list[int]:
+        client = async_twin(text_redis)
+        try:
+            return list(await asyncio.gather(*(client.incr("twin-test") for _ in range(300))))
+        finally:
+            await client.aclose()
+            await client.connection_pool.disconnect()
+
+    assert sorted(asyncio.run(burst())) == list(range(1, 301))
