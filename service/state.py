@@ -18,6 +18,7 @@ import redis
 import redis.asyncio
 
 from core import keys
+from core.claims import execute_with_scripts, script_sha
 from core.models import Feed
 
 _CLAIM_DUE = """
@@ -27,6 +28,9 @@ for _, member in ipairs(due) do
 end
 return due
 """
+
+
+_CLAIM_DUE_SHA = script_sha(_CLAIM_DUE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,7 +162,11 @@ class AsyncFeedStore:
 
     async def claim_due(self, now: float, lease_s: float, limit: int) -> list[str]:
         """Atomically take up to ``limit`` due feeds, leasing them for ``lease_s`` seconds."""
-        due = await self.redis.eval(_CLAIM_DUE, 1, keys.FEEDS_DUE, now, now + lease_s, limit)
+
+        def fill(pipe: Any) -> None:
+            pipe.evalsha(_CLAIM_DUE_SHA, 1, keys.FEEDS_DUE, now, now + lease_s, limit)
+
+        [due] = await execute_with_scripts(self.redis, fill, [_CLAIM_DUE])
         return [str(feed_id) for feed_id in due]
 
     async def load(self, feed_ids: Sequence[str]) -> list[tuple[str, Feed | None, FeedState]]:

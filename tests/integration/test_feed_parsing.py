@@ -120,3 +120,26 @@ def test_async_twin_serves_more_tasks_than_its_pool_holds(text_redis: redis.Redi
             await client.connection_pool.disconnect()
 
     assert sorted(asyncio.run(burst())) == list(range(1, 301))
+
+
+def test_async_claims_load_their_scripts_when_redis_forgot_them(
+    settings: Settings, text_redis: redis.Redis
+) -> None:
+    """EVALSHA only (the service's Redis user may not EVAL): a Redis without the scripts
+    (restarted, failed over, SCRIPT FLUSH) gets them loaded once, and the claim holds."""
+    from core.claims import AsyncArticleClaims
+
+    async def claim_twice() -> tuple[list[str], list[str]]:
+        client = async_twin(text_redis)
+        try:
+            claims = AsyncArticleClaims(client, 600, settings.seen_ttl_s)
+            first = await claims.claim(["a" * 16], "poll:one")
+            text_redis.script_flush()
+            second = await claims.claim(["a" * 16, "b" * 16], "poll:two")
+            return first.mine, second.mine
+        finally:
+            await client.aclose()
+            await client.connection_pool.disconnect()
+
+    text_redis.script_flush()
+    assert asyncio.run(claim_twice()) == (["a" * 16], ["b" * 16])
