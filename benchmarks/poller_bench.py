@@ -722,7 +722,7 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\\n\\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add = parser.add_argument
     add("--feeds", type=int, default=10_000)
     add("--seconds", type=float, default=60.0, help="steady window")
@@ -782,7 +782,7 @@ def run(args: argparse.Namespace, tmp: Path, started: float) -> None:
     result["config"]["total_runtime_s"] = round(time.monotonic() - started, 1)
     print(f"total runtime {result['config']['total_runtime_s']} s")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\\n")
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json}")
 
 
