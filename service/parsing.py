@@ -158,6 +158,7 @@ class FeedParsers:
     async def aclose(self) -> None:
         """End every idle worker (busy ones are killed by the parse that holds them)."""
         idle, self._idle = self._idle, []
+        self._free = None  # bound to this event loop; the next poll may run on another
         for worker in idle:
             with contextlib.suppress(OSError):
                 worker.conn.close()  # the worker's recv ends: it exits
