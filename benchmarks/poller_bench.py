@@ -62,9 +62,11 @@ Feeds are spread over ``--hosts`` loopback addresses (127.0.1.1, 127.0.1.2, ...,
 connections per host, so feeds all on one host would measure that politeness cap (8
 connections, a quarter of them held 2 s by slow feeds), not the poller.
 
-Verdict: PASS when the steady window completed at least 97% of the polls that came due in
-it (the offered rate is its ceiling), the warm burst (saturated) reached 350 polls/s, and
-the steady p99 lag is under 5 s.
+Verdict (the goals are ratios within one run, so they hold on any machine): PASS when the
+warm burst (saturated) reached 0.8 x the polls/s of ``Fetcher.get`` alone on the same mix,
+the steady window completed at least 97% of the polls that came due in it (the offered rate
+is its ceiling) with a p99 lag under 5 s, and the event loop's lateness p99 in the steady
+window stayed under 20 ms.
 
 CPU ms/poll = process CPU seconds (user+sys, this process only) in the window / polls
 completed in the window. The server's and Redis' CPU (from /proc/<pid>/stat) and the CPU
@@ -143,8 +145,12 @@ from service.state import FeedState
 
 TARGET_RATE = 350.0
 TARGET_P99_S = 5.0
+TARGET_KEPT = 0.97  # of the polls that came due in the steady window
+TARGET_OF_FETCH = 0.8  # saturated polls/s over Fetcher.get's alone on the same mix
+TARGET_LATE_MS = 20.0  # event loop lateness p99 in the steady window
 STEADY_DRAIN_S = 5.0  # how long run() may take to notice stop before it is cancelled
-FINGERPRINTED = ("poller.py", "state.py", "fetch.py", "schedule.py", "hints.py", "feeds.py")
+FINGERPRINTED = ("poller.py", "state.py", "fetch.py", "schedule.py", "hints.py", "feeds.py",
+                 "parsing.py")  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the benchmark
@@ -652,23 +658,34 @@ def sitemap_ratios(*rows: dict[str, Any] | None) -> dict[str, float]:
     return ratio
 
 
-def verdict(st: dict[str, Any], warm: dict[str, Any] | None) -> tuple[str, list[str], float]:
-    """Sustained: the steady window completed what came due in it (the offered rate is the
-    ceiling there), and the saturated warm burst shows the capacity behind it."""
+def verdict(
+    st: dict[str, Any], warm: dict[str, Any] | None, fetch_only: dict[str, Any] | None
+) -> tuple[str, list[str], float]:
+    """The issue's goals, ratios within one run so they hold on any machine: saturated (warm
+    burst) polls/s >= 0.8 x Fetcher.get alone on the same mix; the steady window completed
+    >= 97% of what came due at the offered rate, with p99 lag < 5 s; event loop late p99
+    < 20 ms."""
     x = st["extra"]
-    kept_up = st["polls_per_s"] >= 0.97 * x["offered_per_s"]
+    kept_up = st["polls_per_s"] >= TARGET_KEPT * x["offered_per_s"]
     capacity = warm["polls_per_s"] if warm else st["polls_per_s"]
+    fetch_rate = fetch_only["polls_per_s"] if fetch_only else 0.0
+    saturated_ok = bool(fetch_rate) and capacity >= TARGET_OF_FETCH * fetch_rate
     lag_ok = st["lag_p99_s"] is not None and st["lag_p99_s"] < TARGET_P99_S
+    late = x.get("loop_late_p99_ms")
+    late_ok = late is not None and late < TARGET_LATE_MS
     reasons = []
+    if not saturated_ok:
+        reasons.append(f"saturated {capacity:.0f} polls/s < {TARGET_OF_FETCH} x Fetcher.get "
+                       f"alone ({fetch_rate:.0f}/s)")  # fmt: skip
     if not kept_up:
         reasons.append(
             f"steady {st['polls_per_s']:.0f} polls/s < 97% of the {x['offered_per_s']:.0f}/s due"
         )
-    if capacity < TARGET_RATE:
-        reasons.append(f"capacity {capacity:.0f} polls/s < {TARGET_RATE:.0f}")
     if not lag_ok:
         reasons.append(f"p99 lag {fmt(st['lag_p99_s'])} s >= {TARGET_P99_S:.0f} s")
-    ok = kept_up and capacity >= TARGET_RATE and lag_ok
+    if not late_ok:
+        reasons.append(f"event loop late p99 {late} ms >= {TARGET_LATE_MS:.0f} ms")
+    ok = saturated_ok and kept_up and lag_ok and late_ok
     return ("PASS" if ok else "FAIL"), reasons, capacity
 
 
@@ -686,13 +703,17 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
     ratio |= sitemap_ratios(find("poller cold pass"), find("sitemap poller cold pass"), warm,
                             find("sitemap poller warm burst"))  # fmt: skip
     one_core = 1000 / st["cpu_ms_per_poll"] if st["cpu_ms_per_poll"] else 0.0
-    outcome, reasons, capacity = verdict(st, warm)
+    outcome, reasons, capacity = verdict(st, warm, find("Fetcher.get only"))
     print(
-        f"Verdict vs goal (>= {TARGET_RATE:.0f} polls/s sustained, p99 lag < {TARGET_P99_S:.0f} s): "
-        f"{outcome}{' — ' + '; '.join(reasons) if reasons else ''}. Steady kept up with "
-        f"{st['polls_per_s'] / st['extra']['offered_per_s']:.0%} of what came due; saturated capacity "
-        f"(warm burst) {capacity:.0f} polls/s; at the steady CPU cost one core does at most "
-        f"~{one_core:.0f} polls/s."
+        f"Verdict vs goals (saturated >= {TARGET_OF_FETCH} x Fetcher.get alone; steady >= 97% of "
+        f"what comes due at {st['extra']['offered_per_s']:.0f}/s with p99 lag < "
+        f"{TARGET_P99_S:.0f} s; event loop late p99 < {TARGET_LATE_MS:.0f} ms): "
+        f"{outcome}{' — ' + '; '.join(reasons) if reasons else ''}. Saturated (warm burst) "
+        f"{capacity:.0f} polls/s = {ratio.get('warm_burst_over_fetch_rate', 0):.2f} x Fetcher.get "
+        f"alone; steady kept {st['polls_per_s'] / st['extra']['offered_per_s']:.0%} of what came "
+        f"due, p99 lag {fmt(st['lag_p99_s'])} s; event loop late p99 "
+        f"{st['extra'].get('loop_late_p99_ms')} ms; at the steady CPU cost one core does at "
+        f"most ~{one_core:.0f} polls/s."
     )
     return {"verdict": outcome, "reasons": reasons, "cpu_bound_polls_per_s": one_core, **ratio}
 
@@ -701,7 +722,7 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\\n\\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add = parser.add_argument
     add("--feeds", type=int, default=10_000)
     add("--seconds", type=float, default=60.0, help="steady window")
@@ -761,7 +782,7 @@ def run(args: argparse.Namespace, tmp: Path, started: float) -> None:
     result["config"]["total_runtime_s"] = round(time.monotonic() - started, 1)
     print(f"total runtime {result['config']['total_runtime_s']} s")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\\n")
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json}")
 
 

@@ -53,15 +53,15 @@ COMPONENTS = (
     ("Fetcher.get (httpx over aiohttp: the HTTP request)", "get", "core/fetch.py"),
     ("  of which AsyncClient.send", "send", "httpx/_client.py"),
     ("  of which Response.aclose", "aclose", "httpx/_models.py"),
-    ("FeedStore.save (sync Redis MULTI round trip)", "save", "service/state.py"),
-    ("FeedStore.states/feeds/claim_due (sync Redis, per batch)", "states|feeds|claim_due",
-     "service/state.py"),
-    ("ArticleClaims (sync Redis, 200s only)", "known_guids|claim|confirm|remember_guids",
-     "service/state.py"),
-    ("enqueue_extracts (rq)", "enqueue_extracts", "core/queues.py"),
-    ("parse_feed (feedparser)", "parse_feed", "service/feeds.py"),
+    ("AsyncFeedStore (asyncio Redis: claim, load, save, next due)",
+     "claim_due|load|save_many|next_due_at", "service/state.py"),
+    ("AsyncArticleClaims (asyncio Redis, 200s only)", "known_guids|claim|confirm|release",
+     "core/claims.py"),
+    ("enqueue_extracts_async (RQ's jobs, asyncio pipeline)", "enqueue_extracts_async",
+     "core/queues.py"),
+    ("FeedParsers.parse (hand-off to the parse processes)", "parse", "service/parsing.py"),
     ("structlog calls", "*", "structlog/"),
-    ("heartbeat (sync Redis)", "heartbeat", "service/poller.py"),
+    ("heartbeat (asyncio Redis)", "heartbeat", "service/poller.py"),
 )  # fmt: skip
 
 

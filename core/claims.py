@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import redis
+import redis.asyncio
+import redis.exceptions
 
 from core import keys
 from core.urls import short_hash
@@ -100,3 +104,87 @@ class ArticleClaims:
         for guid in guids:
             pipe.set(keys.seen_guid(feed_id, short_hash(guid)), "1", ex=self.seen_ttl_s)
         pipe.execute()
+
+
+def script_sha(script: str) -> str:
+    return hashlib.sha1(script.encode()).hexdigest()  # noqa: S324 - Redis names scripts so
+
+
+async def execute_with_scripts(
+    client: redis.asyncio.Redis, fill: Callable[[Any], None], scripts: Sequence[str]
+) -> list[Any]:
+    """Run the pipeline ``fill`` builds (EVALSHA of ``scripts`` among its commands), loading
+    the scripts once when Redis does not know them (first use, a restart, a failover):
+    no SCRIPT EXISTS round trip each time as redis-py's pipelines make, and no EVAL, which
+    the service's Redis user may not run (deploy/redis/users.acl.template)."""
+    for attempt in (1, 2):
+        pipe = client.pipeline(transaction=False)
+        fill(pipe)
+        try:
+            return list(await pipe.execute())
+        except redis.exceptions.NoScriptError:
+            if attempt == 2:
+                raise
+            for script in scripts:
+                await client.script_load(script)
+    raise AssertionError("unreachable")
+
+
+_CLAIM_SHA, _RELEASE_SHA = script_sha(_CLAIM), script_sha(_RELEASE)
+
+
+class AsyncArticleClaims:
+    """``ArticleClaims`` on an asyncio client, for the poller's event loop: the same keys,
+    values and scripts (both kinds of claims interoperate), one pipelined round trip per
+    call."""
+
+    def __init__(self, client: redis.asyncio.Redis, claim_ttl_s: int, seen_ttl_s: int) -> None:
+        self.redis = client
+        self.claim_ttl_s = claim_ttl_s
+        self.seen_ttl_s = seen_ttl_s
+
+    async def claim(self, article_ids: Sequence[str], owner: str) -> Claimed:
+        if not article_ids:
+            return Claimed(mine=[], in_flight=[])
+
+        def fill(pipe: Any) -> None:
+            for article_id in article_ids:
+                pipe.evalsha(_CLAIM_SHA, 1, keys.seen_url(article_id), owner, self.claim_ttl_s)
+
+        results = await execute_with_scripts(self.redis, fill, [_CLAIM])
+        pairs = list(zip(article_ids, results, strict=True))
+        return Claimed(
+            mine=[aid for aid, result in pairs if int(result) == 1],
+            in_flight=[aid for aid, result in pairs if int(result) == -1],
+        )
+
+    async def confirm(
+        self, owned: Sequence[tuple[str, str]], feed_id: str = "", guids: Sequence[str] = ()
+    ) -> None:
+        """Make claims durable and remember the feed's guids, in one round trip."""
+        if not owned and not guids:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for article_id, owner in owned:
+            pipe.set(keys.seen_url(article_id), f"seen:{owner}", ex=self.seen_ttl_s)
+        for guid in guids:
+            pipe.set(keys.seen_guid(feed_id, short_hash(guid)), "1", ex=self.seen_ttl_s)
+        await pipe.execute()
+
+    async def release(self, article_ids: Sequence[str], owner: str) -> None:
+        if not article_ids:
+            return
+
+        def fill(pipe: Any) -> None:
+            for article_id in article_ids:
+                pipe.evalsha(_RELEASE_SHA, 1, keys.seen_url(article_id), owner)
+
+        await execute_with_scripts(self.redis, fill, [_RELEASE])
+
+    async def known_guids(self, feed_id: str, guids: Sequence[str]) -> set[str]:
+        if not guids:
+            return set()
+        pipe = self.redis.pipeline(transaction=False)
+        for guid in guids:
+            pipe.exists(keys.seen_guid(feed_id, short_hash(guid)))
+        return {guid for guid, hit in zip(guids, await pipe.execute(), strict=True) if hit}

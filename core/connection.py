@@ -3,13 +3,20 @@ one server (``redis_url``) or for the primary a Sentinel deployment names."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import redis
+import redis.asyncio
+import redis.asyncio.connection
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.asyncio.sentinel import SentinelManagedConnection as AsyncSentinelConnection
+from redis.asyncio.sentinel import SentinelManagedSSLConnection as AsyncSentinelSSLConnection
 from redis.backoff import ExponentialBackoff
 from redis.connection import SSLConnection, parse_url
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelManagedConnection
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
 from core.redact import redact_url
 from core.settings import Settings, sentinel_addresses
@@ -117,3 +124,78 @@ def eviction_policy(client: redis.Redis) -> str | None:
     except redis.ResponseError:  # unknown command, NOPERM
         return None
     return reply.get("maxmemory-policy")
+
+
+# -- asyncio twins of the clients above ----------------------------------------------------
+
+# Connections of one asyncio client, and how long a command waits for one of them.
+ASYNC_MAX_CONNECTIONS = 64
+ASYNC_POOL_WAIT_S = 30.0
+
+_ASYNC_CLASSES: dict[type, type] = {
+    redis.connection.Connection: redis.asyncio.connection.Connection,
+    redis.connection.SSLConnection: redis.asyncio.connection.SSLConnection,
+    redis.connection.UnixDomainSocketConnection: (
+        redis.asyncio.connection.UnixDomainSocketConnection
+    ),
+}
+
+
+def _async_options(kwargs: dict[str, Any], connection_class: type) -> dict[str, Any]:
+    """The sync pool's connection arguments an asyncio connection also takes; the retry
+    policy is rebuilt as its asyncio twin (a sync ``Retry`` cannot await)."""
+    accepted: set[str] = set()
+    for klass in connection_class.__mro__:
+        if "__init__" in vars(klass):
+            accepted |= set(inspect.signature(vars(klass)["__init__"]).parameters)
+    options = {k: v for k, v in kwargs.items() if k in accepted and k != "retry"}
+    retry = kwargs.get("retry")
+    if isinstance(retry, Retry):
+        options["retry"] = AsyncRetry(retry._backoff, retry._retries)
+    return options
+
+
+def async_twin(client: redis.Redis) -> redis.asyncio.Redis:
+    """An asyncio client to the server (or Sentinel-managed primary) ``client`` talks to,
+    with its database, credentials, decoding, timeouts and retries: for code running on an
+    event loop, where one blocking round trip stalls every task. Bound to the loop it is
+    first used on; close it (``aclose``) on that loop."""
+    pool = client.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        sentinels = [
+            (
+                s.connection_pool.connection_kwargs["host"],
+                s.connection_pool.connection_kwargs["port"],
+            )
+            for s in pool.sentinel_manager.sentinels
+        ]
+        first = pool.sentinel_manager.sentinels[0].connection_pool.connection_kwargs
+        manager = AsyncSentinel(  # type: ignore[no-untyped-call]
+            sentinels,
+            sentinel_kwargs={k: first.get(k) for k in
+                             ("password", "socket_timeout", "socket_connect_timeout", "protocol")},
+        )  # fmt: skip
+        kwargs = dict(pool.connection_kwargs)
+        ssl = issubclass(pool.connection_class, SSLConnection)
+        klass = AsyncSentinelSSLConnection if ssl else AsyncSentinelConnection
+        options = _async_options(kwargs, klass)
+        # The Sentinel pool cannot wait for a free connection: it may open one per task.
+        aclient: redis.asyncio.Redis = manager.master_for(
+            pool.service_name, connection_class=klass, max_connections=1024, **options
+        )
+        return aclient
+    connection_class = _ASYNC_CLASSES.get(pool.connection_class)
+    if connection_class is None:
+        connection_class = next(
+            v for k, v in _ASYNC_CLASSES.items() if issubclass(pool.connection_class, k)
+        )
+    options = _async_options(dict(pool.connection_kwargs), connection_class)
+    # Hundreds of tasks share the client: one past the pool's size waits for a connection
+    # (redis-py's default pool fails it instead, at 100).
+    apool = redis.asyncio.BlockingConnectionPool(
+        connection_class=connection_class,
+        max_connections=ASYNC_MAX_CONNECTIONS,
+        timeout=ASYNC_POOL_WAIT_S,
+        **options,
+    )
+    return redis.asyncio.Redis(connection_pool=apool)

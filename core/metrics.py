@@ -41,6 +41,11 @@ FEED_POLLS = Counter(
     "tradewire_feed_polls", "Feed polls by result (200, 304 or an error kind).", ["result"],
     registry=REGISTRY,
 )  # fmt: skip
+FEED_BODY_UNCHANGED = Counter(
+    "tradewire_feed_body_unchanged",
+    "200 answers whose body equals the feed's last one: not parsed again.",
+    registry=REGISTRY,
+)
 ITEMS_DISCOVERED = Counter(
     "tradewire_items_discovered", "New feed items queued for extraction.", registry=REGISTRY
 )

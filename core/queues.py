@@ -26,10 +26,12 @@ from datetime import timedelta
 from typing import Any, ClassVar, TypeVar, cast
 
 import redis
+import redis.asyncio
 import structlog
 from rq import Queue, Retry, SimpleWorker, Worker, get_current_job
 from rq.exceptions import DeserializationError
 from rq.job import Job, JobStatus
+from rq.queue import EnqueueData
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from core import keys
@@ -325,8 +327,23 @@ def enqueue_extracts(
     if not jobs:
         return
     extract_queue = queue(connection, keys.EXTRACT_QUEUE)
+    prepared = _prepared_extracts(settings, extract, jobs, batch_size)
+    if delay_s <= 0:
+        extract_queue.enqueue_many(prepared)
+        return
+    for data in prepared:
+        extract_queue.enqueue_in(
+            timedelta(seconds=delay_s), data.func, *data.args, description=data.description,
+            job_id=data.job_id, job_timeout=data.timeout, retry=data.retry,
+            result_ttl=data.result_ttl, failure_ttl=data.failure_ttl,
+        )  # fmt: skip
+
+
+def _prepared_extracts(
+    settings: Settings, extract: JobFunction, jobs: Sequence[ArticleJob], batch_size: int | None
+) -> list[EnqueueData]:
     name = dotted_name(extract)
-    prepared = [
+    return [
         Queue.prepare_data(
             name,
             args=([job.to_dict() for job in batch],),
@@ -337,15 +354,40 @@ def enqueue_extracts(
         )
         for batch in batched(jobs, batch_size or settings.job_batch_size)
     ]
-    if delay_s <= 0:
-        extract_queue.enqueue_many(prepared)
+
+
+# A sync client that never connects: RQ writes the jobs into one of its pipelines, which is
+# read back and sent by an asyncio pipeline instead of being executed.
+_RECORDER = redis.Redis(host="127.0.0.1", port=1, protocol=2)
+_SERVER_VERSION = "_tradewire_rq_server_version"
+
+
+async def enqueue_extracts_async(
+    connection: redis.asyncio.Redis,
+    settings: Settings,
+    extract: JobFunction,
+    jobs: Sequence[ArticleJob],
+) -> None:
+    """``enqueue_extracts`` for code on an event loop, with an asyncio client (bytes, as RQ's
+    is): RQ's own ``enqueue_many`` builds the jobs and their keys in a pipeline that is
+    never executed, and those very commands are sent in one asyncio round trip, so the jobs
+    are exactly what RQ writes (its workers run them) and the loop never blocks."""
+    if not jobs:
         return
-    for data in prepared:
-        extract_queue.enqueue_in(
-            timedelta(seconds=delay_s), data.func, *data.args, description=data.description,
-            job_id=data.job_id, job_timeout=data.timeout, retry=data.retry,
-            result_ttl=data.result_ttl, failure_ttl=data.failure_ttl,
-        )  # fmt: skip
+    version = getattr(connection, _SERVER_VERSION, None)
+    if version is None:
+        info = await connection.info("server")
+        version = tuple(int(part) for part in str(info["redis_version"]).split(".")[:3])
+        setattr(connection, _SERVER_VERSION, version)
+    extract_queue = queue(_RECORDER, keys.EXTRACT_QUEUE)
+    extract_queue.redis_server_version = version  # RQ would ask the server (a blocking INFO)
+    recorder = _RECORDER.pipeline(transaction=False)
+    extract_queue.enqueue_many(_prepared_extracts(settings, extract, jobs, None), recorder)
+    pipe = connection.pipeline(transaction=False)
+    for args, options in recorder.command_stack:
+        pipe.execute_command(*args, **options)
+    recorder.reset()
+    await pipe.execute()
 
 
 def enqueue_tags(

@@ -77,6 +77,12 @@ class Settings:
     backoff_max_s: float = 6 * 3600.0
     seen_ttl_s: int = 180 * 24 * 3600
     max_items_per_feed: int = 500
+    # Feed parsing in worker processes (0: one per CPU core), each parse ended after
+    # parse_timeout_s per MiB of body (one MiB's worth at least); bodies up to
+    # parse_inline_max_bytes are parsed in the poller itself.
+    parse_workers: int = 0
+    parse_timeout_s: float = 20.0
+    parse_inline_max_bytes: int = 0
     # WebSub push (off while None): the public URL at which hubs reach the health server's
     # /websub path; feeds that declare a hub are then subscribed and polled more slowly.
     websub_callback_url: str | None = None
@@ -247,6 +253,7 @@ def _validate(settings: Settings) -> None:
         "poll_min_interval_s",
         "poll_concurrency",
         "poll_lease_s",
+        "parse_timeout_s",
         "http_total_timeout_s",
         "max_feed_bytes",
         "max_page_bytes",
@@ -269,6 +276,8 @@ def _validate(settings: Settings) -> None:
         problems.append("poll_min_interval_s must not exceed poll_max_interval_s")
     if not 1 <= settings.job_batch_size <= 100:
         problems.append("job_batch_size must be 1..100")
+    if settings.parse_workers < 0 or settings.parse_inline_max_bytes < 0:
+        problems.append("parse_workers and parse_inline_max_bytes must not be negative")
     if settings.job_retries < 0 or settings.http_max_redirects < 0:
         problems.append("job_retries and http_max_redirects must not be negative")
     if settings.http_total_timeout_s >= settings.job_timeout_s:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import math
 import random
 import time
@@ -18,29 +19,33 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import redis
+import redis.asyncio
 import structlog
 
 from core import keys
-from core.claims import CLAIM_TTL_S, ArticleClaims
+from core.claims import CLAIM_TTL_S, ArticleClaims, AsyncArticleClaims
+from core.connection import async_twin
 from core.errors import FetchError
 from core.fetch import Fetcher, FetchResult
 from core.metrics import (
+    FEED_BODY_UNCHANGED,
     FEED_POLLS,
     FEEDS_IN_BACKOFF,
     FEEDS_LISTED,
     FEEDS_STALE,
     ITEMS_DISCOVERED,
 )
-from core.models import ArticleJob, Feed
-from core.queues import enqueue_extracts
+from core.models import ArticleJob, Feed, FeedItem
+from core.queues import enqueue_extracts, enqueue_extracts_async
 from core.settings import Settings
 from core.times import rfc3339
-from service.feeds import ParsedFeed, parse_feed
+from service.feeds import ParsedFeed
 from service.hints import adaptive_interval_s, combine_hints, http_cache_hint_s
+from service.parsing import FeedParsers, ParseTimeoutError
 from service.schedule import SchedulePolicy, error_delay, success_delay
 from service.sitemap_source import as_sitemap, poll_sitemap
 from service.sitemaps import looks_like_sitemap
-from service.state import FeedState, FeedStore
+from service.state import AsyncFeedStore, FeedState, FeedStore
 from workers.jobs import extract_job
 
 log = structlog.get_logger("tradewire.poller")
@@ -85,6 +90,31 @@ class _Failure:
     error: FetchError
 
 
+@dataclasses.dataclass(frozen=True)
+class AsyncRedis:
+    """The asyncio clients and stores of one running ``Poller._poll``: everything the poller
+    asks Redis while its event loop runs goes through these (a blocking call would stall
+    every fetch in flight)."""
+
+    text: redis.asyncio.Redis
+    rq: redis.asyncio.Redis
+    store: AsyncFeedStore
+    claims: AsyncArticleClaims
+
+    @classmethod
+    def of(cls, text: redis.Redis, rq: redis.Redis, settings: Settings) -> AsyncRedis:
+        atext, arq = async_twin(text), async_twin(rq)
+        claims = AsyncArticleClaims(atext, CLAIM_TTL_S, settings.seen_ttl_s)
+        return cls(atext, arq, AsyncFeedStore(atext), claims)
+
+    async def aclose(self) -> None:
+        for client in (self.text, self.rq):
+            with contextlib.suppress(redis.RedisError, OSError):
+                await client.aclose()
+                # A pool passed in is not closed with its client (async_twin passes one).
+                await client.connection_pool.disconnect()
+
+
 @dataclasses.dataclass
 class CycleReport:
     """What one pass over the due feeds did."""
@@ -122,8 +152,11 @@ class Poller:
         clock: Clock = time.time,
         rng: random.Random | None = None,
         monotonic: Clock = time.monotonic,
+        parsers: FeedParsers | None = None,
     ) -> None:
         self.settings = settings
+        self.parsers = parsers or FeedParsers(settings)
+        self._aio: AsyncRedis | None = None  # while polling
         self.store = FeedStore(text_redis)
         self.claims = ArticleClaims(text_redis, CLAIM_TTL_S, settings.seen_ttl_s)
         self.text_redis = text_redis
@@ -166,14 +199,31 @@ class Poller:
     def _save(self, feed_id: str, state: FeedState) -> None:
         self._unsaved[feed_id] = state
 
+    @property
+    def aio(self) -> AsyncRedis:
+        """The asyncio clients of the running poll loop."""
+        if self._aio is None:
+            raise RuntimeError("the poller's asyncio clients exist only while it polls")
+        return self._aio
+
     def flush(self) -> None:
-        """Write the buffered feed states (one round trip)."""
+        """Write the buffered feed states (one round trip), from outside the poll loop."""
         if self._unsaved:
             pending, self._unsaved = self._unsaved, {}
             try:
                 self.store.save_many(pending)
             except redis.RedisError:
                 # Keep them for the next try; until then their leases hold the feeds.
+                self._unsaved = {**pending, **self._unsaved}
+                raise
+
+    async def aflush(self) -> None:
+        """``flush`` on the poll loop's asyncio client."""
+        if self._unsaved:
+            pending, self._unsaved = self._unsaved, {}
+            try:
+                await self.aio.store.save_many(pending)
+            except redis.RedisError:
                 self._unsaved = {**pending, **self._unsaved}
                 raise
 
@@ -207,7 +257,7 @@ class Poller:
         """The time this poller schedules by: its clock, corrected for jumps of its own."""
         return self.clock() + self._correction_s
 
-    def _follow_clock_jump(self) -> None:
+    async def _follow_clock_jump(self) -> None:
         """Notice a jump of this host's wall clock and correct for it here only.
 
         The schedule in Redis is shared by every poller: one host's jump, or one poller's
@@ -219,26 +269,26 @@ class Poller:
         wall, monotonic = self.clock(), self.monotonic()
         previous, self._last_reading = self._last_reading, (wall, monotonic)
         if previous is None:
-            self._skew_at_start = self._redis_skew(wall)
+            self._skew_at_start = await self._redis_skew(wall)
             return
         step = (wall - previous[0]) - (monotonic - previous[1])
         if step < -60.0 or step > CLOCK_JUMP_S:
-            self._correction_s = self._redis_skew(wall) - self._skew_at_start
+            self._correction_s = await self._redis_skew(wall) - self._skew_at_start
             log.warning("poller.clock_jump", jump_s=round(step),
                         correction_s=round(self._correction_s))  # fmt: skip
 
-    def _redis_skew(self, wall: float) -> float:
-        seconds, microseconds = self.text_redis.time()
-        return seconds + microseconds / 1e6 - wall
+    async def _redis_skew(self, wall: float) -> float:
+        seconds, microseconds = await self.aio.text.time()
+        return float(seconds) + microseconds / 1e6 - wall
 
-    def heartbeat(self) -> None:
+    async def heartbeat(self) -> None:
         """Tell readiness checks this poller is alive, and when a feed poll last succeeded
         (written here, once a window, rather than once per feed polled)."""
-        pipe = self.text_redis.pipeline(transaction=False)
+        pipe = self.aio.text.pipeline(transaction=False)
         pipe.set(keys.POLLER_HEARTBEAT, f"{self.now():.3f}", ex=int(self.cycle_s * 10))
         if self._succeeded_at is not None:
             pipe.set(keys.FEEDS_LAST_SUCCESS, f"{self._succeeded_at:.3f}", ex=LAST_SUCCESS_TTL_S)
-        pipe.execute()
+        await pipe.execute()
         self._succeeded_at = None
 
     def _note_unreachable(self, failures: list[_Failure]) -> None:
@@ -269,10 +319,20 @@ class Poller:
         outage of ours shows as most of a window failing).
         """
         loop = _PollLoop(asyncio.Semaphore(self.settings.poll_concurrency))
+        self._aio = AsyncRedis.of(self.text_redis, self.rq_redis, self.settings)
+        try:
+            await self._loop(loop, stop, until_idle)
+        finally:
+            await self.parsers.aclose()
+            aio, self._aio = self._aio, None
+            await aio.aclose()
+        return loop.report
+
+    async def _loop(self, loop: _PollLoop, stop: asyncio.Event, until_idle: bool) -> None:
         outage_delay = 1.0
         while not stop.is_set():
             try:
-                wait = self._turn(loop, until_idle)
+                wait = await self._turn(loop, until_idle)
                 if wait is None:
                     break
                 outage_delay = 1.0
@@ -285,44 +345,40 @@ class Poller:
                 outage_delay = min(outage_delay * 2, 30.0)
             await _wait_for_progress(stop, loop.in_flight, wait)
         await self._drain(loop.in_flight)
-        return loop.report
 
-    def _turn(self, loop: _PollLoop, until_idle: bool) -> float | None:
+    async def _turn(self, loop: _PollLoop, until_idle: bool) -> float | None:
         """One turn of the polling loop: claim what is due into the free fetch slots, judge
         the failure window when it is over, flush state. Returns how long to wait before
         the next turn, or None when ``until_idle`` and nothing is left."""
-        self._follow_clock_jump()
+        await self._follow_clock_jump()
         now = self.now()
         free = self.settings.poll_concurrency - len(loop.in_flight)
         # Claim in chunks: three Redis round trips per claim are cheap for 16 feeds and
         # most of a poll's cost for one.
         worth_it = free >= min(CLAIM_CHUNK, self.settings.poll_concurrency) or not loop.in_flight
-        due = self.store.claim_due(now, self.settings.poll_lease_s, free) if worth_it else []
-        self._start_polls(loop, due)
+        store = self.aio.store
+        due = await store.claim_due(now, self.settings.poll_lease_s, free) if worth_it else []
+        await self._start_polls(loop, due)
         idle = until_idle and not due and not loop.in_flight
         if idle or loop.window_over(loop.report.polled):
-            self._judge_window(loop)
+            await self._judge_window(loop)
         elif loop.beat_due():
             # Liveness is not held back by a failure window waiting for enough polls.
-            self.heartbeat()
+            await self.heartbeat()
             loop.beaten_at = time.monotonic()
-        self.flush()
+        await self.aflush()
         if idle:
             return None
         if worth_it and len(due) < free and not until_idle:
             # Nothing more is due now: sleep until the next one.
-            next_due = self.store.next_due_at()
+            next_due = await store.next_due_at()
             if next_due is not None:
                 return min(max(next_due - self.now(), 0.02), self.cycle_s)
             return self.cycle_s
         return 0.5  # woken sooner by the next fetches to finish
 
-    def _start_polls(self, loop: _PollLoop, due: list[str]) -> None:
-        if not due:
-            return
-        for feed_id, feed, state in zip(
-            due, self.store.feeds(due), self.store.states(due), strict=True
-        ):
+    async def _start_polls(self, loop: _PollLoop, due: list[str]) -> None:
+        for feed_id, feed, state in await self.aio.store.load(due):
             if feed is None:
                 continue
             task = asyncio.create_task(
@@ -331,14 +387,14 @@ class Poller:
             loop.in_flight.add(task)
             task.add_done_callback(loop.in_flight.discard)
 
-    def _judge_window(self, loop: _PollLoop) -> None:
+    async def _judge_window(self, loop: _PollLoop) -> None:
         """Close the failure window (tasks still running report into the next one)."""
         judged = list(loop.failures)
         loop.failures.clear()
         self._note_unreachable(judged)
         self._record_network_failures(judged, polled=loop.report.polled - loop.window_polled)
         loop.window_started, loop.window_polled = time.monotonic(), loop.report.polled
-        self.heartbeat()
+        await self.heartbeat()
         loop.beaten_at = loop.window_started
 
     async def _drain(self, in_flight: set[asyncio.Task[None]]) -> None:
@@ -349,7 +405,7 @@ class Poller:
             for task in in_flight:
                 task.cancel()
         try:
-            self.flush()
+            await self.aflush()
         except redis.RedisError:
             log.warning("poller.state_not_saved", feeds=len(self._unsaved))
 
@@ -409,55 +465,67 @@ class Poller:
             report.not_modified += 1
             self._record_success(feed_id, feed, state, result, None, new_items=0)
             return
+        digest = hashlib.blake2b(result.body, digest_size=16).hexdigest()
+        if digest == state.body_hash:
+            # A 200 with the very body whose items were all settled last time (the server
+            # ignores conditional GET): nothing in it can be new, so it is not parsed.
+            FEED_BODY_UNCHANGED.inc()
+            self._record_success(feed_id, feed, state, result, None, new_items=0)
+            return
+        parsed = await self._parse(feed_id, feed, state, result, report, network_failures)
+        if parsed is None:
+            return
+        _log_parse_notes(parsed)
+        new_items, unsettled = await self._aqueue_new(feed, parsed)
+        report.new_items += new_items
+        self._record_success(
+            feed_id, feed, state, result, parsed, new_items, keep_validators=unsettled,
+            body_hash="" if unsettled else digest,
+        )  # fmt: skip
+
+    async def _parse(
+        self,
+        feed_id: str,
+        feed: Feed,
+        state: FeedState,
+        result: FetchResult,
+        report: CycleReport,
+        network_failures: list[_Failure],
+    ) -> ParsedFeed | None:
+        """The feed a 200 holds; None when it holds none (recorded, or polled as the
+        sitemap it turned out to be)."""
         try:
-            # In a thread: a big feed takes seconds to parse, and in the event loop it would
-            # stall every other fetch in flight past its deadline.
-            parsed = await asyncio.to_thread(
-                parse_feed,
-                result.body,
-                result.headers,
-                result.url,
-                self.settings.max_items_per_feed,
+            # In worker processes (service/parsing.py): a big feed takes seconds to parse,
+            # and in the event loop, or a thread holding the GIL, it would stall every
+            # other fetch in flight past its deadline.
+            return await self.parsers.parse(
+                result.body, result.headers, result.url, self.settings.max_items_per_feed
             )
+        except ParseTimeoutError as exc:
+            report.failed += 1
+            self._record_failure(feed_id, feed, state, "parse_timeout", str(exc), None)
         except ValueError as exc:
             if looks_like_sitemap(result.body):  # a sitemap listed as a feed
                 sitemap = as_sitemap(feed)
                 await poll_sitemap(self, feed_id, sitemap, state, report, network_failures, result)
-                return
-            report.failed += 1
-            self._record_failure(feed_id, feed, state, "not_a_feed", str(exc), None)
-            return
-        _log_parse_notes(parsed)
-        new_items, unsettled = self._queue_new(feed, parsed)
-        report.new_items += new_items
-        self._record_success(
-            feed_id, feed, state, result, parsed, new_items, keep_validators=unsettled
-        )
+            else:
+                report.failed += 1
+                self._record_failure(feed_id, feed, state, "not_a_feed", str(exc), None)
+        return None
 
-    def _queue_new(
-        self, feed: Feed, parsed: ParsedFeed, owner: str | None = None
-    ) -> tuple[int, bool]:
-        """Claim the items nobody has queued yet, queue them, then make the claims durable;
-        returns how many were queued and whether some items are claimed by another owner
-        but not yet queued (then this poll must not advance the feed's validators: if that
-        owner fails, only a full fetch brings those items back). A failed enqueue releases
-        this poll's claims, so the next poll tries again."""
-        guids = [item.guid for item in parsed.items if item.guid]
-        known = self.claims.known_guids(feed.feed_id, guids) if guids else set()
-        by_id = {
+    def _fresh(self, parsed: ParsedFeed, known: set[str]) -> dict[str, FeedItem]:
+        """The items to claim: those whose guid this feed did not give before."""
+        return {
             item.article_id: item
             for item in parsed.items
             if item.guid not in known or not item.guid
         }
-        # A backfill names its owner (one per sitemap), so a run resumed after a crash
-        # takes back the claims of the run that died instead of waiting for them to expire.
-        owner = owner or f"poll:{uuid.uuid4().hex}"
-        claimed = self.claims.claim(list(by_id), owner)
-        fresh, unsettled = claimed.mine, bool(claimed.in_flight)
-        if not fresh:
-            return 0, unsettled
+
+    def _jobs(
+        self, feed: Feed, parsed: ParsedFeed, by_id: dict[str, FeedItem], fresh: list[str]
+    ) -> list[ArticleJob]:
         discovered_at = rfc3339(datetime.fromtimestamp(self.now(), UTC))
-        jobs = [
+        return [
             ArticleJob(
                 article_id=aid,
                 url=by_id[aid].url,
@@ -471,11 +539,66 @@ class Poller:
             )
             for aid in fresh
         ]
+
+    @staticmethod
+    def _queued(jobs: list[ArticleJob]) -> None:
+        ITEMS_DISCOVERED.inc(len(jobs))
+        for job in jobs:
+            log.info("poller.article_queued", url=job.url, article_id=job.article_id)
+
+    async def _aqueue_new(
+        self, feed: Feed, parsed: ParsedFeed, owner: str | None = None
+    ) -> tuple[int, bool]:
+        """Claim the items nobody has queued yet, queue them, then make the claims durable;
+        returns how many were queued and whether some items are claimed by another owner
+        but not yet queued (then this poll must not advance the feed's validators: if that
+        owner fails, only a full fetch brings those items back). A failed enqueue releases
+        this poll's claims, so the next poll tries again. Four pipelined round trips at
+        most, on the poll loop's asyncio clients."""
+        aio = self.aio
+        guids = [item.guid for item in parsed.items if item.guid]
+        by_id = self._fresh(parsed, await aio.claims.known_guids(feed.feed_id, guids))
+        # A backfill names its owner (one per sitemap), so a run resumed after a crash
+        # takes back the claims of the run that died instead of waiting for them to expire.
+        owner = owner or f"poll:{uuid.uuid4().hex}"
+        claimed = await aio.claims.claim(list(by_id), owner)
+        fresh, unsettled = claimed.mine, bool(claimed.in_flight)
+        if not fresh:
+            return 0, unsettled
+        jobs = self._jobs(feed, parsed, by_id, fresh)
         try:
-            enqueue_extracts(self.rq_redis, self.settings, extract_job, jobs)
+            await enqueue_extracts_async(aio.rq, self.settings, extract_job, jobs)
         except Exception:
             # Best effort: when Redis itself failed, the claims expire and the feed's
             # validators were not advanced, so a later poll still finds the items.
+            with contextlib.suppress(redis.RedisError):
+                await aio.claims.release(fresh, owner)
+            raise
+        await aio.claims.confirm(
+            [(article_id, owner) for article_id in fresh],
+            feed.feed_id,
+            [by_id[aid].guid for aid in fresh if by_id[aid].guid],
+        )
+        self._queued(jobs)
+        return len(jobs), unsettled
+
+    def _queue_new(
+        self, feed: Feed, parsed: ParsedFeed, owner: str | None = None
+    ) -> tuple[int, bool]:
+        """``_aqueue_new`` for callers outside the poll loop (WebSub's notifications, the
+        backfill command), on the blocking clients."""
+        guids = [item.guid for item in parsed.items if item.guid]
+        known = self.claims.known_guids(feed.feed_id, guids) if guids else set()
+        by_id = self._fresh(parsed, known)
+        owner = owner or f"poll:{uuid.uuid4().hex}"
+        claimed = self.claims.claim(list(by_id), owner)
+        fresh, unsettled = claimed.mine, bool(claimed.in_flight)
+        if not fresh:
+            return 0, unsettled
+        jobs = self._jobs(feed, parsed, by_id, fresh)
+        try:
+            enqueue_extracts(self.rq_redis, self.settings, extract_job, jobs)
+        except Exception:
             with contextlib.suppress(redis.RedisError):
                 self.claims.release(fresh, owner)
             raise
@@ -483,9 +606,7 @@ class Poller:
         self.claims.remember_guids(
             feed.feed_id, [by_id[aid].guid for aid in fresh if by_id[aid].guid]
         )
-        ITEMS_DISCOVERED.inc(len(jobs))
-        for job in jobs:
-            log.info("poller.article_queued", url=job.url, article_id=job.article_id)
+        self._queued(jobs)
         return len(jobs), unsettled
 
     def queue_pushed(self, feed: Feed, parsed: ParsedFeed) -> int:
@@ -504,7 +625,10 @@ class Poller:
         new_items: int,
         *,
         keep_validators: bool = False,
+        body_hash: str | None = None,
     ) -> None:
+        """``body_hash``: of a body whose items are all settled ("": unsettled, None: keep
+        the last one). An unchanged body not parsed again keeps its last hint."""
         FEED_POLLS.labels(result=str(result.status)).inc()
         now = self.now()
         self._succeeded_at = now
@@ -516,9 +640,8 @@ class Poller:
                 parsed.published_times, now, self.policy.default_interval_s,
                 self.policy.min_interval_s, self.policy.max_interval_s,
             )  # fmt: skip
-        hint = combine_hints(
-            parsed.hint_s if parsed else None, http_cache_hint_s(result.headers, now)
-        )
+        feed_hint = parsed.hint_s if parsed else None if result.not_modified else state.hint_s
+        hint = combine_hints(feed_hint or None, http_cache_hint_s(result.headers, now))
         # A configured interval wins over the learnt one; the publisher's hints over both.
         slow = self.push.after_poll(feed_id, feed, parsed, now) if self.push else 1.0
         delay = success_delay(self.policy, feed.interval_s or cadence, hint, self.rng, slow)
@@ -538,6 +661,8 @@ class Poller:
                 next_poll_at=now + delay,
                 cadence_s=cadence,
                 title=parsed.title if parsed else state.title,
+                body_hash=state.body_hash if body_hash is None else body_hash,
+                hint_s=(parsed.hint_s or 0.0) if parsed else state.hint_s,
             ),
         )
         if state.consecutive_errors:

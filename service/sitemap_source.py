@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
-import redis
+import redis.asyncio
 import structlog
 
 from core import keys
@@ -82,21 +82,21 @@ class SitemapState:
 class SitemapStore:
     """Sitemap source states, one JSON string per source with a bounded lifetime."""
 
-    def __init__(self, client: redis.Redis) -> None:
-        self.redis = client
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self.redis = client  # the poll loop's asyncio client
 
-    def load(self, feed_id: str) -> tuple[SitemapState, str]:
+    async def load(self, feed_id: str) -> tuple[SitemapState, str]:
         """The state, and its JSON as stored ("" when there is none)."""
-        raw = cast(str | None, self.redis.get(keys.sitemap_state(feed_id))) or ""
+        raw = cast(str | None, await self.redis.get(keys.sitemap_state(feed_id))) or ""
         return SitemapState.from_json(raw), raw
 
-    def save(self, feed_id: str, state: SitemapState, unless: str = "") -> None:
+    async def save(self, feed_id: str, state: SitemapState, unless: str = "") -> None:
         """Write the state, unless it is still ``unless`` (a 304 of a urlset changes
         nothing: one round trip less per poll; a live source is written at least each
         time it has news, a quiet one re-reads its sitemap after SITEMAP_STATE_TTL_S)."""
         payload = json.dumps(dataclasses.asdict(state), separators=(",", ":"))
         if payload != unless:
-            self.redis.set(keys.sitemap_state(feed_id), payload, ex=SITEMAP_STATE_TTL_S)
+            await self.redis.set(keys.sitemap_state(feed_id), payload, ex=SITEMAP_STATE_TTL_S)
 
 
 def current_children(
@@ -249,7 +249,7 @@ async def poll_sitemap(
 ) -> None:  # fmt: skip
     """One poll of a sitemap source (``fetched``: its URL's response, already in hand
     when the source was configured as a feed and turned out to be a sitemap)."""
-    memory, loaded = SitemapStore(poller.text_redis).load(feed_id)
+    memory, loaded = await SitemapStore(poller.aio.text).load(feed_id)
     now = poller.now()
     floor = max(memory.watermark, now - poller.settings.sitemap_max_age_s)
     index_due = now - memory.index_at >= poller.settings.sitemap_index_interval_s
@@ -311,17 +311,17 @@ async def _queue(
     undated = [e.loc for e in out.entries if e.when is None]
     dated_new = [e.loc for e in out.entries if e.when is not None and e.when >= floor]
     candidates = undated + dated_new
-    known = poller.claims.known_guids(feed.feed_id, candidates) if candidates else set()
+    known = await poller.aio.claims.known_guids(feed.feed_id, candidates)
     chosen = select_entries(out.entries, floor, known, poller.settings.max_items_per_feed)
     rhythm = [e.when for e in out.entries if e.when is not None]
     parsed = to_parsed_feed(feed.title, root.url, chosen, rhythm)
-    new_items, unsettled = poller._queue_new(feed, parsed) if parsed.items else (0, False)
+    new_items, unsettled = await poller._aqueue_new(feed, parsed) if parsed.items else (0, False)
     report.new_items += new_items
     if not unsettled:
         taken = [e.when for e in chosen if e.when is not None]
         memory.watermark = max([memory.watermark, *taken])
         memory.validators = {u: v for u, v in out.validators.items() if u in memory.children}
-    SitemapStore(poller.text_redis).save(feed_id, memory, unless=out.loaded)
+    await SitemapStore(poller.aio.text).save(feed_id, memory, unless=out.loaded)
     if parsed.skipped_links:
         log.info("poller.links_skipped", skipped=parsed.skipped_links,
                  example=parsed.first_skipped, reason="not a fetchable http(s) URL")  # fmt: skip

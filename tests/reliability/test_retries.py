@@ -12,11 +12,14 @@ import pytest
 import redis
 import yaml
 from pytest_httpserver import HTTPServer
+from rq.job import Job
 from werkzeug import Request, Response
 
 from core import keys
-from core.claims import ArticleClaims
+from core.claims import ArticleClaims, AsyncArticleClaims
+from core.metrics import FEED_BODY_UNCHANGED
 from core.models import Article, ArticleJob, TagResult
+from core.queues import JSONSerializer
 from core.settings import Settings
 from core.urls import article_id_for, canonicalize_url
 from service import poller as poller_module
@@ -98,14 +101,17 @@ def test_retried_extract_keeps_an_article_whose_canonical_differs(
 
 
 class EtagFeed:
-    """A feed that honours If-None-Match, and counts the full (200) answers it gave."""
+    """A feed that honours If-None-Match (unless ``ignores_etag``), and counts the full
+    (200) answers it gave. Its links carry a tracking parameter: each article's canonical
+    URL differs from its feed link."""
 
-    def __init__(self, server: HTTPServer, items: int) -> None:
-        self.items = [server.url_for(f"/news/{i}") for i in range(items)]
+    def __init__(self, server: HTTPServer, items: int, *, ignores_etag: bool = False) -> None:
+        self.items = [server.url_for(f"/news/{i}") + "?utm_source=rss" for i in range(items)]
         self.full_answers = 0
+        self.ignores_etag = ignores_etag
 
     def __call__(self, request: Request) -> Response:
-        if request.headers.get("If-None-Match") == '"v1"':
+        if request.headers.get("If-None-Match") == '"v1"' and not self.ignores_etag:
             return Response(status=304, headers={"ETag": '"v1"'})
         self.full_answers += 1
         body = "".join(f"<item><title>{u}</title><link>{u}</link></item>" for u in self.items)
@@ -129,17 +135,17 @@ def test_failed_enqueue_never_hides_items_behind_an_etag(
     httpserver.expect_request("/rss").respond_with_handler(feed)
     settings.feeds_file.write_text(yaml.safe_dump({"feeds": [{"url": httpserver.url_for("/rss")}]}))
     feeds = load_feeds(settings.feeds_file)
-    real_enqueue, real_release = poller_module.enqueue_extracts, ArticleClaims.release
+    real_enqueue, real_release = poller_module.enqueue_extracts_async, AsyncArticleClaims.release
 
-    def blip(*_args: object, **_kwargs: object) -> None:
+    async def blip(*_args: object, **_kwargs: object) -> None:
         raise redis.ConnectionError("Connection reset by peer")
 
-    monkeypatch.setattr(poller_module, "enqueue_extracts", blip)
-    monkeypatch.setattr(ArticleClaims, "release", blip)
+    monkeypatch.setattr(poller_module, "enqueue_extracts_async", blip)
+    monkeypatch.setattr(AsyncArticleClaims, "release", blip)
     t0 = 1_800_000_000.0
     failed = poll_feeds_once(settings, text_redis, rq_redis, feeds, clock=lambda: t0)
-    monkeypatch.setattr(poller_module, "enqueue_extracts", real_enqueue)
-    monkeypatch.setattr(ArticleClaims, "release", real_release)
+    monkeypatch.setattr(poller_module, "enqueue_extracts_async", real_enqueue)
+    monkeypatch.setattr(AsyncArticleClaims, "release", real_release)
     # The feed's lease (120 s) runs out long before the claims (600 s) do.
     during = poll_feeds_once(settings, text_redis, rq_redis, feeds, clock=lambda: t0 + 200)
     for key in text_redis.scan_iter(keys.seen_url("*")):
@@ -156,6 +162,55 @@ def test_failed_enqueue_never_hides_items_behind_an_etag(
     assert failed.new_items == during.new_items == 0
     assert after.new_items == 3
     assert queued == 1  # one job of three articles
+    assert queued_urls(rq_redis) == {u: canonicalize_url(u) for u in feed.items}
+
+
+def queued_urls(rq_redis: redis.Redis) -> dict[str, str]:
+    """Feed link -> canonical URL of every article in the waiting extract jobs (read back
+    as RQ's workers read them)."""
+    out: dict[str, str] = {}
+    for job_id in rq_redis.lrange(f"rq:queue:{keys.EXTRACT_QUEUE}", 0, -1):
+        job = Job.fetch(job_id.decode(), connection=rq_redis, serializer=JSONSerializer)
+        for article in job.args[0]:
+            out[article["url"]] = article["canonical_url"]
+    return out
+
+
+@pytest.mark.scenario(
+    "18.7 a feed that ignores conditional GET, with an article claimed elsewhere",
+    "a feed answers 200 with the same body every time (links with a tracking parameter, so "
+    "canonical URLs differ from them); one article is claimed by another owner that has "
+    "not queued it yet; the feed is polled four times, the claim expiring after the second",
+    "unsettled polls parse the body again; the expired claim's article is queued once; "
+    "once all is settled the same body is not parsed again and nothing is queued twice",
+)  # fmt: skip
+def test_unchanged_body_is_parsed_again_until_its_items_are_settled(
+    record: Recorder, settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis,
+    httpserver: HTTPServer,
+) -> None:  # fmt: skip
+    feed = EtagFeed(httpserver, items=3, ignores_etag=True)
+    httpserver.expect_request("/rss").respond_with_handler(feed)
+    settings.feeds_file.write_text(yaml.safe_dump({"feeds": [{"url": httpserver.url_for("/rss")}]}))
+    feeds = load_feeds(settings.feeds_file)
+    held = article_id_for(canonicalize_url(feed.items[0]))
+    ArticleClaims(text_redis, 600, settings.seen_ttl_s).claim([held], "poll:someone-else")
+    skipped = []
+    t0 = 1_800_000_000.0
+    for n in range(4):
+        if n == 2:
+            text_redis.delete(keys.seen_url(held))  # what the claim's TTL does
+        before = FEED_BODY_UNCHANGED._value.get()
+        report = poll_feeds_once(
+            settings, text_redis, rq_redis, feeds, clock=lambda n=n: t0 + n * 86400,
+            register=n == 0,
+        )  # fmt: skip
+        skipped.append((report.new_items, FEED_BODY_UNCHANGED._value.get() - before))
+    urls = queued_urls(rq_redis)
+    record.observed(f"(queued, parse skipped) per poll: {skipped}; full answers "
+                    f"{feed.full_answers}; queued {len(urls)} articles")  # fmt: skip
+    assert skipped == [(2, 0), (0, 0), (1, 0), (0, 1)]
+    assert urls == {u: canonicalize_url(u) for u in feed.items}
+    assert all(link != canonical for link, canonical in urls.items())
 
 
 @pytest.mark.scenario(
