@@ -28,3 +28,5 @@ format  # noqa: B018
 indentless  # type: ignore[name-defined]  # noqa: F821
 # The refit scripts in benchmarks/ (outside vulture's paths) read the features with these.
 _.topic_values  # type: ignore[name-defined]  # noqa: F821
+# Read by RQ's Queue instead of asking the server (core.queues.enqueue_extracts_async).
+_.redis_server_version  # type: ignore[name-defined]  # noqa: F821

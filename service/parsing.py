@@ -84,7 +84,6 @@ class FeedParsers:
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(["service.feeds"])
         self._idle: list[_Worker] = []
-        self._started = 0
         self._free: asyncio.Semaphore | None = None
 
     async def parse(
@@ -146,7 +145,6 @@ class FeedParsers:
         if not parent.poll(SPAWN_TIMEOUT_S) or parent.recv() != ("ready", None):
             self._kill(worker)
             raise RuntimeError("feed parse worker did not start")
-        self._started += 1
         return worker
 
     @staticmethod
