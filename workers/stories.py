@@ -19,6 +19,7 @@ and anchors), found through posting lists the store caps and expires.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from collections import Counter
@@ -121,6 +122,17 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @functools.cached_property
+    def lead_anchors(self) -> dict[str, float]:
+        return _anchors(self.lead)
+
+    @functools.cached_property
+    def norms(self) -> tuple[float, float, float, float]:
+        """Of title, anchors, lead and lead anchors, once: the article is one side of up to
+        ``max_candidates`` pairs."""
+        return (_norm(self.title), _norm(self.anchors), _norm(self.lead),
+                _norm(self.lead_anchors))  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:
@@ -286,15 +298,18 @@ def pair_features(a: Profile, b: Profile, *, cross: bool = False) -> list[float]
     if cross:
         a, b = _independent(a), _independent(b)
     text_cos = 0.0 if cross else sum(v * b.terms.get(t, 0.0) for t, v in a.terms.items())
-    title_cos = 0.0 if cross else _weighted_cos(a.title, b.title)
+    (a_title, a_anchors, a_lead, a_lead_anchors), (b_title, b_anchors, b_lead, b_lead_anchors) = (
+        a.norms, b.norms
+    )
+    title_cos = 0.0 if cross else _cos(a.title, b.title, a_title, b_title)
     shared = a.anchors.keys() & b.anchors.keys()
-    anchor_cos = _weighted_cos(a.anchors, b.anchors)
+    anchor_cos = _cos(a.anchors, b.anchors, a_anchors, b_anchors)
     entity_shared = sum(1 for s in shared if s.startswith("e:"))
     days = abs(a.day - b.day)
-    lead_anchor_cos = _weighted_cos(_anchors(a.lead), _anchors(b.lead))
+    lead_anchor_cos = _cos(a.lead_anchors, b.lead_anchors, a_lead_anchors, b_lead_anchors)
     return [text_cos, title_cos, anchor_cos, min(len(shared), 8) / 8.0,
             min(entity_shared, 4) / 4.0, min(days, 14.0), math.exp(-days),
-            _weighted_cos(a.lead, b.lead), lead_anchor_cos,
+            _cos(a.lead, b.lead, a_lead, b_lead), lead_anchor_cos,
             min(sum(1 for s in shared if s.startswith("n:")), 3) / 3.0]  # fmt: skip
 
 
@@ -309,13 +324,15 @@ def _independent(p: Profile) -> Profile:
     return dataclasses.replace(p, anchors=keep(p.anchors), lead=keep(p.lead))
 
 
-def _weighted_cos(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+def _norm(weights: Mapping[str, float]) -> float:
+    return math.sqrt(sum(v * v for v in weights.values()))
+
+
+def _cos(a: Mapping[str, float], b: Mapping[str, float], norm_a: float, norm_b: float) -> float:
     if not a or not b:
         return 0.0
     dot = sum(v * b[k] for k, v in a.items() if k in b)
-    na = math.sqrt(sum(v * v for v in a.values()))
-    nb = math.sqrt(sum(v * v for v in b.values()))
-    return dot / (na * nb)
+    return dot / (norm_a * norm_b)
 
 
 def probability(model: Model, features: Sequence[float], *, cross: bool = False) -> float:
@@ -386,10 +403,12 @@ class StoryStore(Protocol):
     ) -> tuple[dict[str, int], int]: ...
 
     def candidates_with_profiles(
-        self, index_keys: Sequence[str], me: str, limit: int
+        self, index_keys: Sequence[str], me: str, limit: int, window: tuple[float, float]
     ) -> list[tuple[Profile, str]]:
-        """The stored profiles (and story ids) of at most ``limit`` earlier articles that
-        share the most ``index_keys`` with this one, as ``rank_candidates`` orders them."""
+        """The stored profiles (and story ids) of the ``limit`` earlier articles that share
+        the most ``index_keys`` with this one, as ``rank_candidates`` orders them, less those
+        published more than ``window[1]`` days from day ``window[0]`` (``decide`` would skip
+        them: a store may leave them unread)."""
         ...
 
     def add(
@@ -406,7 +425,9 @@ def assign(
     df, n_docs = store.document_frequencies(df_terms, day)
     me = profile(article_id, day, raw, df, n_docs, model, source)
     index_keys = me.index_keys(model.index_terms, model.index_anchors)
-    found = store.candidates_with_profiles(index_keys, article_id, model.max_candidates)
+    found = store.candidates_with_profiles(
+        index_keys, article_id, model.max_candidates, (day, model.window_days)
+    )
     decision = decide(model, me, found)
     store.add(me, raw, decision.story_id, index_keys)
     return decision

@@ -22,7 +22,7 @@ from core import keys
 from core.models import Article, TagResult
 from core.settings import Settings
 from core.urls import domain_of
-from workers.stories import Model, Profile, RawFeatures, assign, rank_candidates, raw_features
+from workers.stories import Model, Profile, RawFeatures, assign, raw_features
 from workers.story_store import DF_WEEKS, day_of, load_model, week_of
 
 DOCS_FIELD = "#docs"  # the week's document count, beside its terms (no term starts with #)
@@ -52,9 +52,12 @@ return table.concat(out, ',')
 """
 
 # Candidates ranked server-side (most shared index keys first, then the most recent), and
-# their stored records: one round trip, and only ``limit`` records cross the wire.
+# their stored records: one round trip, and only ``limit`` records cross the wire. A record
+# starts with its article's day, so one published outside the window (which ``decide``
+# would skip) takes its place among the ``limit`` but is not sent or decoded.
 _CANDIDATES = """
 local me, limit, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local day, window = tonumber(ARGV[4]), tonumber(ARGV[5])
 local counts, found = {}, {}
 for _, key in ipairs(KEYS) do
   for _, id in ipairs(redis.call('LRANGE', key, 0, -1)) do
@@ -75,12 +78,16 @@ for _, id in ipairs(found) do
   local bucket = buckets[c]
   bucket[#bucket + 1] = id
 end
-local out = {}
+local out, taken = {}, 0
 for c = #KEYS, 1, -1 do
   for _, id in ipairs(buckets[c] or {}) do
-    if #out >= limit then return out end
+    if taken >= limit then return out end
     local record = redis.call('GET', prefix .. id)
-    if record then out[#out + 1] = record end
+    if record then
+      taken = taken + 1
+      local d = tonumber(string.match(record, '^%[([^,]+),'))
+      if d == nil or math.abs(d - day) <= window then out[#out + 1] = record end
+    end
   end
 end
 return out
@@ -122,30 +129,18 @@ class RedisStories:
         return dict(zip(terms, map(int, counts[1:]), strict=True)), int(counts[0])
 
     def candidates_with_profiles(
-        self, index_keys: Sequence[str], me: str, limit: int
+        self, index_keys: Sequence[str], me: str, limit: int, window: tuple[float, float]
     ) -> list[tuple[Profile, str]]:
-        """``profiles(candidates(...))`` in one round trip, ranked in Lua."""
+        """The ranking of ``rank_candidates`` and the records, in one round trip (Lua)."""
         found = self._candidates(
             keys=[keys.story_posting(k) for k in index_keys],
-            args=[me, limit, keys.story_profile("")],
+            args=[me, limit, keys.story_profile(""), repr(window[0]), repr(window[1])],
         )
         return [_record(raw) for raw in found]
 
-    def candidates(self, index_keys: Sequence[str], me: str, limit: int) -> list[str]:
-        pipe = self.redis.pipeline(transaction=False)
-        for key in index_keys:
-            pipe.lrange(keys.story_posting(key), 0, self.posting_limit - 1)
-        return rank_candidates([[_text(v) for v in p] for p in pipe.execute()], me, limit)
-
-    def profiles(self, article_ids: Sequence[str]) -> list[tuple[Profile, str]]:
-        if not article_ids:
-            return []
-        found = self.redis.mget([keys.story_profile(a) for a in article_ids])
-        return [_record(raw) for raw in found if raw]
-
     def add(self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str]) -> None:
         terms = sorted(raw.df_terms())
-        record = json.dumps({"profile": me.to_dict(), "story_id": story_id}, ensure_ascii=False)
+        record = encode_record(me, story_id)
         self._add(
             keys=[keys.story_df(week_of(me.day)), keys.story_profile(me.article_id),
                   *(keys.story_posting(k) for k in index_keys)],
@@ -155,7 +150,7 @@ class RedisStories:
 
     def story_of(self, article_id: str) -> str | None:
         raw = self.redis.get(keys.story_profile(article_id))
-        return str(json.loads(raw)["story_id"]) if raw else None
+        return _record(raw)[1] if raw else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,9 +268,22 @@ def story_placer(client: redis.Redis, settings: Settings) -> Stories | None:
     return Stories(client, settings, load_model()) if settings.stories_enabled else None
 
 
+def encode_record(me: Profile, story_id: str) -> str:
+    """An article's stored record: a JSON array, its day first (the candidates script reads
+    it unparsed), without the field names that made a JSON object's decoding the lookup's
+    largest cost. Floats travel as ``repr``: exactly the values the in-memory store keeps."""
+    return json.dumps(
+        [me.day, me.article_id, story_id, me.source, me.script, me.terms, me.title,
+         me.anchors, me.lead], ensure_ascii=False, separators=(",", ":"),
+    )  # fmt: skip
+
+
 def _record(raw: str | bytes) -> tuple[Profile, str]:
     data = json.loads(raw)
-    return Profile.from_dict(data["profile"]), str(data["story_id"])
+    if isinstance(data, dict):  # written before the array form; expires within a window
+        return Profile.from_dict(data["profile"]), str(data["story_id"])
+    day, article_id, story_id, source, script, terms, title, anchors, lead = data
+    return Profile(article_id, day, terms, title, anchors, source, lead, script), story_id
 
 
 def _text(value: Any) -> str:
