@@ -55,7 +55,8 @@ class MemoryStories:
         self.posting_limit = posting_limit
 
     def document_frequencies(self, terms: Sequence[str], day: float) -> tuple[dict[str, int], int]:
-        weeks = [self.df[w] for w in range(week_of(day), week_of(day) - DF_WEEKS, -1) if w in self.df]
+        now = week_of(day)
+        weeks = [self.df[w] for w in range(now, now - DF_WEEKS, -1) if w in self.df]
         df = {t: sum(week.get(t, 0) for week in weeks) for t in terms}
         return df, sum(self.docs.get(week_of(day) - i, 0) for i in range(DF_WEEKS))
 
