@@ -135,7 +135,8 @@ def splits(
     for name, keep in rows_of:
         p, r, f, gp, pp = pairwise_where(gold, cv_pred or pred, keep)
         inside = pairwise_where(gold, pred, keep)[2]
-        print(f"  {name:<44}{p:>7.3f}{r:>7.3f}{f:>7.3f}{inside:>7.3f}{gp:>7}{pp:>7}")
+        scores = f"{p:>7.3f}{r:>7.3f}{f:>7.3f}{inside:>7.3f}" if gp or pp else f"{'no pairs':>28}"
+        print(f"  {name:<44}{scores}{gp:>7}{pp:>7}")
 
 
 def cross_validated() -> dict[str, str]:
