@@ -12,9 +12,13 @@
 3. Cross-language: the invented English, Chinese and Russian reports of
    ``tests/data/stories/articles.jsonl``: which cross-script gold pairs join, which
    wrong pairs join.
-4. Cost: median microseconds of ``workers.stories.assign`` per article (real dev articles)
-   with ``--stored`` synthetic articles already stored inside the story window, in memory
-   and in a private redis-server, and the Redis memory per stored article.
+4. Cost: ``benchmarks/story_cost.py``'s table (``workers.stories.assign`` per real dev
+   article with ``--stored`` made-up articles stored inside its window, in memory and in a
+   private redis-server; commands, round trips and memory per article), then the tag job's
+   whole story step (``Stories.place``) beside tagging.
+5. Between 1 and 2: the dev set's pairwise scores by source (pairs within one outlet,
+   across outlets, touching each of the largest outlets) and by language; 3 adds the
+   invented articles' per-language and cross-language pairs.
 """
 
 from __future__ import annotations
@@ -32,13 +36,14 @@ from typing import Any
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
-from story_scores import bcubed, pairwise
+from story_scores import bcubed, pairwise, pairwise_where
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "corpus" / "clustering" / "dev.jsonl"
 SEEDS = ROOT.parent / "shared" / "seeds"
 INVENTED = ROOT / "tests" / "data" / "stories" / "articles.jsonl"
 FIELDS = ("id", "title", "text", "published_at", "source")
+SOURCES_SHOWN = 10  # the outlets with most articles each get their own row
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -92,23 +97,56 @@ def quality(quick: bool) -> None:
     print(f"{'method':<44}{'pair P':>8}{'pair R':>8}{'pair F1':>8}{'B3 F1':>8}")
     print(f"{'tradewire cluster (shipped model, in-sample)':<44}"
           f"{ours[0]:>8.3f}{ours[1]:>8.3f}{ours[2]:>8.3f}{ours[5]:>8.3f}")  # fmt: skip
+    cv_pred = None
     if not quick:
-        cv = cross_validated()
+        cv_pred = cross_validated()
+        cv = pairwise(gold, cv_pred) + bcubed(gold, cv_pred)
         print(f"{'same method, 5-fold CV split by story':<44}"
               f"{cv[0]:>8.3f}{cv[1]:>8.3f}{cv[2]:>8.3f}{cv[5]:>8.3f}")  # fmt: skip
     threshold, base = baseline(rows)
     print(f"{f'TF-IDF cosine, 3-day window (best t={threshold:.3f})':<44}"
           f"{base[0]:>8.3f}{base[1]:>8.3f}{base[2]:>8.3f}{base[5]:>8.3f}")  # fmt: skip
     print(f"ratio pairwise F1 ours/baseline: {ours[2] / base[2]:.2f} (goal: F1 >= 0.90)")
+    splits(rows, gold, pred, cv_pred)
 
 
-def cross_validated() -> tuple[float, ...]:
+def splits(
+    rows: list[dict[str, Any]], gold: dict[str, str], pred: dict[str, str],
+    cv_pred: dict[str, str] | None,
+) -> None:  # fmt: skip
+    """Pairwise scores restricted to pairs within one source, pairs across sources, the
+    pairs that involve each of the largest sources, and by language: where the errors are."""
+    source = {r["id"]: r["source"] for r in rows}
+    lang = {r["id"]: r.get("lang", "?") for r in rows}
+    largest = [s for s, _ in Counter(source.values()).most_common(SOURCES_SHOWN)]
+    rows_of: list[tuple[str, Any]] = [
+        ("same-source pairs", lambda a, b: source[a] == source[b]),
+        ("cross-source pairs", lambda a, b: source[a] != source[b]),
+        *((f"pairs with {s[:30]}", lambda a, b, s=s: s in (source[a], source[b]))
+          for s in largest),
+        *((f"language {x} (both)", lambda a, b, x=x: lang[a] == lang[b] == x)
+          for x in sorted(set(lang.values()))),
+        ("cross-language pairs", lambda a, b: lang[a] != lang[b]),
+    ]  # fmt: skip
+    label = "5-fold CV" if cv_pred is not None else "in-sample"
+    print(f"dev set by source and language (pairwise; {label} P/R/F1, in-sample F1; "
+          f"gold/predicted pairs of the {label} run):")  # fmt: skip
+    print(f"  {'pairs':<44}{'P':>7}{'R':>7}{'F1':>7}{'in F1':>7}{'gold':>7}{'pred':>7}")
+    for name, keep in rows_of:
+        p, r, f, gp, pp = pairwise_where(gold, cv_pred or pred, keep)
+        inside = pairwise_where(gold, pred, keep)[2]
+        scores = f"{p:>7.3f}{r:>7.3f}{f:>7.3f}{inside:>7.3f}" if gp or pp else f"{'no pairs':>28}"
+        print(f"  {name:<44}{scores}{gp:>7}{pp:>7}")
+
+
+def cross_validated() -> dict[str, str]:
+    """The dev set's stories, each article decided by a model fitted without its story."""
     import fit_stories
 
     rows = fit_stories.load(DEV)
     gold = {r["id"]: r["gold_cluster"] for r in rows}
     collected = fit_stories.collect(rows, fit_stories.BASE)
-    return tuple(float(x) for x in fit_stories.cross_validate(collected, gold, 5))
+    return fit_stories.cross_validated_stories(collected, gold, 5)
 
 
 def seeds() -> None:
@@ -140,6 +178,16 @@ def cross_language() -> None:
                 counts[f"{kind} {truth} pairs joined"] += 1
                 if kind == "cross-language" or truth == "non-gold":
                     print(f"  joined: {a} + {b} ({'right' if truth == 'gold' else 'WRONG'})")
+    golds = {r["id"]: r["event"] for r in rows}
+    for x in sorted(set(lang.values())):
+        p, r, f, gp, pp = pairwise_where(golds, pred, lambda a, b, x=x: lang[a] == lang[b] == x)
+        print(f"invented articles, language {x} (both): pairwise P {p:.3f} R {r:.3f} F1 {f:.3f} "
+              f"({gp} gold, {pp} predicted pairs)")  # fmt: skip
+    p, r, f, gp, pp = pairwise_where(golds, pred, lambda a, b: lang[a] != lang[b])
+    print(
+        f"invented articles, cross-language pairs: pairwise P {p:.3f} R {r:.3f} F1 {f:.3f} "
+        f"({gp} gold, {pp} predicted pairs)"
+    )
     for kind in ("same-language", "cross-language"):
         for truth in ("gold", "non-gold"):
             n = counts[f"{kind} {truth} pairs"]
@@ -164,48 +212,16 @@ def synthetic(n: int, vocabulary: list[str], start_day: float) -> list[Any]:
 
 
 def cost(stored: int) -> None:
-    from core.settings import Settings
-    from workers.stories import assign, profile, raw_features
-    from workers.story_redis import RedisStories
-    from workers.story_store import MemoryStories, day_of, load_model
+    """``benchmarks/story_cost.py``'s table (in memory and in Redis, ``stored`` articles in
+    the window), then the whole story step of the tag job."""
+    import story_cost
 
-    model = load_model()
-    rows = sorted(read_jsonl(DEV), key=lambda r: r["published_at"])[:300]
-    raws = [(r["id"], day_of(r["published_at"]), raw_features(r["title"], r["text"])) for r in rows]
-    vocabulary = [t for t, _ in sum((Counter(r.term_counts) for _, _, r in raws), Counter())
-                  .most_common()]  # fmt: skip
-    made_up = synthetic(stored, vocabulary, raws[0][1])
-    print(f"cost per article with {stored} articles stored in the window "
-          f"(median of {len(raws)} real dev articles):")  # fmt: skip
-    memory = MemoryStories(Settings().story_posting_limit)
+    from workers.story_store import load_model
+
+    story_cost.run(stored, None, dev_dates=False)
     redis_server, client = _private_redis()
     try:
-        store = RedisStories(client, posting_limit=Settings().story_posting_limit,
-                             window_s=int(model.window_days * 86400) + 86400)  # fmt: skip
-        before = int(client.info("memory")["used_memory"])
-        for target in (memory, store):
-            _fill(target, made_up, model, profile)
-        per_article = (int(client.info("memory")["used_memory"]) - before) / stored
-        for name, target in (("in memory", memory), ("redis", store)):
-            times = []
-            cpu_start, server_start = time.process_time(), _cpu_s(redis_server.pid)
-            for article_id, day, raw in raws:
-                started = time.perf_counter()
-                assign(target, model, article_id, day, raw)
-                times.append((time.perf_counter() - started) * 1e6)
-            client_ms = (time.process_time() - cpu_start) * 1000 / len(raws)
-            server_ms = (_cpu_s(redis_server.pid) - server_start) * 1000 / len(raws)
-            print(
-                f"  {name:<10} median {statistics.median(times) / 1000:.2f} ms, "
-                f"p90 {sorted(times)[int(len(times) * 0.9)] / 1000:.2f} ms wall (goal: median "
-                f"<= 2 ms); CPU per article: client {client_ms:.2f} ms + redis-server "
-                f"{server_ms:.2f} ms"
-            )
-        print(
-            f"  redis memory per stored article: {per_article / 1024:.2f} KiB "
-            f"({stored} articles: {per_article * stored / 2**20:.0f} MiB)"
-        )
-        _whole_step(client, model)
+        _whole_step(client, load_model())
     finally:
         redis_server.terminate()
         redis_server.wait()
@@ -255,16 +271,6 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _fill(store: Any, made_up: list[Any], model: Any, profile: Any) -> None:
-    """Store without deciding (the decision is not what is being filled): profile, index."""
-    df: Counter[str] = Counter()
-    for count, (article_id, day, raw) in enumerate(made_up, start=1):
-        me = profile(article_id, day, raw, df, count, model)
-        store.add(me, raw, f"s{article_id}", me.index_keys(model.index_terms, model.index_anchors))
-        if count % 1000 == 1:
-            df.update(raw.df_terms())
-
-
 def _private_redis() -> tuple[subprocess.Popen[bytes], Any]:
     import socket
     import tempfile
@@ -292,11 +298,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--stored", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="no CV, 10,000 stored")
+    parser.add_argument("--no-cost", action="store_true", help="quality only")
     args = parser.parse_args()
     quality(args.quick)
     seeds()
     cross_language()
-    cost(10_000 if args.quick else args.stored)
+    if not args.no_cost:
+        cost(10_000 if args.quick else args.stored)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,12 @@ def cross_validate(collected, gold, folds: int) -> tuple[float, ...]:
     """Every article decides with a model fitted without its story; the whole stream is
     then scored at once (scoring each fold's articles apart would hide most wrong joins:
     a fold holds a fifth of the articles but a twenty-fifth of the wrong pairs)."""
+    pred = cross_validated_stories(collected, gold, folds)
+    return pairwise(gold, pred) + bcubed(gold, pred)
+
+
+def cross_validated_stories(collected, gold, folds: int) -> dict[str, str]:
+    """The stream's stories, each article decided by the model of the fold without its story."""
     stories = sorted(set(gold.values()))
     random.Random(7).shuffle(stories)
     models = {}
@@ -102,8 +108,7 @@ def cross_validate(collected, gold, folds: int) -> tuple[float, ...]:
         fitted = fit(collected, gold, set(stories) - held)
         print(f"fold {k}: threshold {fitted[2]:.3f}")
         models.update(dict.fromkeys(held, fitted))
-    pred = replay(collected, None, None, None, models, gold)
-    return pairwise(gold, pred) + bcubed(gold, pred)
+    return replay(collected, None, None, None, models, gold)
 
 
 def fit(collected, gold, train: set[str]) -> tuple[np.ndarray, float, float]:

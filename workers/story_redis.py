@@ -5,14 +5,16 @@ Bounds: document frequencies are one hash per week, kept ``DF_WEEKS`` + 1 weeks;
 list keeps the newest ``posting_limit`` article ids and expires a window after its last
 write; an article's profile expires a window after it was stored; a story's keys expire
 ``story_ttl_s`` after it last grew, and its member list keeps the newest ``MEMBERS_KEPT``.
-Work per article: two pipelined reads and one script call, whatever the store holds.
+Work per article, whatever the store holds: three round trips (``assign``: frequencies,
+candidates, store). The tag job (``Stories.place``) pays three in all: its retry check rides
+with the frequencies, and the article is stored in the pipeline of its story's bookkeeping.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +24,7 @@ from core import keys
 from core.models import Article, TagResult
 from core.settings import Settings
 from core.urls import domain_of
-from workers.stories import Model, Profile, RawFeatures, assign, rank_candidates, raw_features
+from workers.stories import Model, Profile, RawFeatures, choose, raw_features
 from workers.story_store import DF_WEEKS, day_of, load_model, week_of
 
 DOCS_FIELD = "#docs"  # the week's document count, beside its terms (no term starts with #)
@@ -33,12 +35,22 @@ DF_TTL_S = (DF_WEEKS + 1) * 7 * 86400
 # the first the document count.
 # Terms travel as one newline-joined argument and the counts come back as one string: a
 # few hundred separate arguments and replies cost the client more than Redis's whole work.
+# With ARGV[2] == '1', KEYS[1] is the article's own record: if it is there (a retried job)
+# the reply is '=' and the record, and nothing is counted.
 _DF = """
+local weeks = {}
+if ARGV[2] == '1' then
+  local record = redis.call('GET', KEYS[1])
+  if record then return '=' .. record end
+  for i = 2, #KEYS do weeks[#weeks + 1] = KEYS[i] end
+else
+  weeks = KEYS
+end
 local terms = {}
 for term in string.gmatch(ARGV[1], '[^\\n]+') do terms[#terms + 1] = term end
 local out = {}
 for i = 1, #terms do out[i] = 0 end
-for _, key in ipairs(KEYS) do
+for _, key in ipairs(weeks) do
   for start = 1, #terms, 1000 do
     local last = math.min(start + 999, #terms)
     local counts = redis.call('HMGET', key, unpack(terms, start, last))
@@ -52,9 +64,13 @@ return table.concat(out, ',')
 """
 
 # Candidates ranked server-side (most shared index keys first, then the most recent), and
-# their stored records: one round trip, and only ``limit`` records cross the wire.
+# their stored records as one JSON array (one parse, one reply to read): one round trip, and
+# only ``limit`` records cross the wire. A record
+# starts with its article's day, so one published outside the window (which ``decide``
+# would skip) takes its place among the ``limit`` but is not sent or decoded.
 _CANDIDATES = """
 local me, limit, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local day, window = tonumber(ARGV[4]), tonumber(ARGV[5])
 local counts, found = {}, {}
 for _, key in ipairs(KEYS) do
   for _, id in ipairs(redis.call('LRANGE', key, 0, -1)) do
@@ -75,15 +91,19 @@ for _, id in ipairs(found) do
   local bucket = buckets[c]
   bucket[#bucket + 1] = id
 end
-local out = {}
+local out, taken = {}, 0
 for c = #KEYS, 1, -1 do
   for _, id in ipairs(buckets[c] or {}) do
-    if #out >= limit then return out end
+    if taken >= limit then return '[' .. table.concat(out, ',') .. ']' end
     local record = redis.call('GET', prefix .. id)
-    if record then out[#out + 1] = record end
+    if record then
+      taken = taken + 1
+      local d = tonumber(string.match(record, '^%[([^,]+),'))
+      if d == nil or math.abs(d - day) <= window then out[#out + 1] = record end
+    end
   end
 end
-return out
+return '[' .. table.concat(out, ',') .. ']'
 """
 
 _ADD = """
@@ -117,45 +137,66 @@ class RedisStories:
         self._candidates = client.register_script(_CANDIDATES)
 
     def document_frequencies(self, terms: Sequence[str], day: float) -> tuple[dict[str, int], int]:
+        return _frequencies(self._frequencies(None, terms, day), terms)
+
+    def placed_or_frequencies(
+        self, article_id: str, terms: Sequence[str], day: float
+    ) -> str | tuple[dict[str, int], int]:
+        """The story ``article_id`` was given if it is stored already (a retried job), else
+        the document frequencies of ``terms``: one round trip either way."""
+        reply = self._frequencies(article_id, terms, day)
+        return _record(reply[1:])[1] if reply.startswith("=") else _frequencies(reply, terms)
+
+    def _frequencies(self, article_id: str | None, terms: Sequence[str], day: float) -> str:
         weeks = [keys.story_df(week_of(day) - i) for i in range(DF_WEEKS)]
-        counts = _text(self._df(keys=weeks, args=["\n".join([DOCS_FIELD, *terms])])).split(",")
-        return dict(zip(terms, map(int, counts[1:]), strict=True)), int(counts[0])
+        record = [keys.story_profile(article_id)] if article_id is not None else []
+        args = ["\n".join([DOCS_FIELD, *terms]), "1" if record else "0"]
+        return _text(self._df(keys=[*record, *weeks], args=args))
 
     def candidates_with_profiles(
-        self, index_keys: Sequence[str], me: str, limit: int
+        self, index_keys: Sequence[str], me: str, limit: int, window: tuple[float, float]
     ) -> list[tuple[Profile, str]]:
-        """``profiles(candidates(...))`` in one round trip, ranked in Lua."""
+        """The ranking of ``rank_candidates`` and the records, in one round trip (Lua)."""
         found = self._candidates(
             keys=[keys.story_posting(k) for k in index_keys],
-            args=[me, limit, keys.story_profile("")],
+            args=[me, limit, keys.story_profile(""), repr(window[0]), repr(window[1])],
         )
-        return [_record(raw) for raw in found]
-
-    def candidates(self, index_keys: Sequence[str], me: str, limit: int) -> list[str]:
-        pipe = self.redis.pipeline(transaction=False)
-        for key in index_keys:
-            pipe.lrange(keys.story_posting(key), 0, self.posting_limit - 1)
-        return rank_candidates([[_text(v) for v in p] for p in pipe.execute()], me, limit)
-
-    def profiles(self, article_ids: Sequence[str]) -> list[tuple[Profile, str]]:
-        if not article_ids:
-            return []
-        found = self.redis.mget([keys.story_profile(a) for a in article_ids])
-        return [_record(raw) for raw in found if raw]
+        return [_profile(data) for data in json.loads(found)]
 
     def add(self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str]) -> None:
-        terms = sorted(raw.df_terms())
-        record = json.dumps({"profile": me.to_dict(), "story_id": story_id}, ensure_ascii=False)
-        self._add(
-            keys=[keys.story_df(week_of(me.day)), keys.story_profile(me.article_id),
-                  *(keys.story_posting(k) for k in index_keys)],
-            args=[me.article_id, record, self.window_s, DF_TTL_S, self.posting_limit,
-                  "\n".join(terms)],
-        )  # fmt: skip
+        keys_, args = self._add_call(me, raw, story_id, index_keys)
+        self._add(keys=keys_, args=args)
+
+    def queue_add(
+        self, pipe: redis.client.Pipeline, me: Profile, raw: RawFeatures, story_id: str,
+        index_keys: Sequence[str],
+    ) -> Callable[[Any], None]:  # fmt: skip
+        """``add`` as one command of ``pipe``; the function returned checks its reply once
+        the pipeline ran (executed with ``raise_on_error=False``): a server that lost the
+        script (restarted, failed over) gets it, and the article is stored then."""
+        keys_, args = self._add_call(me, raw, story_id, index_keys)
+        pipe.evalsha(self._add.sha, len(keys_), *keys_, *args)
+
+        def check(reply: Any) -> None:
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                self._add(keys=keys_, args=args)
+            elif isinstance(reply, Exception):
+                raise reply
+
+        return check
+
+    def _add_call(
+        self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str]
+    ) -> tuple[list[str], list[Any]]:
+        keys_ = [keys.story_df(week_of(me.day)), keys.story_profile(me.article_id),
+                 *(keys.story_posting(k) for k in index_keys)]  # fmt: skip
+        args = [me.article_id, encode_record(me, story_id), self.window_s, DF_TTL_S,
+                self.posting_limit, "\n".join(sorted(raw.df_terms()))]  # fmt: skip
+        return keys_, args
 
     def story_of(self, article_id: str) -> str | None:
         raw = self.redis.get(keys.story_profile(article_id))
-        return str(json.loads(raw)["story_id"]) if raw else None
+        return _record(raw)[1] if raw else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,6 +229,17 @@ class StoryBook:
         relevant: bool, now_s: float, new_member: bool = True,
     ) -> StoryState:  # fmt: skip
         pipe = self.redis.pipeline(transaction=False)
+        read = self.queue_join(pipe, story_id, article_id, source, title, seen_at=seen_at,
+                               relevant=relevant, now_s=now_s, new_member=new_member)  # fmt: skip
+        return read(pipe.execute())
+
+    def queue_join(
+        self, pipe: redis.client.Pipeline, story_id: str, article_id: str, source: str,
+        title: str, *, seen_at: str, relevant: bool, now_s: float, new_member: bool = True,
+    ) -> Callable[[list[Any]], StoryState]:  # fmt: skip
+        """``join`` as commands of ``pipe`` (with whatever it holds already); the function
+        returned reads the state from the pipeline's replies."""
+        first = len(pipe)
         key = keys.story(story_id)
         pipe.hsetnx(key, "first_seen", seen_at)
         pipe.hsetnx(key, "title", title)
@@ -206,15 +258,22 @@ class StoryBook:
             pipe.expire(k, self.ttl_s)
         pipe.hgetall(key)
         pipe.scard(keys.story_sources(story_id))
-        results = pipe.execute()
-        summary, sources = results[-2], int(results[-1])
-        gained = bool(results[added_at]) and sources > 1
-        state = StoryState(story_id, _text(summary.get("first_seen", seen_at)),
-                           int(summary.get("article_count", 1)), sources,
-                           _text(summary.get("title", title)))  # fmt: skip
-        if gained and summary.get("relevant") and self._gate(story_id):
-            return dataclasses.replace(state, announce=True)
-        return state
+
+        def read(results: list[Any]) -> StoryState:
+            mine = results[first:]
+            for reply in mine:
+                if isinstance(reply, Exception):
+                    raise reply
+            summary, sources = mine[-2], int(mine[-1])
+            gained = bool(mine[added_at - first]) and sources > 1
+            state = StoryState(story_id, _text(summary.get("first_seen", seen_at)),
+                               int(summary.get("article_count", 1)), sources,
+                               _text(summary.get("title", title)))  # fmt: skip
+            if gained and summary.get("relevant") and self._gate(story_id):
+                return dataclasses.replace(state, announce=True)
+            return state
+
+        return read
 
     def _gate(self, story_id: str) -> bool:
         """True at most once per ``update_interval_s`` per story."""
@@ -253,19 +312,31 @@ class Stories:
         )
 
     def place(self, article: Article, tags: TagResult, now: datetime) -> StoryState:
-        """Idempotent per article: a retried job finds the story it was given."""
+        """Idempotent per article: a retried job finds the story it was given. Three round
+        trips: the retry check with the frequencies, the candidates, then the article stored
+        in the same pipeline as its story's bookkeeping."""
         source = article.site_name or domain_of(article.canonical_url)
         seen_at = article.published_at or article.fetched_at
-        story_id = self.store.story_of(article.article_id)
-        new_member = story_id is None
-        if story_id is None:
-            raw = raw_features(article.title, article.text, tags.entities)
-            story_id = assign(self.store, self.model, article.article_id, day_of(seen_at),
-                              raw, source).story_id  # fmt: skip
-        return self.book.join(
-            story_id, article.article_id, source, article.title, seen_at=seen_at,
-            relevant=tags.us_china_trade, now_s=now.timestamp(), new_member=new_member,
+        day = day_of(seen_at)
+        raw = raw_features(article.title, article.text, tags.entities)
+        found = self.store.placed_or_frequencies(article.article_id, sorted(raw.df_terms()), day)
+        pipe = self.store.redis.pipeline(transaction=False)
+        stored: Callable[[Any], None] | None = None
+        if isinstance(found, str):
+            story_id = found
+        else:
+            decision, me, index_keys = choose(self.store, self.model, article.article_id, day,
+                                              raw, source, found)  # fmt: skip
+            story_id = decision.story_id
+            stored = self.store.queue_add(pipe, me, raw, story_id, index_keys)
+        read = self.book.queue_join(
+            pipe, story_id, article.article_id, source, article.title, seen_at=seen_at,
+            relevant=tags.us_china_trade, now_s=now.timestamp(), new_member=stored is not None,
         )  # fmt: skip
+        results = pipe.execute(raise_on_error=False)
+        if stored is not None:
+            stored(results[0])
+        return read(results)
 
 
 def story_placer(client: redis.Redis, settings: Settings) -> Stories | None:
@@ -273,9 +344,30 @@ def story_placer(client: redis.Redis, settings: Settings) -> Stories | None:
     return Stories(client, settings, load_model()) if settings.stories_enabled else None
 
 
+def encode_record(me: Profile, story_id: str) -> str:
+    """An article's stored record: a JSON array, its day first (the candidates script reads
+    it unparsed), without the field names that made a JSON object's decoding the lookup's
+    largest cost. Floats travel as ``repr``: exactly the values the in-memory store keeps."""
+    return json.dumps(
+        [me.day, me.article_id, story_id, me.source, me.script, me.terms, me.title,
+         me.anchors, me.lead], ensure_ascii=False, separators=(",", ":"),
+    )  # fmt: skip
+
+
+def _frequencies(reply: str, terms: Sequence[str]) -> tuple[dict[str, int], int]:
+    counts = reply.split(",")
+    return dict(zip(terms, map(int, counts[1:]), strict=True)), int(counts[0])
+
+
 def _record(raw: str | bytes) -> tuple[Profile, str]:
-    data = json.loads(raw)
-    return Profile.from_dict(data["profile"]), str(data["story_id"])
+    return _profile(json.loads(raw))
+
+
+def _profile(data: Any) -> tuple[Profile, str]:
+    if isinstance(data, dict):  # written before the array form; expires within a window
+        return Profile.from_dict(data["profile"]), str(data["story_id"])
+    day, article_id, story_id, source, script, terms, title, anchors, lead = data
+    return Profile(article_id, day, terms, title, anchors, source, lead, script), story_id
 
 
 def _text(value: Any) -> str:

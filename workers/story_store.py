@@ -55,18 +55,21 @@ class MemoryStories:
         self.posting_limit = posting_limit
 
     def document_frequencies(self, terms: Sequence[str], day: float) -> tuple[dict[str, int], int]:
-        weeks = [week_of(day) - i for i in range(DF_WEEKS)]
-        df = {t: sum(self.df.get(w, Counter()).get(t, 0) for w in weeks) for t in terms}
-        return df, sum(self.docs.get(w, 0) for w in weeks)
+        now = week_of(day)
+        weeks = [self.df[w] for w in range(now, now - DF_WEEKS, -1) if w in self.df]
+        df = {t: sum(week.get(t, 0) for week in weeks) for t in terms}
+        return df, sum(self.docs.get(week_of(day) - i, 0) for i in range(DF_WEEKS))
 
     def candidates(self, index_keys: Sequence[str], me: str, limit: int) -> list[str]:
         hits = [self.postings.get(k, ()) for k in index_keys]
         return rank_candidates(hits, me, limit)
 
     def candidates_with_profiles(
-        self, index_keys: Sequence[str], me: str, limit: int
+        self, index_keys: Sequence[str], me: str, limit: int, window: tuple[float, float]
     ) -> list[tuple[Profile, str]]:
-        return self.profiles(self.candidates(index_keys, me, limit))
+        day, days = window
+        found = self.profiles(self.candidates(index_keys, me, limit))
+        return [(p, s) for p, s in found if abs(day - p.day) <= days]
 
     def profiles(self, article_ids: Sequence[str]) -> list[tuple[Profile, str]]:
         return [self.stored[a] for a in article_ids if a in self.stored]

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import jsonschema
 import redis
 
+from core import keys
 from core.models import Article
 from core.settings import Settings
 from core.urls import short_hash
@@ -17,10 +18,11 @@ from service.stories import cluster_lines, stories_command
 from tests.conftest import DATA, ROOT
 from workers.announce import Announcer
 from workers.corpus import Corpus
+from workers.pipeline import tag_document
 from workers.recluster import recluster
-from workers.stories import assign, raw_features
+from workers.stories import assign, new_story_id, raw_features
 from workers.story_redis import RedisStories, Stories
-from workers.story_store import day_of, load_model
+from workers.story_store import MemoryStories, day_of, load_model
 from workers.stream import Emitter
 from workers.tagging import load_taxonomy
 
@@ -51,8 +53,6 @@ def test_redis_store_gives_the_stories_of_the_cluster_command(text_redis: redis.
     store = RedisStories(text_redis, posting_limit=100, window_s=8 * 86400)
     online = {}
     for row in ROWS:
-        from workers.pipeline import tag_document
-
         entities = tag_document(TAXONOMY, row["text"], row["title"]).entities
         raw = raw_features(row["title"], row["text"], entities)
         online[row["id"]] = assign(store, MODEL, row["id"], day_of(row["published_at"]), raw,
@@ -140,3 +140,58 @@ def test_document_frequencies_count_every_term_once_per_article(text_redis: redi
         assign(store, MODEL, f"d{i}", day, raw)
     df, n_docs = store.document_frequencies(["china", "japan", "soybean", "unseen"], day + 1)
     assert (df, n_docs) == ({"china": 2, "japan": 1, "soybean": 1, "unseen": 0}, 3)
+
+
+def test_redis_store_reads_what_the_memory_store_reads_across_windows(
+    text_redis: redis.Redis,
+) -> None:
+    """The same articles told again 5 and 10 days later: the Redis store's candidates (its
+    ranking in Lua, the window it applies unread, its record encoding) are the in-memory
+    store's, profile for profile, float for float."""
+    memory = MemoryStories(posting_limit=100)
+    store = RedisStories(text_redis, posting_limit=100, window_s=30 * 86400)
+    for shift in (0, 5, 10):
+        for row in ROWS:
+            entities = tag_document(TAXONOMY, row["text"], row["title"]).entities
+            raw = raw_features(row["title"], row["text"], entities)
+            day = day_of(row["published_at"]) + shift
+            decided = [assign(s, MODEL, f"{row['id']}+{shift}", day, raw, row["source"])
+                       for s in (memory, store)]  # fmt: skip
+            assert decided[0] == decided[1]
+    day = day_of(ROWS[-1]["published_at"]) + 10
+    for keys_ in (["t:tariff"], ["t:soybean", "e:china"], [f"t:{w}" for w in ("trade", "china")]):
+        for limit in (3, 40):
+            wanted = memory.candidates_with_profiles(keys_, "x", limit, (day, MODEL.window_days))
+            got = store.candidates_with_profiles(keys_, "x", limit, (day, MODEL.window_days))
+            assert got == wanted
+    assert any(
+        memory.candidates_with_profiles(["t:tariff"], "x", 40, (day, MODEL.window_days))
+    )  # the comparison means something
+
+
+def test_records_stored_as_json_objects_are_still_read(text_redis: redis.Redis) -> None:
+    store = RedisStories(text_redis, posting_limit=100, window_s=8 * 86400)
+    raw = raw_features("Soybean exports", "Soybean exports to China fell sharply in May.")
+    assign(store, MODEL, "new", 20000.0, raw)
+    old, _ = store.candidates_with_profiles(["t:soybean"], "x", 40, (20000.0, 7.0))[0]
+    legacy = json.dumps({"profile": dataclasses.replace(old, article_id="old").to_dict(),
+                         "story_id": "s-old"})  # fmt: skip
+    text_redis.set(keys.story_profile("old"), legacy, ex=3600)
+    text_redis.lpush(keys.story_posting("t:soybean"), "old")
+    found = store.candidates_with_profiles(["t:soybean"], "x", 40, (20000.0, 7.0))
+    assert [(p.article_id, s) for p, s in found] == [("old", "s-old"), ("new", new_story_id("new"))]
+    assert store.story_of("old") == "s-old"
+
+
+def test_placing_survives_a_server_that_lost_its_scripts(
+    text_redis: redis.Redis, settings: Settings
+) -> None:
+    stories = Stories(text_redis, settings, MODEL)
+    first, second = (article(r) for r in ROWS[:2])
+    tags = tag_document(TAXONOMY, first.text, first.title)
+    stories.place(first, tags, NOW)
+    text_redis.script_flush()  # a restart or a failover to a replica without them
+    state = stories.place(second, tag_document(TAXONOMY, second.text, second.title), NOW)
+    assert stories.store.story_of(second.article_id) == state.story_id
+    again = stories.place(second, tag_document(TAXONOMY, second.text, second.title), NOW)
+    assert (again.story_id, again.article_count) == (state.story_id, state.article_count)

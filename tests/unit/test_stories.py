@@ -115,7 +115,9 @@ def test_candidates_are_bounded_by_the_posting_lists() -> None:
     for i in range(50):
         assign(store, MODEL, f"x{i:02d}", 20000.0, raw)
     assert all(len(p) <= 5 for p in store.postings.values())
-    assert len(store.candidates_with_profiles(["t:soybean"], "new", 40)) == 5
+    assert len(store.candidates_with_profiles(["t:soybean"], "new", 40, (20000.0, 7.0))) == 5
+    # Outside the window: ranked among the limit, not returned (decide would skip them).
+    assert store.candidates_with_profiles(["t:soybean"], "new", 40, (20008.0, 7.0)) == []
     assert rank_candidates([["b", "a"], ["a"], ["c"]], "c", 2) == ["a", "b"]
 
 

@@ -1,0 +1,227 @@
+"""What story clustering costs per article as the store grows: in memory, in Redis, and in
+Redis as an earlier commit stored it (before/after in one run, on one loaded machine).
+
+    PYTHONPATH=. .venv/bin/python benchmarks/story_cost.py [--stored 100000] [--against REV]
+
+``--stored`` made-up articles (Zipf-distributed words of the dev vocabulary, a few
+anchors each) fill each store over seven days; then 300 real dev articles
+(``../shared/corpus/clustering/dev.jsonl``, read at run time) are each placed with
+``workers.stories.assign``, dated inside the hour after the made-up week so that every
+stored article is in their window (the dev set's own dates span months: most stored
+candidates would fall outside the window and cost the store nothing). Printed per store:
+median and p99 wall ms per article, Redis commands (server-side, scripts' calls included)
+and round trips per article, Redis memory per stored article, and whether the store gave
+the in-memory store's story ids. Each Redis store gets its own private redis-server.
+``--against REV`` times ``workers/story_redis.py`` of that git revision beside this one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import statistics
+import subprocess
+import sys
+import time
+import types
+from collections import Counter
+from typing import Any
+
+import redis
+from clustering_quality import DEV, ROOT, _cpu_s, _private_redis, read_jsonl, synthetic
+
+from workers.stories import Model, RawFeatures, assign, profile, raw_features
+from workers.story_store import MemoryStories, day_of, load_model
+
+POSTING_LIMIT = 100
+
+
+class RoundTrips:
+    """Counts what a redis-py connection sends: one call per command or pipeline."""
+
+    count = 0
+
+    def __init__(self) -> None:
+        self.original = redis.connection.AbstractConnection.send_packed_command
+
+        def counted(conn: Any, command: Any, check_health: bool = True) -> None:
+            RoundTrips.count += 1
+            self.original(conn, command, check_health)
+
+        redis.connection.AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
+
+
+def store_module(rev: str | None) -> Any:
+    """``workers.story_redis`` as it is, or as it was at ``rev``."""
+    if rev is None:
+        import workers.story_redis
+
+        return workers.story_redis
+    source = subprocess.run(["git", "show", f"{rev}:workers/story_redis.py"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    module = types.ModuleType(f"story_redis_{rev}")
+    sys.modules[module.__name__] = module  # its dataclasses look their module up
+    exec(compile(source, f"{rev}:workers/story_redis.py", "exec"), module.__dict__)
+    if len(inspect.signature(module.RedisStories.candidates_with_profiles).parameters) == 4:
+
+        class Unwindowed(module.RedisStories):  # type: ignore[name-defined,misc]
+            """A store from before the window argument: ``decide`` filters instead."""
+
+            def candidates_with_profiles(
+                self, index_keys: Any, me: str, limit: int, window: Any = None
+            ) -> Any:
+                return super().candidates_with_profiles(index_keys, me, limit)
+
+        module.RedisStories = Unwindowed
+    return module
+
+
+def prepared(
+    stored: int, model: Model, dev_dates: bool = False
+) -> tuple[list[tuple[str, float, RawFeatures]], list[tuple[Any, RawFeatures, str, list[str]]]]:
+    """The measured dev articles and the made-up ones, profiled once for every store."""
+    rows = sorted(read_jsonl(DEV), key=lambda r: r["published_at"])[:300]
+    raws = [(r["id"], raw_features(r["title"], r["text"])) for r in rows]
+    vocabulary = [t for t, _ in sum((Counter(r.term_counts) for _, r in raws), Counter())
+                  .most_common()]  # fmt: skip
+    start = day_of(rows[0]["published_at"])
+    made_up = synthetic(stored, vocabulary, start)
+    df: Counter[str] = Counter()
+    filled = []
+    for count, (article_id, day, raw) in enumerate(made_up, start=1):
+        me = profile(article_id, day, raw, df, count, model)
+        keys = me.index_keys(model.index_terms, model.index_anchors)
+        filled.append((me, raw, f"s{article_id}", keys))
+        if count % 1000 == 1:
+            df.update(raw.df_terms())
+    dates = [day_of(r["published_at"]) if dev_dates else start + i / 24 / len(raws)
+             for i, r in enumerate(rows)]  # fmt: skip
+    measured = [(a, day, raw) for (a, raw), day in zip(raws, dates, strict=True)]
+    return measured, filled
+
+
+def fill_redis(store: Any, client: redis.Redis, filled: list[Any], module: Any) -> None:
+    """Pipelined in batches: the fill is not what is measured."""
+    pipe = client.pipeline(transaction=False)
+    batch = module.RedisStories(pipe, posting_limit=POSTING_LIMIT, window_s=store.window_s)
+    for i, item in enumerate(filled, start=1):
+        batch.add(*item)
+        if i % 500 == 0:
+            pipe.execute()
+    pipe.execute()
+
+
+def measure(
+    store: Any, model: Model, measured: list[Any], client: redis.Redis | None, server_pid: int = 0
+) -> dict[str, Any]:
+    commands_before = _commands(client)
+    trips_before = RoundTrips.count
+    cpu_before, server_before = time.process_time(), _cpu_s(server_pid) if server_pid else 0.0
+    times, stories = [], {}
+    for article_id, day, raw in measured:
+        started = time.perf_counter()
+        stories[article_id] = assign(store, model, article_id, day, raw).story_id
+        times.append((time.perf_counter() - started) * 1000)
+    n = len(measured)
+    ordered = sorted(times)
+    client_ms = (time.process_time() - cpu_before) * 1000 / n
+    server_ms = (_cpu_s(server_pid) - server_before) * 1000 / n if server_pid else 0.0
+    return {
+        "client_cpu": client_ms, "server_cpu": server_ms,
+        "median": statistics.median(times), "p99": ordered[int(n * 0.99) - 1],
+        "commands": (_commands(client) - commands_before) / n if client else 0.0,
+        "trips": (RoundTrips.count - trips_before) / n if client else 0.0, "stories": stories,
+    }  # fmt: skip
+
+
+def _commands(client: redis.Redis | None) -> int:
+    if client is None:
+        return 0
+    stats = client.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+
+
+def run(stored: int, against: str | None, dev_dates: bool) -> None:
+    model = load_model()
+    RoundTrips()
+    measured, filled = prepared(stored, model, dev_dates)
+    memory = MemoryStories(POSTING_LIMIT)
+    for item in filled:
+        memory.add(*item)
+    rows = [("in memory", measure(memory, model, measured, None), 0.0)]
+    variants = [(f"redis ({against})", store_module(against))] if against else []
+    variants.append(("redis (this tree)", store_module(None)))
+    for name, module in variants:
+        server, client = _private_redis()
+        try:
+            store = module.RedisStories(client, posting_limit=POSTING_LIMIT,
+                                        window_s=int(model.window_days * 86400) + 86400)  # fmt: skip
+            before = int(client.info("memory")["used_memory"])
+            fill_redis(store, client, filled, module)
+            per_article = (int(client.info("memory")["used_memory"]) - before) / stored
+            row = measure(store, model, measured, client, server.pid)
+            rows.append((name, row, per_article))
+        finally:
+            server.terminate()
+            server.wait()
+    reference = rows[0][1]["stories"]
+    where = ("the week before the first (--dev-dates: the others' own dates, months later)"
+             if dev_dates else "their window")  # fmt: skip
+    print(f"story clustering cost per article: {len(measured)} real dev articles placed with "
+          f"{stored:,} made-up articles stored in {where} (goal: median <= 2 ms)")  # fmt: skip
+    print("(wall: what a job waits on a loaded machine; CPU: client process + redis-server)")
+    print(f"{'store':<20}{'stored':>9}{'median ms':>11}{'p99 ms':>8}{'CPU ms':>13}"
+          f"{'cmds/art':>10}{'trips/art':>10}{'KiB/art':>9}  same stories")  # fmt: skip
+    for name, row, per_article in rows:
+        same = "yes" if row["stories"] == reference else "NO"
+        cpu = f"{row['client_cpu']:.2f}+{row['server_cpu']:.2f}"
+        print(f"{name:<20}{stored:>9,}{row['median']:>11.2f}{row['p99']:>8.2f}{cpu:>13}"
+              f"{row['commands']:>10.1f}{row['trips']:>10.2f}{per_article / 1024:>9.2f}  {same}")  # fmt: skip
+
+
+def dev_set_equivalence() -> None:
+    """The whole dev set, in time order, through an empty in-memory and an empty Redis
+    store: the story ids must be the same."""
+    from workers.story_redis import RedisStories
+
+    model = load_model()
+    rows = sorted(read_jsonl(DEV), key=lambda r: r["published_at"])
+    server, client = _private_redis()
+    try:
+        stores = (
+            MemoryStories(POSTING_LIMIT),
+            RedisStories(
+                client, posting_limit=POSTING_LIMIT, window_s=int(model.window_days * 86400) + 86400
+            ),
+        )
+        results = [{r["id"]: assign(s, model, r["id"], day_of(r["published_at"]),
+                                    raw_features(r["title"], r["text"]), r["source"]).story_id
+                    for r in rows} for s in stores]  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait()
+    same = results[0] == results[1]
+    print(
+        f"dev set ({len(rows)} articles): in-memory and Redis story ids identical: "
+        f"{'yes' if same else 'NO'} ({len(set(results[1].values()))} stories)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--stored", type=int, default=100_000)
+    parser.add_argument("--against", help="a git revision whose Redis store to time too")
+    parser.add_argument(
+        "--dev-dates",
+        action="store_true",
+        help="the dev articles keep their own dates (how clustering_quality.py "
+        "measured before): most stored articles are then outside their window",
+    )
+    args = parser.parse_args()
+    dev_set_equivalence()
+    run(args.stored, args.against, args.dev_dates)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
