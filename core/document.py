@@ -53,11 +53,14 @@ def read_document(text: str) -> tuple[str, list[str]]:
     return "", paragraphs
 
 
+# One pass: a CJK character, a run of other letters, or a run of digits is one word each.
+_CJK = "\u3400-\u9fff\uf900-\ufaff"
+_WORD = re.compile(rf"[{_CJK}]|[^\W\d_{_CJK}]+|\d+")
+
+
 def word_count(text: str) -> int:
     """Words for Latin and Cyrillic scripts; each CJK character counts as one word."""
-    cjk = len(re.findall(r"[\u3400-\u9fff\uf900-\ufaff]", text))
-    latin = len(re.findall(r"[^\W\d_]+|\d+", re.sub(r"[\u3400-\u9fff\uf900-\ufaff]", " ", text)))
-    return latin + cjk
+    return len(_WORD.findall(text))
 
 
 # --- Boilerplate: general classes of page chrome, not strings of particular sites ---------
