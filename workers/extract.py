@@ -241,12 +241,12 @@ def _load_html(html: str) -> Any:
         tree = lxml.html.fromstring(html, parser=_PARSER)
     except ValueError:  # a str declaring an encoding: lxml wants bytes
         as_bytes = True
-    except Exception:  # noqa: BLE001 -- lxml's own errors, as trafilatura treats them
+    except Exception:  # lxml's own errors, as trafilatura treats them: no tree
         tree = None
     if as_bytes or tree is None or len(tree) < 1:
         try:
             tree = lxml.html.fromstring(html.encode("utf8", "surrogatepass"), parser=_PARSER)
-        except Exception:  # noqa: BLE001
+        except Exception:  # as trafilatura's fromstring_bytes: no tree
             tree = None
     if tree is not None and "html" not in beginning and len(tree) < 2:
         return None
