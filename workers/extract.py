@@ -23,8 +23,10 @@ from typing import Any
 
 import charset_normalizer
 import lxml.etree
+import lxml.html
 import trafilatura
 import trafilatura.utils
+import trafilatura.xml
 
 from core.document import format_document, normalize_paragraph, strip_boilerplate, word_count
 from core.errors import RefusedArticleError
@@ -37,8 +39,10 @@ SECOND_PASS_WORDS = 100
 # A result under this share of the page's <p> text gets a recall pass (see _main_text),
 # taken when it keeps RECALL_GAIN times the words. Chosen on extraction-more, checked on
 # extraction (benchmarks/extraction_quality.py): any share in 0.2-0.5 and gain in 2-3 gives
-# the same sign on every source.
-RECALL_SHARE = 0.3
+# the same sign on every source. The lowest share of that range, because the pass is
+# speculative: at 0.3 it ran on 50 of the 781 shared pages with 100 words or more and was
+# taken on 2 (shares 0.12 and 0.03); at 0.2 it runs on 27, the same 2 taken, outputs equal.
+RECALL_SHARE = 0.2
 RECALL_GAIN = 2.0
 FAVOR_PRECISION = True
 
@@ -172,9 +176,13 @@ def _as_paragraph(element: Any) -> None:
 
 
 def _trafilatura(tree: Any, url: str, *, fast: bool, precise: bool = FAVOR_PRECISION) -> Any:
+    # output_format "txt": bare_extraction then hands back the body tree without rendering
+    # it as text too (the "python" format's xmltotxt, a few percent of the step, unused
+    # unless the body is empty: see _body_paragraphs). Extraction itself ignores the format.
     return trafilatura.bare_extraction(
         tree,
         url=url,
+        output_format="txt",
         fast=fast,
         favor_precision=precise,
         include_comments=False,
@@ -188,8 +196,9 @@ def _body_paragraphs(document: Any) -> list[str]:
     if document is None:
         return []
     blocks = paragraphs_from_body(document.body) if document.body is not None else []
-    if not blocks and document.text:
-        blocks = document.text.split("\n")
+    if not blocks:
+        text = trafilatura.xml.xmltotxt(document.body, include_formatting=False)
+        blocks = text.split("\n") if text else []
     return strip_boilerplate([p for p in (normalize_paragraph(b) for b in blocks) if p])
 
 
@@ -198,14 +207,60 @@ _TITLE_START = re.compile(r"(<title\b[^>]*>)([^<]*)", re.I)
 _MAX_TITLE_CHARS = 300
 
 
+def _html_parser() -> Any:
+    """trafilatura's parser settings with a class lookup done in C. lxml.html's own lookup
+    calls a Python function for every element proxy created (to give ``<form>``, ``<input>``
+    and the like their form classes, which neither trafilatura nor we use): thousands of
+    calls a page, through our passes and trafilatura's, about a twentieth of the step.
+    Every element is still an ``HtmlElement``, as trafilatura requires."""
+    parser = lxml.html.HTMLParser(
+        collect_ids=False, default_doctype=False, encoding="utf-8", remove_comments=True,
+        remove_pis=True,
+    )  # fmt: skip
+    parser.set_element_class_lookup(
+        lxml.etree.ElementDefaultClassLookup(
+            element=lxml.html.HtmlElement,
+            comment=lxml.html.HtmlComment,
+            pi=lxml.html.HtmlProcessingInstruction,
+            entity=lxml.html.HtmlEntity,
+        )
+    )
+    return parser
+
+
+_PARSER = _html_parser()
+
+
+def _load_html(html: str) -> Any:
+    """``trafilatura.utils.load_html`` for a string, with ``_PARSER``: the same repairs,
+    the same fallback to bytes and the same rejection of what is not HTML."""
+    beginning = html[:50].lower()
+    html = trafilatura.utils.repair_faulty_html(html, beginning)
+    tree, as_bytes = None, False
+    try:
+        tree = lxml.html.fromstring(html, parser=_PARSER)
+    except ValueError:  # a str declaring an encoding: lxml wants bytes
+        as_bytes = True
+    except Exception:  # lxml's own errors, as trafilatura treats them: no tree
+        tree = None
+    if as_bytes or tree is None or len(tree) < 1:
+        try:
+            tree = lxml.html.fromstring(html.encode("utf8", "surrogatepass"), parser=_PARSER)
+        except Exception:  # as trafilatura's fromstring_bytes: no tree
+            tree = None
+    if tree is not None and "html" not in beginning and len(tree) < 2:
+        return None
+    return tree
+
+
 def _parse(html: str) -> Any:
     """Parse; a ``<title>`` whose end tag is misspelt (``</titlevalue=...``) swallows the
     whole page as title text, as it would in a browser, so it is closed at its first tag."""
-    tree = trafilatura.utils.load_html(html)
+    tree = _load_html(html)
     title = tree.find(".//title") if tree is not None else None
     text = title.text or "" if title is not None else ""
     if len(text) > _MAX_TITLE_CHARS and "<" in text:
-        tree = trafilatura.utils.load_html(_TITLE_START.sub(r"\1\2</title>", html, count=1))
+        tree = _load_html(_TITLE_START.sub(r"\1\2</title>", html, count=1))
     return tree
 
 

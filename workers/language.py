@@ -19,7 +19,8 @@ def detect_language(text: str) -> str | None:
     sample = text[:5000]
     cjk = len(re.findall(r"[\u4e00-\u9fff]", sample))
     cyrillic = len(re.findall(r"[\u0400-\u04ff]", sample))
-    letters = len(re.findall(r"[^\W\d_]", sample)) or 1
+    # Counting letters is most of the cost; a page with neither script needs no share.
+    letters = (len(re.findall(r"[^\W\d_]", sample)) or 1) if cjk or cyrillic else 1
     if cjk / letters > 0.2:
         return "zh"
     if cyrillic / letters > 0.4:
