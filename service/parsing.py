@@ -34,6 +34,8 @@ ParseFunction = Callable[[bytes, Mapping[str, str], str, int], ParsedFeed]
 
 
 SPAWN_TIMEOUT_S = 60.0
+# Linux's default pipe capacity, less room for the request's pickled headers.
+PIPE_BUFFER_BYTES = 60 * 1024
 
 
 class ParseTimeoutError(Exception):
@@ -119,7 +121,11 @@ class FeedParsers:
         fd = worker.conn.fileno()
         loop.add_reader(fd, _settle, ready)
         try:
-            worker.conn.send(request)
+            if len(request[0]) < PIPE_BUFFER_BYTES:
+                worker.conn.send(request)  # fits the pipe's buffer: returns at once
+            else:
+                # A bigger body is written as the worker reads it: off the event loop.
+                await asyncio.to_thread(worker.conn.send, request)
             try:
                 await asyncio.wait_for(ready, deadline)
             except TimeoutError:
