@@ -140,9 +140,7 @@ class FeedStore:
         if not states:
             return
         pipe = self.redis.pipeline(transaction=False)
-        for feed_id, state in states.items():
-            pipe.hset(keys.feed_state(feed_id), mapping=cast(Any, state.to_redis()))
-        pipe.zadd(keys.FEEDS_DUE, {fid: s.next_poll_at for fid, s in states.items()}, xx=True)
+        _queue_saves(pipe, states)
         pipe.execute()
 
     def all_states(self) -> list[tuple[Feed, FeedState]]:
@@ -151,6 +149,13 @@ class FeedStore:
         for feed_id, raw in sorted(defs.items()):
             out.append((Feed(**json.loads(raw)), self.state(feed_id)))
         return out
+
+
+def _queue_saves(pipe: Any, states: Mapping[str, FeedState]) -> None:
+    """The commands that save feeds' states and due times, on either kind of pipeline."""
+    for feed_id, state in states.items():
+        pipe.hset(keys.feed_state(feed_id), mapping=cast(Any, state.to_redis()))
+    pipe.zadd(keys.FEEDS_DUE, {fid: s.next_poll_at for fid, s in states.items()}, xx=True)
 
 
 class AsyncFeedStore:
@@ -188,9 +193,7 @@ class AsyncFeedStore:
         if not states:
             return
         pipe = self.redis.pipeline(transaction=False)
-        for feed_id, state in states.items():
-            pipe.hset(keys.feed_state(feed_id), mapping=cast(Any, state.to_redis()))
-        pipe.zadd(keys.FEEDS_DUE, {fid: s.next_poll_at for fid, s in states.items()}, xx=True)
+        _queue_saves(pipe, states)
         await pipe.execute()
 
     async def next_due_at(self) -> float | None:
