@@ -665,12 +665,13 @@ def tag_article(taxonomy: Taxonomy, title: str, paragraphs: Sequence[str]) -> Ta
         evidence = _relevant_evidence(features, topics, counts)
     else:
         evidence = list(dict.fromkeys(_clip(s.text) for s in features.rejecting if s.text))
+        del evidence[MAX_EVIDENCE:]
     return TagResult(
         us_china_trade=relevant,
         score=round(probability, 4),
         topics=topics,
         entities=tuple(name for name in taxonomy.entity_names if name in entities),
-        evidence=tuple(evidence[:MAX_EVIDENCE]) if not relevant else tuple(evidence),
+        evidence=tuple(evidence),
         taxonomy_version=taxonomy.version,
     )
 
