@@ -9,6 +9,12 @@ Every figure printed is out-of-fold: stratified k-fold cross-validation, and ins
 training fold a second, inner cross-validation picks the regularisation C, the decision
 threshold and the topic rule, so nothing is chosen on the rows it is scored on.
 
+Topics: one row per (positive article, topic with a term in it), its
+``workers.tagging.TOPIC_FEATURES`` and a bias per topic; the target is whether the hand
+topics hold it. The topic model's C and threshold (best micro-F1) are picked by an inner
+cross-validation over whole articles; topic precision and recall are printed per topic
+and per language.
+
 ``--write`` refits on all rows with the same selection and writes the weights (unfolded
 from the standardisation, so the service computes one dot product and a sigmoid and never
 imports scikit-learn), the threshold and the topic rule into ``config/taxonomy.yaml``,
@@ -213,6 +219,7 @@ def cross_validate(rows: list[dict[str, Any]], folds: int, seed: int) -> dict[st
     predicted = np.zeros(len(rows), dtype=bool)
     topics: list[tuple[int, int, int]] = []
     per_topic = {name: np.zeros(3, dtype=int) for name in TOPICS}
+    per_lang: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(3, dtype=int))
     chosen = []
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, strata):
         c, threshold = select(x[train], y[train], strata[train], seed)
@@ -222,6 +229,10 @@ def cross_validate(rows: list[dict[str, Any]], folds: int, seed: int) -> dict[st
         held = [rows[i] for i in test if rows[i]["label"]]
         found = apply_topic_model(model, held)
         topics.append(topic_counts(held, found))
+        for k, row in enumerate(held):
+            per_lang[row["lang"]] += np.array(topic_counts(
+                [{"topics": row["topics"]}], {(0, t) for i, t in found if i == k}
+            ))  # fmt: skip
         for name in TOPICS:
             per_topic[name] += np.array(topic_counts(
                 [{"topics": r["topics"] & {name}} for r in held],
@@ -229,7 +240,7 @@ def cross_validate(rows: list[dict[str, Any]], folds: int, seed: int) -> dict[st
             ))  # fmt: skip
         chosen.append((c, threshold, (model["c"], model["threshold"])))
     return {"scores": scores, "predicted": predicted, "topics": topics, "chosen": chosen,
-            "per_topic": per_topic}  # fmt: skip
+            "per_topic": per_topic, "per_lang": dict(per_lang)}  # fmt: skip
 
 
 # --- Report ---------------------------------------------------------------------------------
@@ -302,9 +313,14 @@ def print_report(
     tp, fp, fn = (sum(t[k] for t in found["topics"]) for k in range(3))
     print(f"\ntopics on positives (held-out rule): precision {tp / max(1, tp + fp):.3f}, "
           f"recall {tp / max(1, tp + fn):.3f} (TP {tp}, FP {fp}, FN {fn})")  # fmt: skip
-    print("\n| topic | TP | FP | FN |\n|---|---:|---:|---:|")
-    for name, (tp, fp, fn) in found["per_topic"].items():
-        print(f"| {name} | {tp} | {fp} | {fn} |")
+    print(
+        "\n| topic / language | TP | FP | FN | precision | recall |\n|---|---:|---:|---:|---:|---:|"
+    )
+    slices = [*found["per_topic"].items(), *sorted(found["per_lang"].items())]
+    for name, (tp, fp, fn) in slices:
+        p = f"{tp / (tp + fp):.3f}" if tp + fp else "–"
+        r = f"{tp / (tp + fn):.3f}" if tp + fn else "–"
+        print(f"| {name} | {tp} | {fp} | {fn} | {p} | {r} |")
     if not errors:
         return
     wrong = [i for i, row in enumerate(rows) if row["label"] != found["predicted"][i]]

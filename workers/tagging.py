@@ -85,28 +85,32 @@ _NOT_TERM_LABELS = {
     "third_countries": "third",
 }
 MAX_EVIDENCE = 4
-# Topic points (the `points` the model's `share` and `top` read, and the rule without a
-# fitted model): a strong term scores 4 in a US–China trade sentence (or the title), 3
-# elsewhere in a US–China trade paragraph, 1 anywhere else; a weak term half. Without a
-# topic model, a topic is assigned at TOPIC_POINTS.
-TOPIC_POINTS = 4.0
-# What the fitted topic model reads of each topic (topic_values): log(1 + hits) of strong
-# and weak terms in each of those three places, a hit in the title, the topic's share of
-# all topic points, whether it is the top topic, and the share of sentences naming it.
+# Topic points rank an article's topics (`relative`, `rank`) and, without a fitted topic
+# model, decide them: a strong term in the title scores 3 (a weak one 1), each sentence
+# with a strong term 1, or 2 when the sentence talks trade or commerce; a sentence with
+# only weak terms half that. Without a topic model, a topic is assigned at TOPIC_POINTS.
+TOPIC_POINTS = 2.0
+# What the fitted topic model reads of each topic with a term in the article
+# (topic_values). A topic is what the article is about, not what it mentions, so these
+# measure how much of the article the topic is: a strong term in the title, the title
+# naming other topics and not this one, a term in the first paragraph, the share of the
+# article's trade sentences (trade or commerce words) holding a strong term (and holding
+# only weak ones), the share of all its sentences holding a strong term, where the first
+# of those stands (0 = first sentence, 1 = none), the topic's points against the
+# article's top topic's, 1 / (1 + its rank by points), and log(1 + sentences with a strong
+# term).
 TOPIC_FEATURES = (
-    "focus",
-    "focus_weak",
-    "paragraph",
-    "paragraph_weak",
-    "other",
-    "other_weak",
     "title",
-    "share",
-    "top",
-    "spread",
+    "title_other",
+    "lead",
+    "trade_share",
+    "trade_share_weak",
+    "sentence_share",
+    "first",
+    "relative",
+    "rank",
+    "hits",
 )
-_SLOT = {"focus": 0, "paragraph": 2, "other": 4}
-_TOPIC_POINTS = (4.0, 2.0, 3.0, 1.5, 1.0, 0.5)  # per slot and strength
 # A China sentence naming this many third countries lists China as one of many.
 _ENUMERATION = 2
 
@@ -267,9 +271,14 @@ def _collect_terms(
             raise ConfigError(f"{source}: country_names: unknown key(s) {sorted(unknown)}")
         add(["third"], list(terms_from_spec(names)), "country_names")
     for key, values in _mapping(data.get("not_terms"), f"{source}: not_terms").items():
+        if key in TOPICS:
+            # A topic's not_terms cancel its strong and weak terms ("non-tariff barriers"
+            # are not tariffs, "外汇管制" is no export control).
+            add([f"!topic:{key}", f"!weak:{key}"], values, f"not_terms.{key}")
+            continue
         if key not in _NOT_TERM_LABELS:
             raise ConfigError(
-                f"{source}: not_terms.{key}: expected one of {sorted(_NOT_TERM_LABELS)}"
+                f"{source}: not_terms.{key}: expected a topic or one of {sorted(_NOT_TERM_LABELS)}"
             )
         add(["!" + _NOT_TERM_LABELS[key]], values, f"not_terms.{key}")
     negatives = _mapping(data.get("negative_contexts"), f"{source}: negative_contexts")
@@ -334,7 +343,7 @@ class _Sentence:
         self.trade = "trade" in hits
         self.commerce = "commerce" in hits
         self.third = "third" in hits
-        self.where = "other"  # for topic points: "focus", "paragraph" or "other"
+        self.where = "other"  # "focus": it names both sides with trade or commerce words
 
     @property
     def econ(self) -> bool:
@@ -517,8 +526,7 @@ def _trade_talk(sentences: list[_Sentence]) -> _TradeTalk:
 
 def _paragraph_spread(sentences: list[_Sentence], talk: _TradeTalk) -> tuple[set[int], int]:
     """The paragraphs naming both sides with trade or commerce words, and how many name
-    both sides and trade without one sentence holding all three; marks the sentences of
-    such paragraphs as evidence of the paragraph kind."""
+    both sides and trade without one sentence holding all three."""
     econ_paragraphs = set()
     spread = 0
     for paragraph, sides in talk.paragraph_sides.items():
@@ -527,9 +535,6 @@ def _paragraph_spread(sentences: list[_Sentence], talk: _TradeTalk) -> tuple[set
                 econ_paragraphs.add(paragraph)
             if sides & _TRADE and paragraph not in talk.strong_paragraphs:
                 spread += 1
-    for s in sentences:
-        if s.where == "other" and s.paragraph in econ_paragraphs:
-            s.where = "paragraph"
     return econ_paragraphs, spread
 
 
@@ -543,51 +548,98 @@ def score(taxonomy: Taxonomy, features: Features) -> float:
 def topic_values(
     taxonomy: Taxonomy, features: Features
 ) -> tuple[dict[str, dict[str, float]], set[str]]:
-    """Per topic, where its terms stand (TOPIC_FEATURES), and the entities named."""
+    """Per topic with a term in the article, TOPIC_FEATURES (and its points); the entities."""
     counts, entities = _topic_counts(taxonomy, features)
-    return _topic_features(counts, len(features.sentences)), entities
+    return _topic_features(counts, features.sentences), entities
+
+
+class _TopicTally:
+    """Where one topic's terms stand in an article, and the sentence that best shows it."""
+
+    __slots__ = ("evidence", "first", "lead", "mention", "points", "rank", "strong",
+                 "strong_trade", "title", "weak_trade")  # fmt: skip
+
+    def __init__(self) -> None:
+        self.title = 0.0  # 1: a strong term in the title
+        self.lead = 0.0  # 1: a term in the first paragraph
+        self.strong = 0  # body sentences with a strong term
+        self.strong_trade = 0  # ... that talk trade or commerce
+        self.weak_trade = 0  # trade sentences with only weak terms
+        self.first = -1  # index of the first body sentence with a strong term
+        self.mention = -2  # index of the first sentence with a term (-1: the title)
+        self.points = 0.0
+        self.evidence: _Sentence | None = None
+        self.rank = 4  # of self.evidence: 0 title, 1 strong trade, 2 strong, 3 weak
+
+    def add(self, s: _Sentence, index: int, strong: bool) -> None:
+        if self.mention == -2:
+            self.mention = index
+        if s.paragraph < 0:
+            self.title = float(strong)
+            self.points += 3.0 if strong else 1.0
+            rank = 0 if strong else 3
+        else:
+            self.lead = max(self.lead, float(s.paragraph == 0))
+            if strong:
+                self.strong += 1
+                self.strong_trade += s.econ
+                self.first = index if self.first < 0 else self.first
+            else:
+                self.weak_trade += s.econ
+            self.points += (1.0 + s.econ) * (1.0 if strong else 0.5)
+            rank = (1 if s.econ else 2) if strong else 3
+        if rank < self.rank:
+            self.evidence, self.rank = s, rank
 
 
 def _topic_counts(
     taxonomy: Taxonomy, features: Features
-) -> tuple[dict[str, list[float]], set[str]]:
-    counts: dict[str, list[float]] = {}  # six slots, then title, then sentences
+) -> tuple[dict[str, _TopicTally], set[str]]:
+    counts: dict[str, _TopicTally] = {}
     entities: set[str] = set()
     labels = taxonomy.labels
-    for s in (features.title, *features.sentences):
-        slot = _SLOT[s.where]
-        seen: set[str] = set()
-        for key, count in s.hits.items():
+    for index, s in enumerate((features.title, *features.sentences), -1):
+        strength: dict[str, bool] = {}
+        for key in s.hits:
             info = labels.get(key)
             if info is None:
                 continue
             kind, name = info
             if kind == "entity":
                 entities.add(name)
-                continue
-            c = counts.setdefault(name, [0.0] * 8)
-            c[slot + (kind == "weak")] += count
-            c[6] = max(c[6], float(s.paragraph < 0))
-            if name not in seen:
-                c[7] += 1.0
-                seen.add(name)
+            else:
+                strength[name] = strength.get(name, False) or kind == "topic"
+        for name, strong in strength.items():
+            tally = counts.get(name)
+            if tally is None:
+                tally = counts[name] = _TopicTally()
+            tally.add(s, index, strong)
     return counts, entities
 
 
-def _topic_features(counts: dict[str, list[float]], sentences: int) -> dict[str, dict[str, float]]:
-    points = {
-        n: sum(w * x for w, x in zip(_TOPIC_POINTS, c, strict=False)) for n, c in counts.items()
-    }
-    best, total = max(points.values(), default=0.0), sum(points.values()) or 1.0
-    n = max(1, sentences)
+def _topic_features(
+    counts: Mapping[str, _TopicTally], sentences: Sequence[_Sentence]
+) -> dict[str, dict[str, float]]:
+    n = max(1, len(sentences))
+    trade = max(1, sum(s.econ for s in sentences))
+    # Ties go to the topic named first (then by name): the rank never depends on the order
+    # in which a sentence's labels were found.
+    order = sorted(counts, key=lambda name: (-counts[name].points, counts[name].mention, name))
+    best = max((c.points for c in counts.values()), default=1.0) or 1.0
+    titled = any(c.title for c in counts.values())
     return {
         name: {
-            **{f: math.log1p(c[k]) for k, f in enumerate(TOPIC_FEATURES[:6])},
-            "title": c[6],
-            "share": points[name] / total,
-            "top": float(points[name] >= best),
-            "spread": c[7] / n,
-            "points": points[name],
+            "title": c.title,
+            "title_other": float(titled and not c.title),
+            "lead": c.lead,
+            "trade_share": c.strong_trade / trade,
+            "trade_share_weak": c.weak_trade / trade,
+            "sentence_share": c.strong / n,
+            "first": c.first / n if c.first >= 0 else 1.0,
+            "relative": c.points / best,
+            "rank": 1.0 / (1 + order.index(name)),
+            "hits": math.log1p(c.strong),
+            "points": c.points,
         }
         for name, c in counts.items()
     }
@@ -609,21 +661,41 @@ def tag_article(taxonomy: Taxonomy, title: str, paragraphs: Sequence[str]) -> Ta
     evidence: list[str] = []
     topics: tuple[str, ...] = ()
     if relevant:
-        topics = assign_topics(taxonomy, _topic_features(counts, len(features.sentences)))
-        title_s = features.title
-        if title_s.text and title_s.econ and (title_s.us or title_s.china):
-            evidence.append(title_s.text)
-        evidence.extend(_clip(s.text) for s in features.evidence)
+        topics = assign_topics(taxonomy, _topic_features(counts, features.sentences))
+        evidence = _relevant_evidence(features, topics, counts)
     else:
-        evidence.extend(_clip(s.text) for s in features.rejecting if s.text)
+        evidence = list(dict.fromkeys(_clip(s.text) for s in features.rejecting if s.text))
+        del evidence[MAX_EVIDENCE:]
     return TagResult(
         us_china_trade=relevant,
         score=round(probability, 4),
         topics=topics,
         entities=tuple(name for name in taxonomy.entity_names if name in entities),
-        evidence=tuple(dict.fromkeys(evidence))[:MAX_EVIDENCE],
+        evidence=tuple(evidence),
         taxonomy_version=taxonomy.version,
     )
+
+
+def _relevant_evidence(
+    features: Features, topics: Sequence[str], counts: Mapping[str, _TopicTally]
+) -> list[str]:
+    """The title and the US–China trade sentences (MAX_EVIDENCE of them), then, for each
+    topic none of those names, the sentence that best shows it: every topic in the event
+    has a sentence a reader can check."""
+    title = features.title
+    chosen = [title] if title.text and title.econ and (title.us or title.china) else []
+    for s in features.evidence:
+        if len(chosen) >= MAX_EVIDENCE:
+            break
+        if s not in chosen:
+            chosen.append(s)
+    for name in topics:
+        keys = (f"topic:{name}", f"weak:{name}")
+        named = any(key in s.hits for s in chosen for key in keys)
+        shown = counts[name].evidence
+        if not named and shown is not None and shown not in chosen:
+            chosen.append(shown)
+    return list(dict.fromkeys(_clip(s.text) for s in chosen))
 
 
 def assign_topics(taxonomy: Taxonomy, values: Mapping[str, Mapping[str, float]]) -> tuple[str, ...]:

@@ -23,6 +23,7 @@ from workers.tagging import (
     load_taxonomy,
     tag_article,
     taxonomy_from_mapping,
+    topic_values,
 )
 
 TAXONOMY_FILE = ROOT / "config" / "taxonomy.yaml"
@@ -196,6 +197,140 @@ def test_a_passing_mention_does_not_make_a_topic(taxonomy: Taxonomy) -> None:
     assert result.us_china_trade is True
     assert {"tariffs", "negotiations"} <= set(result.topics)
     assert "shipping_logistics" not in result.topics
+
+
+EXPORT_CONTROLS_EN = (
+    "US tightens export controls on chips bound for China",
+    [
+        "Washington on Tuesday tightened export controls on advanced chips sold to China, "
+        "adding 140 Chinese firms to the entity list.",
+        "The Commerce Department said the export restrictions aim to stop China's military "
+        "from using American technology.",
+        "China's commerce ministry said it firmly opposed the export controls and would "
+        "protect the rights of Chinese companies.",
+        "Analysts said the new export licence requirements would hit American chipmakers' "
+        "sales to China.",
+        "Beijing has answered earlier US export curbs with its own controls on gallium.",
+        "Separately, US farmers have urged Beijing to resume purchases of American soybeans.",
+    ],
+)
+EXPORT_CONTROLS_ZH = (
+    "美国加强对华芯片出口管制",
+    [
+        "美国商务部周二宣布加强对华先进芯片出口管制，将140家中国企业列入实体清单。",
+        "美方称，出口管制旨在防止中国获取美国先进技术。",
+        "中国商务部表示坚决反对美方滥用出口管制，将采取必要措施维护中国企业的正当权益。",
+        "分析人士认为，新的出口管制将影响美国芯片企业对华销售。",
+        "中方此前已对镓相关物项实施出口管制。",
+        "另外，美国农民呼吁中国恢复采购美国大豆。",
+    ],
+)
+SOYBEANS_EN = (
+    "China resumes purchases of US soybeans",
+    [
+        "Chinese state buyers booked 12 shipments of US soybeans this week, the first "
+        "purchases of American soybeans since the trade war began.",
+        "US farmers, who lost their biggest buyer of soybeans, welcomed the orders from China.",
+        "Agriculture officials in Washington expect China to buy 12 million tonnes this season.",
+    ],
+)
+SOYBEANS_ZH = (
+    "中国恢复采购美国大豆",
+    [
+        "中国国有企业本周采购了12船美国大豆，这是贸易战以来中方首次大规模采购美国农产品。",
+        "美国农民对中方恢复采购大豆表示欢迎。",
+        "美国农业部预计，中国本季将采购1200万吨美国大豆。",
+    ],
+)
+
+
+@pytest.mark.parametrize("script", ["en", "zh", "zh-Hant"])
+def test_a_passing_sentence_in_a_trade_article_makes_no_topic(
+    taxonomy: Taxonomy, script: str
+) -> None:
+    """One sentence on soybeans (naming both sides with a purchase) and one clause on a
+    rare metal, in an article about export controls, are mentions, not topics; the earlier
+    rule gave a topic for one strong term in such a sentence."""
+    title, paragraphs = EXPORT_CONTROLS_EN if script == "en" else EXPORT_CONTROLS_ZH
+    if script == "zh-Hant":
+        title, paragraphs = S2T.convert(title), [S2T.convert(p) for p in paragraphs]
+    result = tag_article(taxonomy, title, paragraphs)
+    assert result.us_china_trade is True
+    assert "export_controls" in result.topics
+    assert "agriculture" not in result.topics
+    assert "rare_earths" not in result.topics
+
+
+@pytest.mark.parametrize("script", ["en", "zh", "zh-Hant"])
+def test_an_article_about_a_topic_gets_it(taxonomy: Taxonomy, script: str) -> None:
+    title, paragraphs = SOYBEANS_EN if script == "en" else SOYBEANS_ZH
+    if script == "zh-Hant":
+        title, paragraphs = S2T.convert(title), [S2T.convert(p) for p in paragraphs]
+    result = tag_article(taxonomy, title, paragraphs)
+    assert result.us_china_trade is True
+    assert "agriculture" in result.topics
+    assert "export_controls" not in result.topics
+
+
+def test_every_topic_has_a_sentence_naming_it_in_the_evidence(taxonomy: Taxonomy) -> None:
+    """The soybean sentences come after four tariff sentences (all the evidence the score
+    keeps): the topic brings its own sentence, so a reader can check every topic."""
+    paragraphs = [
+        "Washington and Beijing kept their tariff truce in place on Monday, with US tariffs "
+        "on Chinese goods held at 30%.",
+        "China's 10% tariff on American goods also stays, the commerce ministry said.",
+        "US officials said the tariffs would rise again if China failed to keep its word.",
+        "Chinese exporters said the US tariffs still weighed on orders.",
+        "Under the deal, China will buy 12 million tonnes of US soybeans this season.",
+        "American farmers, who lost their biggest buyer of soybeans during the trade war, "
+        "welcomed the purchases.",
+        "Soybean futures in Chicago rose 2% on the news.",
+    ]
+    result = tag_article(taxonomy, "US and China keep tariff truce", paragraphs)
+    assert "agriculture" in result.topics
+    classify = taxonomy.matcher.classify
+    for topic in result.topics:
+        assert any(
+            {f"topic:{topic}", f"weak:{topic}"} & set(classify(normalize_text(sentence)))
+            for sentence in result.evidence
+        ), topic
+    assert paragraphs[4] in result.evidence
+
+
+def test_topic_features_measure_the_share_of_the_article(taxonomy: Taxonomy) -> None:
+    title, paragraphs = EXPORT_CONTROLS_EN
+    values, _ = topic_values(taxonomy, article_features(taxonomy, title, paragraphs))
+    controls, farming = values["export_controls"], values["agriculture"]
+    assert set(TOPIC_FEATURES) <= set(controls)
+    assert controls["title"] == 1.0 and farming["title_other"] == 1.0
+    assert controls["rank"] == 1.0 and farming["rank"] < 1.0
+    assert controls["sentence_share"] > 0.5 > farming["sentence_share"]
+    assert controls["first"] == 0.0 and farming["first"] == pytest.approx(5 / 6)
+    assert 0.0 < farming["relative"] < controls["relative"] == 1.0
+
+
+def test_topics_of_equal_weight_rank_by_first_mention(taxonomy: Taxonomy) -> None:
+    """The rank never depends on the order in which labels were found in a sentence."""
+    for first, second in (("tariffs", "agriculture"), ("agriculture", "tariffs")):
+        words = {"tariffs": "tariffs", "agriculture": "soybeans"}
+        paragraphs = [
+            f"The US and China discussed {words[first]} on Monday.",
+            f"The US and China discussed {words[second]} on Tuesday.",
+        ]
+        values, _ = topic_values(taxonomy, article_features(taxonomy, "", paragraphs))
+        assert values[first]["points"] == values[second]["points"]
+        assert (values[first]["rank"], values[second]["rank"]) == (1.0, 0.5)
+
+
+def test_topic_not_terms_cancel_a_topic(taxonomy: Taxonomy) -> None:
+    classify = taxonomy.matcher.classify
+    assert "topic:tariffs" in classify(normalize_text("Tariffs on steel rose."))
+    assert "topic:tariffs" not in classify(normalize_text("Non-tariff barriers remain high."))
+    assert "topic:tariffs" in classify(normalize_text("美国加征关税"))
+    assert "topic:tariffs" not in classify(normalize_text("取消非關稅壁壘"))
+    assert "weak:export_controls" not in classify(normalize_text("中國的外匯管制"))
+    with pytest.raises(ConfigError, match=r"not_terms\.weather"):
+        taxonomy_from_mapping({**RAW, "not_terms": {"weather": ["rain"]}})
 
 
 def test_new_taxonomy_keys_are_validated() -> None:
