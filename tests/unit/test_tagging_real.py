@@ -244,6 +244,16 @@ SOYBEANS_ZH = (
 )
 
 
+def in_script(
+    script: str, english: tuple[str, list[str]], chinese: tuple[str, list[str]]
+) -> tuple[str, list[str]]:
+    """The English article, or the Chinese one in simplified or traditional script."""
+    title, paragraphs = english if script == "en" else chinese
+    if script == "zh-Hant":
+        return S2T.convert(title), [S2T.convert(p) for p in paragraphs]
+    return title, paragraphs
+
+
 @pytest.mark.parametrize("script", ["en", "zh", "zh-Hant"])
 def test_a_passing_sentence_in_a_trade_article_makes_no_topic(
     taxonomy: Taxonomy, script: str
@@ -251,10 +261,7 @@ def test_a_passing_sentence_in_a_trade_article_makes_no_topic(
     """One sentence on soybeans (naming both sides with a purchase) and one clause on a
     rare metal, in an article about export controls, are mentions, not topics; the earlier
     rule gave a topic for one strong term in such a sentence."""
-    title, paragraphs = EXPORT_CONTROLS_EN if script == "en" else EXPORT_CONTROLS_ZH
-    if script == "zh-Hant":
-        title, paragraphs = S2T.convert(title), [S2T.convert(p) for p in paragraphs]
-    result = tag_article(taxonomy, title, paragraphs)
+    result = tag_article(taxonomy, *in_script(script, EXPORT_CONTROLS_EN, EXPORT_CONTROLS_ZH))
     assert result.us_china_trade is True
     assert "export_controls" in result.topics
     assert "agriculture" not in result.topics
@@ -263,10 +270,7 @@ def test_a_passing_sentence_in_a_trade_article_makes_no_topic(
 
 @pytest.mark.parametrize("script", ["en", "zh", "zh-Hant"])
 def test_an_article_about_a_topic_gets_it(taxonomy: Taxonomy, script: str) -> None:
-    title, paragraphs = SOYBEANS_EN if script == "en" else SOYBEANS_ZH
-    if script == "zh-Hant":
-        title, paragraphs = S2T.convert(title), [S2T.convert(p) for p in paragraphs]
-    result = tag_article(taxonomy, title, paragraphs)
+    result = tag_article(taxonomy, *in_script(script, SOYBEANS_EN, SOYBEANS_ZH))
     assert result.us_china_trade is True
     assert "agriculture" in result.topics
     assert "export_controls" not in result.topics
