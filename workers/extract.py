@@ -17,6 +17,7 @@ real sets, ``extraction`` and ``extraction-more``; token F1, refused pages scori
 from __future__ import annotations
 
 import codecs
+import copy
 import dataclasses
 import re
 from typing import Any
@@ -25,6 +26,7 @@ import charset_normalizer
 import lxml.etree
 import lxml.html
 import trafilatura
+import trafilatura.settings
 import trafilatura.utils
 import trafilatura.xml
 
@@ -175,21 +177,36 @@ def _as_paragraph(element: Any) -> None:
         element.tag = "p"
 
 
-def _trafilatura(tree: Any, url: str, *, fast: bool, precise: bool = FAVOR_PRECISION) -> Any:
+def _options(*, fast: bool, precise: bool) -> Any:
     # output_format "txt": bare_extraction then hands back the body tree without rendering
     # it as text too (the "python" format's xmltotxt, a few percent of the step, unused
     # unless the body is empty: see _body_paragraphs). Extraction itself ignores the format.
-    return trafilatura.bare_extraction(
-        tree,
-        url=url,
+    return trafilatura.settings.Extractor(
         output_format="txt",
         fast=fast,
-        favor_precision=precise,
-        include_comments=False,
-        include_tables=True,
-        include_images=False,
+        precision=precise,
+        comments=False,
+        tables=True,
+        images=False,
         with_metadata=False,
     )
+
+
+# One options object per pass kind, built once: building one reads trafilatura's config
+# and formats today's date, about a hundredth of a pass. Each call gets a shallow copy
+# carrying its URL, so no call sees another's.
+_OPTIONS = {
+    (fast, precise): _options(fast=fast, precise=precise)
+    for fast in (True, False)
+    for precise in (True, False)
+}
+
+
+def _trafilatura(tree: Any, url: str, *, fast: bool, precise: bool = FAVOR_PRECISION) -> Any:
+    options = copy.copy(_OPTIONS[fast, precise])
+    options.url = url
+    options.source = url and url.encode("utf-8", "replace").decode("utf-8")
+    return trafilatura.bare_extraction(tree, options=options)
 
 
 def _body_paragraphs(document: Any) -> list[str]:
