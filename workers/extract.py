@@ -26,6 +26,7 @@ import charset_normalizer
 import lxml.etree
 import lxml.html
 import trafilatura
+import trafilatura.core
 import trafilatura.settings
 import trafilatura.utils
 import trafilatura.xml
@@ -178,11 +179,7 @@ def _as_paragraph(element: Any) -> None:
 
 
 def _options(*, fast: bool, precise: bool) -> Any:
-    # output_format "txt": bare_extraction then hands back the body tree without rendering
-    # it as text too (the "python" format's xmltotxt, a few percent of the step, unused
-    # unless the body is empty: see _body_paragraphs). Extraction itself ignores the format.
     return trafilatura.settings.Extractor(
-        output_format="txt",
         fast=fast,
         precision=precise,
         comments=False,
@@ -203,18 +200,30 @@ _OPTIONS = {
 
 
 def _trafilatura(tree: Any, url: str, *, fast: bool, precise: bool = FAVOR_PRECISION) -> Any:
+    """trafilatura's extraction cascade run on ``tree`` itself; its body tree, or None.
+
+    ``bare_extraction`` copies the tree it is given, then copies it twice more to clean
+    it; with comments off, the only change the cascade makes to the tree it is handed is
+    to delete the comment sections and infinite-scroll containers, which every later pass
+    deletes too. So the page's own tree goes in and one copy of three is saved (each a few
+    percent of the step); what follows sees the tree without those sections, which our
+    refusal rules and the paragraph share do not count as the page's text either."""
     options = copy.copy(_OPTIONS[fast, precise])
     options.url = url
     options.source = url and url.encode("utf-8", "replace").decode("utf-8")
-    return trafilatura.bare_extraction(tree, options=options)
+    try:
+        body, text, _, _ = trafilatura.core.trafilatura_sequence(tree, options, url)
+    except (TypeError, ValueError):  # as bare_extraction: no result
+        return None
+    return body if len(text) >= options.min_output_size else None
 
 
-def _body_paragraphs(document: Any) -> list[str]:
-    if document is None:
+def _body_paragraphs(body: Any) -> list[str]:
+    if body is None:
         return []
-    blocks = paragraphs_from_body(document.body) if document.body is not None else []
+    blocks = paragraphs_from_body(body)
     if not blocks:
-        text = trafilatura.xml.xmltotxt(document.body, include_formatting=False)
+        text = trafilatura.xml.xmltotxt(body, include_formatting=False)
         blocks = text.split("\n") if text else []
     return strip_boilerplate([p for p in (normalize_paragraph(b) for b in blocks) if p])
 
