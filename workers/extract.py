@@ -10,6 +10,8 @@ real sets, ``extraction`` and ``extraction-more``; token F1, refused pages scori
   a sidebar and dropped the story), taken when it keeps ``RECALL_GAIN`` times the words;
 - loose text between ``<br><br>`` is wrapped in ``<p>`` first (``wrap_loose_text``), and a
   text-only ``div`` beside it too, so the precise pass keeps every line of such pages;
+- links in headings that lead nowhere else (icons, in-page anchors) and spans inside a
+  sentence go before extraction, so the precise pass keeps section titles and words;
 - ``with_metadata=False``: ``workers.metadata`` reads the few fields we use from the same
   parsed tree; ``workers.refusal`` decides whether the page is an article at all.
 """
@@ -163,6 +165,54 @@ def wrap_loose_text(tree: Any) -> None:
                 else:
                     paragraph.append(item)
                     last = item
+
+
+_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_WORD_CHAR = re.compile(r"\w")
+
+
+def drop_heading_icon_links(tree: Any) -> None:
+    """Links in headings that lead nowhere else. A link without a word is an icon: the
+    permalink anchor (``#``, ``¶`` or an SVG) blogs and documentation put beside every
+    section title, a share button; a link to a fragment of the page itself is a section
+    title made its own anchor. trafilatura's precise pass finds such a heading all link
+    (or no link text at all) and drops the section title with it. So icons go and
+    in-page links become plain text, before extraction (in place, text after them kept)."""
+    found = [(heading, a) for heading in tree.iter(_HEADINGS) for a in heading.iter("a")]
+    for _, a in found:
+        if a.getparent() is None:
+            continue
+        if not _WORD_CHAR.search("".join(a.itertext())):
+            a.drop_tree()
+        elif a.get("href", "").strip().startswith("#"):
+            a.drop_tag()
+
+
+def _hidden(element: Any) -> bool:
+    style = element.get("style", "").replace(" ", "")
+    return (
+        element.get("aria-hidden") == "true"
+        or "display:none" in style
+        or "hidden" in element.get("class", "")
+    )
+
+
+def unwrap_spans_in_sentences(tree: Any) -> None:
+    """A ``<span>`` with words of its paragraph on both sides is part of the sentence,
+    whatever its class says: precise extraction deletes some by class name (``link``,
+    ``bottom``) and leaves a hole in the sentence. Such spans become plain text of their
+    paragraph (in place) before extraction; hidden ones stay as they are."""
+    found = []
+    for paragraph in tree.iter("p"):
+        for span in paragraph.iter("span"):
+            if _hidden(span):
+                continue
+            before = span.getprevious()
+            lead = (before.tail if before is not None else span.getparent().text) or ""
+            if _WORD_CHAR.search(lead) and _WORD_CHAR.search(span.tail or ""):
+                found.append(span)
+    for span in found:
+        span.drop_tag()
 
 
 def _as_paragraph(element: Any) -> None:
@@ -339,6 +389,8 @@ def extract_article(
         raise RefusedArticleError(EMPTY, "no HTML document")
     meta = page_metadata(tree)
     wrap_loose_text(tree)
+    drop_heading_icon_links(tree)
+    unwrap_spans_in_sentences(tree)
     paragraphs, words = _main_text(tree, url)
     if refuse_non_articles:
         page = Page(tree, url, html[:20000], meta.page_type, meta.published)
