@@ -10,6 +10,8 @@ real sets, ``extraction`` and ``extraction-more``; token F1, refused pages scori
   a sidebar and dropped the story), taken when it keeps ``RECALL_GAIN`` times the words;
 - loose text between ``<br><br>`` is wrapped in ``<p>`` first (``wrap_loose_text``), and a
   text-only ``div`` beside it too, so the precise pass keeps every line of such pages;
+- links in headings that lead nowhere else (icons, in-page anchors) and spans inside a
+  sentence go before extraction, so the precise pass keeps section titles and words;
 - ``with_metadata=False``: ``workers.metadata`` reads the few fields we use from the same
   parsed tree; ``workers.refusal`` decides whether the page is an article at all.
 """
@@ -17,6 +19,7 @@ real sets, ``extraction`` and ``extraction-more``; token F1, refused pages scori
 from __future__ import annotations
 
 import codecs
+import copy
 import dataclasses
 import re
 from typing import Any
@@ -25,6 +28,8 @@ import charset_normalizer
 import lxml.etree
 import lxml.html
 import trafilatura
+import trafilatura.core
+import trafilatura.settings
 import trafilatura.utils
 import trafilatura.xml
 
@@ -162,6 +167,54 @@ def wrap_loose_text(tree: Any) -> None:
                     last = item
 
 
+_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_WORD_CHAR = re.compile(r"\w")
+
+
+def drop_heading_icon_links(tree: Any) -> None:
+    """Links in headings that lead nowhere else. A link without a word is an icon: the
+    permalink anchor (``#``, ``¶`` or an SVG) blogs and documentation put beside every
+    section title, a share button; a link to a fragment of the page itself is a section
+    title made its own anchor. trafilatura's precise pass finds such a heading all link
+    (or no link text at all) and drops the section title with it. So icons go and
+    in-page links become plain text, before extraction (in place, text after them kept)."""
+    links = [a for heading in tree.iter(_HEADINGS) for a in heading.iter("a")]
+    for a in links:
+        if a.getparent() is None:  # seen twice (nested headings) and already gone
+            continue
+        if not _WORD_CHAR.search("".join(a.itertext())):
+            a.drop_tree()
+        elif a.get("href", "").strip().startswith("#"):
+            a.drop_tag()
+
+
+def _hidden(element: Any) -> bool:
+    style = element.get("style", "").replace(" ", "")
+    return (
+        element.get("aria-hidden") == "true"
+        or "display:none" in style
+        or "hidden" in element.get("class", "")
+    )
+
+
+def unwrap_spans_in_sentences(tree: Any) -> None:
+    """A ``<span>`` with words of its paragraph on both sides is part of the sentence,
+    whatever its class says: precise extraction deletes some by class name (``link``,
+    ``bottom``) and leaves a hole in the sentence. Such spans become plain text of their
+    paragraph (in place) before extraction; hidden ones stay as they are."""
+    found = []
+    for paragraph in tree.iter("p"):
+        for span in paragraph.iter("span"):
+            if _hidden(span):
+                continue
+            before = span.getprevious()
+            lead = (before.tail if before is not None else span.getparent().text) or ""
+            if _WORD_CHAR.search(lead) and _WORD_CHAR.search(span.tail or ""):
+                found.append(span)
+    for span in found:
+        span.drop_tag()
+
+
 def _as_paragraph(element: Any) -> None:
     """A ``div`` beside the wrapped runs holding only text and inline elements is a
     paragraph too: left a ``div`` among new ``<p>`` siblings, precise extraction drops it."""
@@ -175,29 +228,53 @@ def _as_paragraph(element: Any) -> None:
         element.tag = "p"
 
 
-def _trafilatura(tree: Any, url: str, *, fast: bool, precise: bool = FAVOR_PRECISION) -> Any:
-    # output_format "txt": bare_extraction then hands back the body tree without rendering
-    # it as text too (the "python" format's xmltotxt, a few percent of the step, unused
-    # unless the body is empty: see _body_paragraphs). Extraction itself ignores the format.
-    return trafilatura.bare_extraction(
-        tree,
-        url=url,
-        output_format="txt",
+def _options(*, fast: bool, precise: bool) -> Any:
+    return trafilatura.settings.Extractor(
         fast=fast,
-        favor_precision=precise,
-        include_comments=False,
-        include_tables=True,
-        include_images=False,
+        precision=precise,
+        comments=False,
+        tables=True,
+        images=False,
         with_metadata=False,
     )
 
 
-def _body_paragraphs(document: Any) -> list[str]:
-    if document is None:
+# One options object per pass kind, built once: building one reads trafilatura's config
+# and formats today's date, about a hundredth of a pass. Each call gets a shallow copy
+# carrying its URL, so no call sees another's.
+_OPTIONS = {
+    (fast, precise): _options(fast=fast, precise=precise)
+    for fast in (True, False)
+    for precise in (True, False)
+}
+
+
+def _trafilatura(tree: Any, url: str, *, fast: bool, precise: bool = FAVOR_PRECISION) -> Any:
+    """trafilatura's extraction cascade run on ``tree`` itself; its body tree, or None.
+
+    ``bare_extraction`` copies the tree it is given, then copies it twice more to clean
+    it; with comments off, the only change the cascade makes to the tree it is handed is
+    to delete the comment sections and infinite-scroll containers, which every later pass
+    deletes too. So the page's own tree goes in and one copy of three is saved (each a few
+    percent of the step). What follows (the paragraph share, the refusal rules) sees the
+    tree without those sections; no output changed on the 781 shared pages and the
+    labelled set. ``test_cascade_on_the_page_tree_...`` holds the two paths equal."""
+    options = copy.copy(_OPTIONS[fast, precise])
+    options.url = url
+    options.source = url and url.encode("utf-8", "replace").decode("utf-8")
+    try:
+        body, text, _, _ = trafilatura.core.trafilatura_sequence(tree, options, url)
+    except (TypeError, ValueError):  # as bare_extraction: no result
+        return None
+    return body if len(text) >= options.min_output_size else None
+
+
+def _body_paragraphs(body: Any) -> list[str]:
+    if body is None:
         return []
-    blocks = paragraphs_from_body(document.body) if document.body is not None else []
+    blocks = paragraphs_from_body(body)
     if not blocks:
-        text = trafilatura.xml.xmltotxt(document.body, include_formatting=False)
+        text = trafilatura.xml.xmltotxt(body, include_formatting=False)
         blocks = text.split("\n") if text else []
     return strip_boilerplate([p for p in (normalize_paragraph(b) for b in blocks) if p])
 
@@ -313,6 +390,8 @@ def extract_article(
         raise RefusedArticleError(EMPTY, "no HTML document")
     meta = page_metadata(tree)
     wrap_loose_text(tree)
+    drop_heading_icon_links(tree)
+    unwrap_spans_in_sentences(tree)
     paragraphs, words = _main_text(tree, url)
     if refuse_non_articles:
         page = Page(tree, url, html[:20000], meta.page_type, meta.published)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 _STOPWORDS: dict[str, frozenset[str]] = {
     "en": frozenset("the and of to in is that for on with was said by as from".split()),
@@ -30,7 +31,8 @@ def detect_language(text: str) -> str | None:
     words = re.findall(r"[a-zäöüßáéíóúñàèç]+", sample.lower())
     if len(words) < 5:
         return None
-    scores = {lang: sum(w in stops for w in words) for lang, stops in _STOPWORDS.items()}
+    counts = Counter(words)  # one count per word, then a look-up per stopword and language
+    scores = {lang: sum(counts[w] for w in stops) for lang, stops in _STOPWORDS.items()}
     best = max(scores, key=lambda lang: scores[lang])
     return best if scores[best] >= 2 else None
 

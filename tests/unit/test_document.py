@@ -140,6 +140,15 @@ def test_server_errors_paywall_prompts_and_rights_footers_are_boilerplate(line: 
         ("pl", "Zaloguj się, aby czytać dalej"),
         ("pl", "© 2025 Gazeta Portowa. Wszelkie prawa zastrzeżone."),
         ("pl", "Strona główna › Gospodarka"),
+        # Rights and legal lines that do not start with ©: found past the line's start.
+        ("de", "Hinweise zur Datenschutzerklärung des Verlags"),
+        ("fr", "Le Quotidien, tous droits réservés"),
+        ("fr", "Consultez notre politique de confidentialité"),
+        ("pl", "Gazeta Portowa – wszelkie prawa zastrzeżone"),
+        ("pl", "Serwis: polityka prywatności i regulamin"),
+        ("es", "Diario del Puerto. Todos los derechos reservados."),
+        ("en", "The Daily Ledger. ALL RIGHTS RESERVED."),
+        ("en", "(C) 2024 The Daily Ledger"),
     ],
 )
 def test_language_specific_boilerplate(lang: str, line: str) -> None:

@@ -9,10 +9,18 @@ from pathlib import Path
 
 import lxml.html
 import pytest
+import trafilatura
 
 from core.errors import RefusedArticleError
 from service.demo import SITE_DIR
-from workers.extract import decode_html, extract_article, wrap_loose_text
+from workers.extract import (
+    _body_paragraphs,
+    _parse,
+    _trafilatura,
+    decode_html,
+    extract_article,
+    wrap_loose_text,
+)
 from workers.pipeline import page_to_extraction
 
 EXPECTED = json.loads((SITE_DIR / "expected.json").read_text(encoding="utf-8"))
@@ -178,3 +186,65 @@ def test_invisible_characters_do_not_reach_the_paragraphs() -> None:
     (paragraph,) = extract_article(html, "https://x.example/a", 80).paragraphs
     assert "\u00ad" not in paragraph and "\u200b" not in paragraph
     assert paragraph.startswith("Tariffs on exports rose by 0 percent")
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_cascade_on_the_page_tree_gives_what_bare_extraction_gives_on_a_copy(name: str) -> None:
+    """``_trafilatura`` runs trafilatura's internal cascade on the page's own tree to save a
+    copy; it must hand back the body ``bare_extraction`` gives for the same options, with
+    the tree still usable by a second pass (a trafilatura upgrade that changes either fails
+    here)."""
+    html = decode_html((SITE_DIR / "articles" / name).read_bytes())
+    url = f"https://ledger.example/articles/{name}"
+    reference = trafilatura.bare_extraction(
+        _parse(html), url=url, fast=True, favor_precision=True, include_comments=False,
+        include_tables=True, with_metadata=False, output_format="txt",
+    )  # fmt: skip
+    tree = _parse(html)
+    first = _body_paragraphs(_trafilatura(tree, url, fast=True))
+    assert first == _body_paragraphs(reference.body)
+    assert _body_paragraphs(_trafilatura(tree, url, fast=True)) == first
+
+
+_FILLER = (
+    "The port authority said container volumes rose for a third month as shippers moved "
+    "cargo ahead of the tariff deadline, and analysts expect the rush to fade by spring."
+)
+
+
+def _story(*blocks: str) -> bytes:
+    body = "".join(f"<p>{_FILLER} {i}</p>{block}" for i, block in enumerate(blocks))
+    return (
+        "<html><head><title>Port volumes rise</title></head><body><article>"
+        f"<h1>Port volumes rise</h1>{body}<p>{_FILLER} end</p></article></body></html>"
+    ).encode()
+
+
+def test_section_titles_with_permalink_anchors_are_kept() -> None:
+    """Blogs put an icon anchor (``#``, ``¶``, an SVG) or an in-page link on each section
+    title; the precise pass took such headings for link boilerplate and dropped them."""
+    page = _story(
+        '<h2 id="s1">Tariff deadline looms <a class="anchor" href="#s1">#</a></h2>',
+        '<h2 id="s2"><a href="#s2"><svg></svg></a>Shippers rush cargo</h2>',
+        '<h3><a href="#s3">Analysts expect a slowdown</a></h3>',
+    )
+    paragraphs = page_to_extraction(page, "", "https://ledger.example/a", 80, "").paragraphs
+    assert "Tariff deadline looms" in paragraphs
+    assert "Shippers rush cargo" in paragraphs
+    assert "Analysts expect a slowdown" in paragraphs
+    assert not any(p in ("#", "¶") for p in paragraphs)
+
+
+def test_a_span_inside_a_sentence_keeps_its_words_but_a_hidden_one_stays_out() -> None:
+    """A span classed like chrome (``link``) in the middle of a sentence is the sentence's
+    words; the precise pass deleted it and left a hole. A hidden span is still left out."""
+    page = _story(
+        '<p>Officials said <span class="link"><a href="/port">the port of Long Beach</a></span>'
+        " handled a record number of containers in October, ahead of the deadline.</p>",
+        '<p>Dockworkers said <span class="sr-hidden" aria-hidden="true">icon</span>'
+        " the overtime shifts would continue until the end of the year at least.</p>",
+    )
+    text = page_to_extraction(page, "", "https://ledger.example/a", 80, "").text
+    assert "Officials said the port of Long Beach handled a record number" in text
+    assert "Dockworkers said the overtime shifts" in text
+    assert "icon" not in text
