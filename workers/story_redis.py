@@ -106,17 +106,30 @@ end
 return '[' .. table.concat(out, ',') .. ']'
 """
 
+# With ARGV[7] > 0, KEYS[3] and KEYS[4] are the story's summary and member list: the article
+# is counted in its story here, with its record or not at all (a retried job whose record
+# write failed counts it once), and those keys expire ARGV[7] seconds after. Posting lists
+# follow.
 _ADD = """
 local df_key, profile_key = KEYS[1], KEYS[2]
 local me, profile, profile_ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local df_ttl, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
+local df_ttl, limit, story_ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])
 if redis.call('SET', profile_key, profile, 'EX', profile_ttl, 'NX') == false then
   return 0  -- a retried job: counted already
+end
+local first = 3
+if story_ttl > 0 then
+  redis.call('HINCRBY', KEYS[3], 'article_count', 1)
+  redis.call('LPUSH', KEYS[4], me)
+  redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[8]) - 1)
+  redis.call('EXPIRE', KEYS[3], story_ttl)
+  redis.call('EXPIRE', KEYS[4], story_ttl)
+  first = 5
 end
 for term in string.gmatch(ARGV[6], '[^\\n]+') do redis.call('HINCRBY', df_key, term, 1) end
 redis.call('HINCRBY', df_key, '#docs', 1)
 redis.call('EXPIRE', df_key, df_ttl)
-for i = 3, #KEYS do
+for i = first, #KEYS do
   redis.call('LPUSH', KEYS[i], me)
   redis.call('LTRIM', KEYS[i], 0, limit - 1)
   redis.call('EXPIRE', KEYS[i], profile_ttl)
@@ -169,29 +182,36 @@ class RedisStories:
 
     def queue_add(
         self, pipe: redis.client.Pipeline, me: Profile, raw: RawFeatures, story_id: str,
-        index_keys: Sequence[str],
-    ) -> Callable[[Any], None]:  # fmt: skip
-        """``add`` as one command of ``pipe``; the function returned checks its reply once
-        the pipeline ran (executed with ``raise_on_error=False``): a server that lost the
-        script (restarted, failed over) gets it, and the article is stored then."""
-        keys_, args = self._add_call(me, raw, story_id, index_keys)
+        index_keys: Sequence[str], *, story_ttl_s: int,
+    ) -> Callable[[Any], bool]:  # fmt: skip
+        """``add`` as one command of ``pipe``, counting the article in its story (summary
+        and members, kept ``story_ttl_s``) in the same script as its record. The function
+        returned checks the reply once the pipeline ran (``raise_on_error=False``): a server
+        that lost the script (restarted, failed over) gets it and the article is stored
+        then, after the pipeline's later commands (it returns True: they read too early)."""
+        keys_, args = self._add_call(me, raw, story_id, index_keys, story_ttl_s)
         pipe.evalsha(self._add.sha, len(keys_), *keys_, *args)
 
-        def check(reply: Any) -> None:
+        def check(reply: Any) -> bool:
             if isinstance(reply, redis.exceptions.NoScriptError):
                 self._add(keys=keys_, args=args)
-            elif isinstance(reply, Exception):
+                return True
+            if isinstance(reply, Exception):
                 raise reply
+            return False
 
         return check
 
     def _add_call(
-        self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str]
-    ) -> tuple[list[str], list[Any]]:
-        keys_ = [keys.story_df(week_of(me.day)), keys.story_profile(me.article_id),
+        self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str],
+        story_ttl_s: int = 0,
+    ) -> tuple[list[str], list[Any]]:  # fmt: skip
+        book = [keys.story(story_id), keys.story_members(story_id)] if story_ttl_s else []
+        keys_ = [keys.story_df(week_of(me.day)), keys.story_profile(me.article_id), *book,
                  *(keys.story_posting(k) for k in index_keys)]  # fmt: skip
         args = [me.article_id, encode_record(me, story_id), self.window_s, DF_TTL_S,
-                self.posting_limit, "\n".join(sorted(raw.df_terms()))]  # fmt: skip
+                self.posting_limit, "\n".join(sorted(raw.df_terms())), story_ttl_s,
+                MEMBERS_KEPT]  # fmt: skip
         return keys_, args
 
     def story_of(self, article_id: str) -> str | None:
@@ -224,29 +244,17 @@ class StoryBook:
         self.ttl_s = ttl_s
         self.update_interval_s = update_interval_s
 
-    def join(
-        self, story_id: str, article_id: str, source: str, title: str, *, seen_at: str,
-        relevant: bool, now_s: float, new_member: bool = True,
-    ) -> StoryState:  # fmt: skip
-        pipe = self.redis.pipeline(transaction=False)
-        read = self.queue_join(pipe, story_id, article_id, source, title, seen_at=seen_at,
-                               relevant=relevant, now_s=now_s, new_member=new_member)  # fmt: skip
-        return read(pipe.execute())
-
     def queue_join(
-        self, pipe: redis.client.Pipeline, story_id: str, article_id: str, source: str,
-        title: str, *, seen_at: str, relevant: bool, now_s: float, new_member: bool = True,
+        self, pipe: redis.client.Pipeline, story_id: str, source: str, title: str, *,
+        seen_at: str, relevant: bool, now_s: float,
     ) -> Callable[[list[Any]], StoryState]:  # fmt: skip
-        """``join`` as commands of ``pipe`` (with whatever it holds already); the function
+        """The story's summary, sources and activity as commands of ``pipe``, after the
+        store's ``queue_add`` (which counts the article, once per article); the function
         returned reads the state from the pipeline's replies."""
         first = len(pipe)
         key = keys.story(story_id)
         pipe.hsetnx(key, "first_seen", seen_at)
         pipe.hsetnx(key, "title", title)
-        if new_member:
-            pipe.hincrby(key, "article_count", 1)
-            pipe.lpush(keys.story_members(story_id), article_id)
-            pipe.ltrim(keys.story_members(story_id), 0, MEMBERS_KEPT - 1)
         if relevant:
             pipe.hset(key, "relevant", 1)
         added_at = len(pipe)
@@ -321,22 +329,25 @@ class Stories:
         raw = raw_features(article.title, article.text, tags.entities)
         found = self.store.placed_or_frequencies(article.article_id, sorted(raw.df_terms()), day)
         pipe = self.store.redis.pipeline(transaction=False)
-        stored: Callable[[Any], None] | None = None
+        stored: Callable[[Any], bool] | None = None
         if isinstance(found, str):
             story_id = found
         else:
             decision, me, index_keys = choose(self.store, self.model, article.article_id, day,
                                               raw, source, found)  # fmt: skip
             story_id = decision.story_id
-            stored = self.store.queue_add(pipe, me, raw, story_id, index_keys)
+            stored = self.store.queue_add(pipe, me, raw, story_id, index_keys,
+                                          story_ttl_s=self.book.ttl_s)  # fmt: skip
         read = self.book.queue_join(
-            pipe, story_id, article.article_id, source, article.title, seen_at=seen_at,
-            relevant=tags.us_china_trade, now_s=now.timestamp(), new_member=stored is not None,
+            pipe, story_id, source, article.title, seen_at=seen_at,
+            relevant=tags.us_china_trade, now_s=now.timestamp(),
         )  # fmt: skip
         results = pipe.execute(raise_on_error=False)
-        if stored is not None:
-            stored(results[0])
-        return read(results)
+        state = read(results)
+        if stored is not None and stored(results[0]):
+            count = self.store.redis.hget(keys.story(story_id), "article_count")
+            state = dataclasses.replace(state, article_count=int(count or 0))
+        return state
 
 
 def story_placer(client: redis.Redis, settings: Settings) -> Stories | None:

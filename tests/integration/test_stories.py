@@ -195,3 +195,33 @@ def test_placing_survives_a_server_that_lost_its_scripts(
     assert stories.store.story_of(second.article_id) == state.story_id
     again = stories.place(second, tag_document(TAXONOMY, second.text, second.title), NOW)
     assert (again.story_id, again.article_count) == (state.story_id, state.article_count)
+
+
+def test_a_retry_after_a_failed_record_write_counts_the_article_once(
+    text_redis: redis.Redis, settings: Settings
+) -> None:
+    """The server refuses the article's record (here: an expiry it rejects) while the rest of
+    the job's pipeline runs; the job is retried. The story must count the article once: the
+    count is written with the record or not at all."""
+    stories = Stories(text_redis, settings, MODEL)
+    rows = [r for r in ROWS if r["event"] == "ev-tariffs"][:2]
+    # As from a feed: the link carries tracking, the canonical URL names the article.
+    first, second = (dataclasses.replace(article(r), url=article(r).url + "?utm_source=rss")
+                     for r in rows)  # fmt: skip
+    tags = tag_document(TAXONOMY, first.text, first.title)
+    window_s = stories.store.window_s
+    stories.store.window_s = -1  # SET ... EX -1: the server refuses the record
+    try:
+        stories.place(first, tags, NOW)
+        raise AssertionError("the refused record write must fail the job")
+    except redis.ResponseError:
+        pass
+    stories.store.window_s = window_s
+    state = stories.place(first, tags, NOW)  # the retried job
+    assert state.article_count == 1
+    again = stories.place(first, tags, NOW)  # and once more, the record now written
+    assert again.article_count == 1
+    joined = stories.place(second, tag_document(TAXONOMY, second.text, second.title), NOW)
+    assert joined.story_id == state.story_id and joined.article_count == 2
+    members = text_redis.lrange(keys.story_members(state.story_id), 0, -1)
+    assert sorted(members) == sorted([first.article_id, second.article_id])
