@@ -395,10 +395,22 @@ def new_story_id(article_id: str) -> str:
     return short_hash(f"story:{article_id}")
 
 
+def posting_minute(day: float) -> int:
+    """An article's score in a posting list: the minute it was published. Whole minutes
+    keep the Redis sorted set's scores small integers (compact), and a window read by
+    minutes, then checked by exact day, finds what an exact read would."""
+    return math.floor(day * 1440.0)
+
+
+def posting_range(day: float, days: float) -> tuple[int, int]:
+    """The minutes a lookup reads: every article published within ``days`` of ``day``."""
+    return posting_minute(day - days), posting_minute(day + days)
+
+
 def rank_candidates(hits: Iterable[Iterable[str]], me: str, limit: int) -> list[str]:
     """The earlier articles found under most of the new one's index keys, at most ``limit``;
-    ties go to the one found first (keys in order, each posting list newest first). The
-    Redis store ranks the same way in Lua (``workers.story_redis``)."""
+    ties go to the one found first (keys in order, each posting list most recently
+    published first). The Redis store ranks the same way in Lua (``workers.story_redis``)."""
     counts: dict[str, int] = {}
     for posting in hits:
         for article_id in posting:
@@ -419,10 +431,12 @@ class StoryStore(Protocol):
     def candidates_with_profiles(
         self, index_keys: Sequence[str], me: str, limit: int, window: tuple[float, float]
     ) -> list[tuple[Profile, str]]:
-        """The stored profiles (and story ids) of the ``limit`` earlier articles that share
-        the most ``index_keys`` with this one, as ``rank_candidates`` orders them, less those
-        published more than ``window[1]`` days from day ``window[0]`` (``decide`` would skip
-        them: a store may leave them unread)."""
+        """The stored profiles (and story ids) of the ``limit`` earlier articles posted
+        within ``window[1]`` days of day ``window[0]`` (by ``posting_range``'s minutes) that
+        share the most ``index_keys`` with this one, as ``rank_candidates`` orders them,
+        less those whose exact day is outside the window (``decide`` would skip them).
+        Articles outside the window take no place among the ``limit``: a lookup reads
+        only the part of each posting list inside the window."""
         ...
 
     def add(

@@ -2,12 +2,13 @@
 bookkeeping (first seen, articles, distinct sources, representative title).
 
 Bounds: document frequencies are one hash per week, kept ``DF_WEEKS`` + 1 weeks; a posting
-list keeps the newest ``posting_limit`` article ids and expires a window after its last
-write; an article's profile expires a window after it was stored; a story's keys expire
-``story_ttl_s`` after it last grew, and its member list keeps the newest ``MEMBERS_KEPT``.
-Work per article, whatever the store holds: three round trips (``assign``: frequencies,
-candidates, store). The tag job (``Stories.place``) pays three in all: its retry check rides
-with the frequencies, and the article is stored in the pipeline of its story's bookkeeping.
+list keeps the ``posting_limit`` most recently published article ids (a sorted set by minute)
+and expires a window after its last write; an article's profile expires a window after it
+was stored; a story's keys expire ``story_ttl_s`` after it last grew, and its member list
+keeps the newest ``MEMBERS_KEPT``. Work per article, whatever the store holds: three round
+trips (``assign``: frequencies, candidates, store). The tag job (``Stories.place``) pays
+three in all: its retry check rides with the frequencies, and the article is stored in the
+pipeline of its story's bookkeeping.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ from core import keys
 from core.models import Article, TagResult
 from core.settings import Settings
 from core.urls import domain_of
-from workers.stories import Model, Profile, RawFeatures, choose, raw_features
+from workers.stories import (
+    Model,
+    Profile,
+    RawFeatures,
+    choose,
+    posting_minute,
+    posting_range,
+    raw_features,
+)
 from workers.story_store import DF_WEEKS, day_of, load_model, week_of
 
 DOCS_FIELD = "#docs"  # the week's document count, beside its terms (no term starts with #)
@@ -63,17 +72,18 @@ end
 return table.concat(out, ',')
 """
 
-# Candidates ranked server-side (most shared index keys first, then the most recent), and
-# their stored records as one JSON array (one parse, one reply to read): one round trip, and
-# only ``limit`` records cross the wire. A record
-# starts with its article's day, so one published outside the window (which ``decide``
-# would skip) takes its place among the ``limit`` but is not sent or decoded.
+# Candidates ranked server-side (most shared index keys first, then the most recently
+# published), and their stored records as one JSON array (one parse, one reply to read): one
+# round trip, and only ``limit`` records cross the wire. Each posting list (a sorted set by
+# minute published) is read only inside the window's minutes (ARGV[6], ARGV[7]): what was
+# published outside it costs nothing. A record starts with its article's day, so one
+# outside the exact window (a minute's rounding) takes its place but is not sent.
 _CANDIDATES = """
 local me, limit, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local day, window = tonumber(ARGV[4]), tonumber(ARGV[5])
 local counts, found = {}, {}
 for _, key in ipairs(KEYS) do
-  for _, id in ipairs(redis.call('LRANGE', key, 0, -1)) do
+  for _, id in ipairs(redis.call('ZREVRANGEBYSCORE', key, ARGV[7], ARGV[6])) do
     if id ~= me then
       if counts[id] == nil then
         counts[id] = 0
@@ -109,7 +119,8 @@ return '[' .. table.concat(out, ',') .. ']'
 # With ARGV[7] > 0, KEYS[3] and KEYS[4] are the story's summary and member list: the article
 # is counted in its story here, with its record or not at all (a retried job whose record
 # write failed counts it once), and those keys expire ARGV[7] seconds after. Posting lists
-# follow.
+# follow: the article goes in at its minute (ARGV[9]), the earliest published beyond
+# ``limit`` leave.
 _ADD = """
 local df_key, profile_key = KEYS[1], KEYS[2]
 local me, profile, profile_ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -130,8 +141,8 @@ for term in string.gmatch(ARGV[6], '[^\\n]+') do redis.call('HINCRBY', df_key, t
 redis.call('HINCRBY', df_key, '#docs', 1)
 redis.call('EXPIRE', df_key, df_ttl)
 for i = first, #KEYS do
-  redis.call('LPUSH', KEYS[i], me)
-  redis.call('LTRIM', KEYS[i], 0, limit - 1)
+  redis.call('ZADD', KEYS[i], ARGV[9], me)
+  redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -limit - 1)
   redis.call('EXPIRE', KEYS[i], profile_ttl)
 end
 return 1
@@ -170,9 +181,10 @@ class RedisStories:
         self, index_keys: Sequence[str], me: str, limit: int, window: tuple[float, float]
     ) -> list[tuple[Profile, str]]:
         """The ranking of ``rank_candidates`` and the records, in one round trip (Lua)."""
+        low, high = posting_range(*window)
         found = self._candidates(
             keys=[keys.story_posting(k) for k in index_keys],
-            args=[me, limit, keys.story_profile(""), repr(window[0]), repr(window[1])],
+            args=[me, limit, keys.story_profile(""), repr(window[0]), repr(window[1]), low, high],
         )
         return [_profile(data) for data in json.loads(found)]
 
@@ -211,7 +223,7 @@ class RedisStories:
                  *(keys.story_posting(k) for k in index_keys)]  # fmt: skip
         args = [me.article_id, encode_record(me, story_id), self.window_s, DF_TTL_S,
                 self.posting_limit, "\n".join(sorted(raw.df_terms())), story_ttl_s,
-                MEMBERS_KEPT]  # fmt: skip
+                MEMBERS_KEPT, posting_minute(me.day)]  # fmt: skip
         return keys_, args
 
     def story_of(self, article_id: str) -> str | None:

@@ -20,7 +20,7 @@ from workers.announce import Announcer
 from workers.corpus import Corpus
 from workers.pipeline import tag_document
 from workers.recluster import recluster
-from workers.stories import assign, new_story_id, raw_features
+from workers.stories import assign, new_story_id, posting_minute, raw_features
 from workers.story_redis import RedisStories, Stories
 from workers.story_store import MemoryStories, day_of, load_model
 from workers.stream import Emitter
@@ -177,7 +177,7 @@ def test_records_stored_as_json_objects_are_still_read(text_redis: redis.Redis) 
     legacy = json.dumps({"profile": dataclasses.replace(old, article_id="old").to_dict(),
                          "story_id": "s-old"})  # fmt: skip
     text_redis.set(keys.story_profile("old"), legacy, ex=3600)
-    text_redis.lpush(keys.story_posting("t:soybean"), "old")
+    text_redis.zadd(keys.story_posting("t:soybean"), {"old": posting_minute(20000.0)})
     found = store.candidates_with_profiles(["t:soybean"], "x", 40, (20000.0, 7.0))
     assert [(p.article_id, s) for p, s in found] == [("old", "s-old"), ("new", new_story_id("new"))]
     assert store.story_of("old") == "s-old"
