@@ -73,11 +73,12 @@ return table.concat(out, ',')
 """
 
 # Candidates ranked server-side (most shared index keys first, then the most recently
-# published), and their stored records as one JSON array (one parse, one reply to read): one
-# round trip, and only ``limit`` records cross the wire. Each posting list (a sorted set by
-# minute published) is read only inside the window's minutes (ARGV[6], ARGV[7]): what was
-# published outside it costs nothing. A record starts with its article's day, so one
-# outside the exact window (a minute's rounding) takes its place but is not sent.
+# published), and their stored records, each as stored (``RedisStories`` parses only those it
+# has not parsed lately): one round trip, and only ``limit`` records cross the wire. Each
+# posting list (a sorted set by minute published) is read only inside the window's minutes
+# (ARGV[6], ARGV[7]): what was published outside it costs nothing. A record starts with its
+# article's day, so one outside the exact window (a minute's rounding) takes its place but
+# is not sent.
 _CANDIDATES = """
 local me, limit, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local day, window = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -104,7 +105,7 @@ end
 local out, taken = {}, 0
 for c = #KEYS, 1, -1 do
   for _, id in ipairs(buckets[c] or {}) do
-    if taken >= limit then return '[' .. table.concat(out, ',') .. ']' end
+    if taken >= limit then return out end
     local record = redis.call('GET', prefix .. id)
     if record then
       taken = taken + 1
@@ -113,7 +114,7 @@ for c = #KEYS, 1, -1 do
     end
   end
 end
-return '[' .. table.concat(out, ',') .. ']'
+return out
 """
 
 # With ARGV[7] > 0, KEYS[3] and KEYS[4] are the story's summary and member list: the article
@@ -149,13 +150,26 @@ return 1
 """
 
 
+# Records parsed lately, by their stored text: a record never changes once written (SET NX),
+# so the text is the key and nothing can go stale. Parsing a record is most of what a
+# candidate costs the client, and the same recent articles (a growing story's members,
+# the articles this worker stored itself) are candidates again and again. About 12 KiB
+# each, parsed.
+PARSED_KEPT = 1024
+
+
 class RedisStories:
     """The ``StoryStore`` of the service."""
 
-    def __init__(self, client: redis.Redis, *, posting_limit: int, window_s: int) -> None:
+    def __init__(
+        self, client: redis.Redis, *, posting_limit: int, window_s: int,
+        parsed_kept: int = PARSED_KEPT,
+    ) -> None:  # fmt: skip
         self.redis = client
         self.posting_limit = posting_limit
         self.window_s = window_s
+        self.parsed_kept = parsed_kept
+        self._parsed: dict[str, tuple[Profile, str]] = {}
         self._add = client.register_script(_ADD)
         self._df = client.register_script(_DF)
         self._candidates = client.register_script(_CANDIDATES)
@@ -186,7 +200,19 @@ class RedisStories:
             keys=[keys.story_posting(k) for k in index_keys],
             args=[me, limit, keys.story_profile(""), repr(window[0]), repr(window[1]), low, high],
         )
-        return [_profile(data) for data in json.loads(found)]
+        return [self._parse(record) for record in found]
+
+    def _parse(self, record: str | bytes) -> tuple[Profile, str]:
+        text = _text(record)
+        parsed = self._parsed.pop(text, None) or _record(text)
+        self._keep(text, parsed)  # last: the least recently read goes first
+        return parsed
+
+    def _keep(self, record: str, parsed: tuple[Profile, str]) -> None:
+        """Also what this worker stores: it reads that back without parsing it."""
+        self._parsed[record] = parsed
+        if len(self._parsed) > self.parsed_kept:
+            del self._parsed[next(iter(self._parsed))]
 
     def add(self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str]) -> None:
         keys_, args = self._add_call(me, raw, story_id, index_keys)
@@ -221,7 +247,9 @@ class RedisStories:
         book = [keys.story(story_id), keys.story_members(story_id)] if story_ttl_s else []
         keys_ = [keys.story_df(week_of(me.day)), keys.story_profile(me.article_id), *book,
                  *(keys.story_posting(k) for k in index_keys)]  # fmt: skip
-        args = [me.article_id, encode_record(me, story_id), self.window_s, DF_TTL_S,
+        record = encode_record(me, story_id)
+        self._keep(record, (me, story_id))
+        args = [me.article_id, record, self.window_s, DF_TTL_S,
                 self.posting_limit, "\n".join(sorted(raw.df_terms())), story_ttl_s,
                 MEMBERS_KEPT, posting_minute(me.day)]  # fmt: skip
         return keys_, args

@@ -147,9 +147,9 @@ def test_redis_store_reads_what_the_memory_store_reads_across_windows(
 ) -> None:
     """The same articles told again 5 and 10 days later: the Redis store's candidates (its
     ranking in Lua, the window it applies unread, its record encoding) are the in-memory
-    store's, profile for profile, float for float."""
+    store's, profile for profile, float for float (every record parsed: none kept)."""
     memory = MemoryStories(posting_limit=100)
-    store = RedisStories(text_redis, posting_limit=100, window_s=30 * 86400)
+    store = RedisStories(text_redis, posting_limit=100, window_s=30 * 86400, parsed_kept=0)
     for shift in (0, 5, 10):
         for row in ROWS:
             entities = tag_document(TAXONOMY, row["text"], row["title"]).entities
@@ -225,3 +225,16 @@ def test_a_retry_after_a_failed_record_write_counts_the_article_once(
     assert joined.story_id == state.story_id and joined.article_count == 2
     members = text_redis.lrange(keys.story_members(state.story_id), 0, -1)
     assert sorted(members) == sorted([first.article_id, second.article_id])
+
+
+def test_parsed_records_kept_are_bounded_and_read_as_parsed(text_redis: redis.Redis) -> None:
+    kept = RedisStories(text_redis, posting_limit=100, window_s=8 * 86400, parsed_kept=3)
+    fresh = RedisStories(text_redis, posting_limit=100, window_s=8 * 86400, parsed_kept=0)
+    day = day_of("2026-05-12")
+    for i in range(8):
+        raw = raw_features("Soybean exports", f"Soybean exports to China fell {i}% in May.")
+        assign(kept, MODEL, f"s{i}", day, raw)
+        assert len(kept._parsed) <= 3
+    read = [kept.candidates_with_profiles(["t:soybean"], "x", 40, (day, 7.0)) for _ in range(2)]
+    assert read[0] == read[1] == fresh.candidates_with_profiles(["t:soybean"], "x", 40, (day, 7.0))
+    assert len(read[0]) == 8 and len(kept._parsed) == 3
