@@ -172,6 +172,13 @@ class RawFeatures:
         anchors = self.anchors | {k for k in self.lead if k[1:2] == ":"}
         return set(self.term_counts) | set(self.title_terms) | {f"@{a}" for a in anchors}
 
+    def sorted_df_terms(self) -> list[str]:
+        """``sorted(df_terms())``, made once: the lookup and the store both send them."""
+        cached: Any = self.__dict__.get("_sorted_df_terms")  # beside the fields, as in Profile
+        if cached is None:
+            cached = self.__dict__["_sorted_df_terms"] = sorted(self.df_terms())
+        return cached  # type: ignore[no-any-return]
+
 
 def terms_of(text: str) -> list[str]:
     """Lower-cased content words (a crude plural strip) and Chinese character bigrams."""
@@ -477,7 +484,7 @@ def assign(
     source: str = "",
 ) -> Decision:  # fmt: skip
     """The one clustering path, for the tag job, ``recluster`` and ``tradewire cluster``."""
-    frequencies = store.document_frequencies(sorted(raw.df_terms()), day)
+    frequencies = store.document_frequencies(raw.sorted_df_terms(), day)
     decision, me, index_keys = choose(store, model, article_id, day, raw, source, frequencies)
     store.add(me, raw, decision.story_id, index_keys)
     return decision

@@ -250,7 +250,7 @@ class RedisStories:
         record = encode_record(me, story_id)
         self._keep(record, (me, story_id))
         args = [me.article_id, record, self.window_s, DF_TTL_S,
-                self.posting_limit, "\n".join(sorted(raw.df_terms())), story_ttl_s,
+                self.posting_limit, "\n".join(raw.sorted_df_terms()), story_ttl_s,
                 MEMBERS_KEPT, posting_minute(me.day)]  # fmt: skip
         return keys_, args
 
@@ -367,7 +367,7 @@ class Stories:
         seen_at = article.published_at or article.fetched_at
         day = day_of(seen_at)
         raw = raw_features(article.title, article.text, tags.entities)
-        found = self.store.placed_or_frequencies(article.article_id, sorted(raw.df_terms()), day)
+        found = self.store.placed_or_frequencies(article.article_id, raw.sorted_df_terms(), day)
         pipe = self.store.redis.pipeline(transaction=False)
         stored: Callable[[Any], bool] | None = None
         if isinstance(found, str):
