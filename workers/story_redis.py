@@ -383,8 +383,9 @@ class Stories:
             relevant=tags.us_china_trade, now_s=now.timestamp(),
         )  # fmt: skip
         results = pipe.execute(raise_on_error=False)
+        late = stored is not None and stored(results[0])  # raises first: no gate taken then
         state = read(results)
-        if stored is not None and stored(results[0]):
+        if late:
             count = self.store.redis.hget(keys.story(story_id), "article_count")
             state = dataclasses.replace(state, article_count=int(count or 0))
         return state
