@@ -34,7 +34,7 @@ from clustering_quality import DEV, ROOT, _cpu_s, _private_redis, read_jsonl, sy
 from workers.stories import Model, RawFeatures, assign, profile, raw_features
 from workers.story_store import MemoryStories, day_of, load_model
 
-POSTING_LIMIT = 100
+POSTING_LIMIT = 100  # the service's default story_posting_limit; --posting-limit to try others
 
 
 class RoundTrips:
@@ -236,6 +236,7 @@ def dev_set_equivalence() -> None:
 
 
 def main() -> None:
+    global POSTING_LIMIT
     parser = argparse.ArgumentParser()
     parser.add_argument("--stored", type=int, default=100_000)
     parser.add_argument("--against", help="a git revision whose Redis store to time too")
@@ -245,7 +246,9 @@ def main() -> None:
         help="the dev articles keep their own dates (how clustering_quality.py "
         "measured before): most stored articles are then outside their window",
     )
+    parser.add_argument("--posting-limit", type=int, default=POSTING_LIMIT)
     args = parser.parse_args()
+    POSTING_LIMIT = args.posting_limit
     dev_set_equivalence()
     run(args.stored, args.against, args.dev_dates)
     sys.stdout.flush()
