@@ -64,11 +64,11 @@ def collect(
         df, n = store.document_frequencies(sorted(raw.df_terms()), day)
         me = profile(row["id"], day, raw, df, n, model, row["source"])
         keys = me.index_keys(model.index_terms, model.index_anchors)
-        found = store.profiles(store.candidates(keys, me.article_id, model.max_candidates))
+        found = store.candidates_with_profiles(
+            keys, me.article_id, model.max_candidates, (day, model.window_days)
+        )
         pairs = [
-            (o.article_id, pair_features(me, o), pair_features(me, o, cross=True))
-            for o, _ in found
-            if abs(me.day - o.day) <= model.window_days
+            (o.article_id, pair_features(me, o), pair_features(me, o, cross=True)) for o, _ in found
         ]
         out.append((row["id"], pairs))
         store.add(me, raw, row["gold_cluster"], keys)

@@ -105,7 +105,9 @@ def story_df(week: int) -> str:
 
 
 def story_posting(index_key: str) -> str:
-    return f"{PREFIX}:story:ix:{index_key}"
+    # A sorted set by minute published; the lists that ``story:ix:`` named before expire
+    # unread (a store of another type under the old name would refuse the new commands).
+    return f"{PREFIX}:story:ixm:{index_key}"
 
 
 def story_profile(article_id: str) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import string
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -30,13 +31,14 @@ from core.urls import short_hash
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _CJK_CHAR = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
-_LATIN = re.compile(r"[A-Za-z]")
-_CAP_NAME = re.compile(r"\b(?:[A-Z][\w'’.-]*\s+){0,3}[A-Z][\w'’-]+")
+_CAP_NAME = re.compile(r"(?=[A-Z])\b(?:[A-Z][\w'’.-]*\s+){0,3}[A-Z][\w'’-]+")
 _LOWER_WORD = re.compile(r"\b[a-z][a-z]+\b")
+# The leading lookaheads name the character every match starts with anyway: the regex
+# engine then skips other positions at once (half the cost on a long article).
 _NUMBER = re.compile(
-    r"([$€£¥]\s?)?(\d+(?:[.,]\d+)?)\s?(%|percent\b|per cent\b|billion\b|million\b|trillion\b"
-    r"|bn\b|mn\b|万亿|亿|млрд|млн|трлн|процент)?",
+    r"(?=[$€£¥\d])([$€£¥]\s?)?(\d+(?:[.,]\d+)?)\s?"
+    r"(%|percent\b|per cent\b|billion\b|million\b|trillion\b|bn\b|mn\b"
+    r"|万亿|亿|млрд|млн|трлн|процент)?",
     re.IGNORECASE,
 )
 _STOP = frozenset(
@@ -170,31 +172,54 @@ class RawFeatures:
         anchors = self.anchors | {k for k in self.lead if k[1:2] == ":"}
         return set(self.term_counts) | set(self.title_terms) | {f"@{a}" for a in anchors}
 
+    def sorted_df_terms(self) -> list[str]:
+        """``sorted(df_terms())``, made once: the lookup and the store both send them."""
+        cached: Any = self.__dict__.get("_sorted_df_terms")  # beside the fields, as in Profile
+        if cached is None:
+            cached = self.__dict__["_sorted_df_terms"] = sorted(self.df_terms())
+        return cached  # type: ignore[no-any-return]
+
 
 def terms_of(text: str) -> list[str]:
     """Lower-cased content words (a crude plural strip) and Chinese character bigrams."""
-    out: list[str] = []
-    for word in _WORD.findall(text.lower()):
-        word = word.replace("’", "'").split("'")[0]
-        if len(word) < 3 or word in _STOP:
-            continue
-        if len(word) > 4 and word.endswith("s") and not word.endswith("ss"):
-            word = word[:-1]
-        out.append(word)
+    out = [t for t in map(_term, _WORD.findall(text.lower())) if t]
     for run in _CJK_RUN.findall(text):
         out.extend(run[i : i + 2] for i in range(len(run) - 1))
     return out
+
+
+def term_counts(text: str) -> dict[str, int]:
+    """``Counter(terms_of(text))``, each distinct word normalised once: a long article
+    repeats most of its words."""
+    counts: Counter[str] = Counter()
+    for word, n in Counter(_WORD.findall(text.lower())).items():
+        term = _term(word)
+        if term:
+            counts[term] += n
+    for run in _CJK_RUN.findall(text):
+        counts.update(run[i : i + 2] for i in range(len(run) - 1))
+    return dict(counts)
+
+
+def _term(word: str) -> str:
+    word = word.replace("’", "'").split("'")[0]
+    if len(word) < 3 or word in _STOP:
+        return ""
+    if len(word) > 4 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
 
 
 def anchors_of(text: str, entities: Iterable[str] = ()) -> set[str]:
     """Language-independent anchors: taxonomy entities (one spelling across languages),
     figures with their unit, and capitalised multi-word names with their last word."""
     found = {f"e:{name.lower()}" for name in entities}
-    for match in _NUMBER.finditer(text):
-        found.update(_figure(*match.groups()))
+    # Each distinct match once: the anchors are a set, and names and figures repeat.
+    for groups in set(_NUMBER.findall(text)):
+        found.update(_figure(*groups))
     lower_words = set(_LOWER_WORD.findall(text))
-    for match in _CAP_NAME.finditer(text):
-        words = [_name_word(w) for w in match.group(0).split()]
+    for name in set(_CAP_NAME.findall(text)):
+        words = [_name_word(w) for w in name.split()]
         # A capitalised word the text also writes in lower case is an ordinary word that
         # began a sentence or a headline ("Although", "Facing"), not part of a name.
         while words and (words[0] in lower_words or words[0] in _STOP):
@@ -232,7 +257,7 @@ def raw_features(title: str, text: str, entities: Iterable[str] = ()) -> RawFeat
     entities = list(entities)
     return RawFeatures(
         lead=_lead(title, text, entities),
-        term_counts=dict(Counter(terms_of(body))),
+        term_counts=term_counts(body),
         title_terms=frozenset(terms_of(title)),
         anchors=frozenset(anchors_of(body, entities)),
         script=script_of(body),
@@ -253,12 +278,22 @@ def _lead(title: str, text: str, entities: Sequence[str]) -> frozenset[str]:
 
 
 def script_of(text: str) -> str:
-    """The script most of the letters are in."""
-    cjk = len(_CJK_CHAR.findall(text))
-    cyrillic = len(_CYRILLIC.findall(text))
-    latin = len(_LATIN.findall(text))
+    """The script most of the letters are in. Counted on the UTF-8 bytes (one pass each in
+    C, no match objects): an ASCII letter is its own byte, a Cyrillic letter (U+0400-U+04FF)
+    the only character whose lead byte is 0xD0-0xD3; the CJK count needs the regex, run
+    only when a lead byte of those blocks is there."""
+    data = text.encode("utf-8", "surrogatepass")
+    latin = len(data.translate(None, _NOT_LATIN_BYTES))
+    cyrillic = len(data.translate(None, _NOT_CYRILLIC_LEADS))
+    cjk = len(_CJK_CHAR.findall(text)) if data.translate(None, _NOT_CJK_LEADS) else 0
     best = max((latin, "latin"), (cyrillic, "cyrillic"), (cjk, "cjk"))
     return best[1]
+
+
+_ALL_BYTES = bytes(range(256))
+_NOT_LATIN_BYTES = _ALL_BYTES.translate(None, string.ascii_letters.encode())
+_NOT_CYRILLIC_LEADS = _ALL_BYTES.translate(None, bytes(range(0xD0, 0xD4)))
+_NOT_CJK_LEADS = _ALL_BYTES.translate(None, bytes([*range(0xE3, 0xEA), 0xEF]))
 
 
 def idf(df: int, n_docs: int, prior_docs: float) -> float:
@@ -395,10 +430,22 @@ def new_story_id(article_id: str) -> str:
     return short_hash(f"story:{article_id}")
 
 
+def posting_minute(day: float) -> int:
+    """An article's score in a posting list: the minute it was published. Whole minutes
+    keep the Redis sorted set's scores small integers (compact), and a window read by
+    minutes, then checked by exact day, finds what an exact read would."""
+    return math.floor(day * 1440.0)
+
+
+def posting_range(day: float, days: float) -> tuple[int, int]:
+    """The minutes a lookup reads: every article published within ``days`` of ``day``."""
+    return posting_minute(day - days), posting_minute(day + days)
+
+
 def rank_candidates(hits: Iterable[Iterable[str]], me: str, limit: int) -> list[str]:
     """The earlier articles found under most of the new one's index keys, at most ``limit``;
-    ties go to the one found first (keys in order, each posting list newest first). The
-    Redis store ranks the same way in Lua (``workers.story_redis``)."""
+    ties go to the one found first (keys in order, each posting list most recently
+    published first). The Redis store ranks the same way in Lua (``workers.story_redis``)."""
     counts: dict[str, int] = {}
     for posting in hits:
         for article_id in posting:
@@ -419,10 +466,12 @@ class StoryStore(Protocol):
     def candidates_with_profiles(
         self, index_keys: Sequence[str], me: str, limit: int, window: tuple[float, float]
     ) -> list[tuple[Profile, str]]:
-        """The stored profiles (and story ids) of the ``limit`` earlier articles that share
-        the most ``index_keys`` with this one, as ``rank_candidates`` orders them, less those
-        published more than ``window[1]`` days from day ``window[0]`` (``decide`` would skip
-        them: a store may leave them unread)."""
+        """The stored profiles (and story ids) of the ``limit`` earlier articles posted
+        within ``window[1]`` days of day ``window[0]`` (by ``posting_range``'s minutes) that
+        share the most ``index_keys`` with this one, as ``rank_candidates`` orders them,
+        less those whose exact day is outside the window (``decide`` would skip them).
+        Articles outside the window take no place among the ``limit``: a lookup reads
+        only the part of each posting list inside the window."""
         ...
 
     def add(
@@ -435,7 +484,7 @@ def assign(
     source: str = "",
 ) -> Decision:  # fmt: skip
     """The one clustering path, for the tag job, ``recluster`` and ``tradewire cluster``."""
-    frequencies = store.document_frequencies(sorted(raw.df_terms()), day)
+    frequencies = store.document_frequencies(raw.sorted_df_terms(), day)
     decision, me, index_keys = choose(store, model, article_id, day, raw, source, frequencies)
     store.add(me, raw, decision.story_id, index_keys)
     return decision

@@ -2,12 +2,13 @@
 bookkeeping (first seen, articles, distinct sources, representative title).
 
 Bounds: document frequencies are one hash per week, kept ``DF_WEEKS`` + 1 weeks; a posting
-list keeps the newest ``posting_limit`` article ids and expires a window after its last
-write; an article's profile expires a window after it was stored; a story's keys expire
-``story_ttl_s`` after it last grew, and its member list keeps the newest ``MEMBERS_KEPT``.
-Work per article, whatever the store holds: three round trips (``assign``: frequencies,
-candidates, store). The tag job (``Stories.place``) pays three in all: its retry check rides
-with the frequencies, and the article is stored in the pipeline of its story's bookkeeping.
+list keeps the ``posting_limit`` most recently published article ids (a sorted set by minute)
+and expires a window after its last write; an article's profile expires a window after it
+was stored; a story's keys expire ``story_ttl_s`` after it last grew, and its member list
+keeps the newest ``MEMBERS_KEPT``. Work per article, whatever the store holds: three round
+trips (``assign``: frequencies, candidates, store). The tag job (``Stories.place``) pays
+three in all: its retry check rides with the frequencies, and the article is stored in the
+pipeline of its story's bookkeeping.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ from core import keys
 from core.models import Article, TagResult
 from core.settings import Settings
 from core.urls import domain_of
-from workers.stories import Model, Profile, RawFeatures, choose, raw_features
+from workers.stories import (
+    Model,
+    Profile,
+    RawFeatures,
+    choose,
+    posting_minute,
+    posting_range,
+    raw_features,
+)
 from workers.story_store import DF_WEEKS, day_of, load_model, week_of
 
 DOCS_FIELD = "#docs"  # the week's document count, beside its terms (no term starts with #)
@@ -63,17 +72,19 @@ end
 return table.concat(out, ',')
 """
 
-# Candidates ranked server-side (most shared index keys first, then the most recent), and
-# their stored records as one JSON array (one parse, one reply to read): one round trip, and
-# only ``limit`` records cross the wire. A record
-# starts with its article's day, so one published outside the window (which ``decide``
-# would skip) takes its place among the ``limit`` but is not sent or decoded.
+# Candidates ranked server-side (most shared index keys first, then the most recently
+# published), and their stored records, each as stored (``RedisStories`` parses only those it
+# has not parsed lately): one round trip, and only ``limit`` records cross the wire. Each
+# posting list (a sorted set by minute published) is read only inside the window's minutes
+# (ARGV[6], ARGV[7]): what was published outside it costs nothing. A record starts with its
+# article's day, so one outside the exact window (a minute's rounding) takes its place but
+# is not sent.
 _CANDIDATES = """
 local me, limit, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local day, window = tonumber(ARGV[4]), tonumber(ARGV[5])
 local counts, found = {}, {}
 for _, key in ipairs(KEYS) do
-  for _, id in ipairs(redis.call('LRANGE', key, 0, -1)) do
+  for _, id in ipairs(redis.call('ZREVRANGEBYSCORE', key, ARGV[7], ARGV[6])) do
     if id ~= me then
       if counts[id] == nil then
         counts[id] = 0
@@ -94,7 +105,7 @@ end
 local out, taken = {}, 0
 for c = #KEYS, 1, -1 do
   for _, id in ipairs(buckets[c] or {}) do
-    if taken >= limit then return '[' .. table.concat(out, ',') .. ']' end
+    if taken >= limit then return out end
     local record = redis.call('GET', prefix .. id)
     if record then
       taken = taken + 1
@@ -103,35 +114,62 @@ for c = #KEYS, 1, -1 do
     end
   end
 end
-return '[' .. table.concat(out, ',') .. ']'
+return out
 """
 
+# With ARGV[7] > 0, KEYS[3] and KEYS[4] are the story's summary and member list: the article
+# is counted in its story here, with its record or not at all (a retried job whose record
+# write failed counts it once), and those keys expire ARGV[7] seconds after. Posting lists
+# follow: the article goes in at its minute (ARGV[9]), the earliest published beyond
+# ``limit`` leave.
 _ADD = """
 local df_key, profile_key = KEYS[1], KEYS[2]
 local me, profile, profile_ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local df_ttl, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
+local df_ttl, limit, story_ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])
 if redis.call('SET', profile_key, profile, 'EX', profile_ttl, 'NX') == false then
   return 0  -- a retried job: counted already
+end
+local first = 3
+if story_ttl > 0 then
+  redis.call('HINCRBY', KEYS[3], 'article_count', 1)
+  redis.call('LPUSH', KEYS[4], me)
+  redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[8]) - 1)
+  redis.call('EXPIRE', KEYS[3], story_ttl)
+  redis.call('EXPIRE', KEYS[4], story_ttl)
+  first = 5
 end
 for term in string.gmatch(ARGV[6], '[^\\n]+') do redis.call('HINCRBY', df_key, term, 1) end
 redis.call('HINCRBY', df_key, '#docs', 1)
 redis.call('EXPIRE', df_key, df_ttl)
-for i = 3, #KEYS do
-  redis.call('LPUSH', KEYS[i], me)
-  redis.call('LTRIM', KEYS[i], 0, limit - 1)
+for i = first, #KEYS do
+  redis.call('ZADD', KEYS[i], ARGV[9], me)
+  redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -limit - 1)
   redis.call('EXPIRE', KEYS[i], profile_ttl)
 end
 return 1
 """
 
 
+# Records parsed lately, by their stored text: a record never changes once written (SET NX),
+# so the text is the key and nothing can go stale. Parsing a record is most of what a
+# candidate costs the client, and the same recent articles (a growing story's members,
+# the articles this worker stored itself) are candidates again and again. About 12 KiB
+# each, parsed.
+PARSED_KEPT = 1024
+
+
 class RedisStories:
     """The ``StoryStore`` of the service."""
 
-    def __init__(self, client: redis.Redis, *, posting_limit: int, window_s: int) -> None:
+    def __init__(
+        self, client: redis.Redis, *, posting_limit: int, window_s: int,
+        parsed_kept: int = PARSED_KEPT,
+    ) -> None:  # fmt: skip
         self.redis = client
         self.posting_limit = posting_limit
         self.window_s = window_s
+        self.parsed_kept = parsed_kept
+        self._parsed: dict[str, tuple[Profile, str]] = {}
         self._add = client.register_script(_ADD)
         self._df = client.register_script(_DF)
         self._candidates = client.register_script(_CANDIDATES)
@@ -157,11 +195,24 @@ class RedisStories:
         self, index_keys: Sequence[str], me: str, limit: int, window: tuple[float, float]
     ) -> list[tuple[Profile, str]]:
         """The ranking of ``rank_candidates`` and the records, in one round trip (Lua)."""
+        low, high = posting_range(*window)
         found = self._candidates(
             keys=[keys.story_posting(k) for k in index_keys],
-            args=[me, limit, keys.story_profile(""), repr(window[0]), repr(window[1])],
+            args=[me, limit, keys.story_profile(""), repr(window[0]), repr(window[1]), low, high],
         )
-        return [_profile(data) for data in json.loads(found)]
+        return [self._parse(record) for record in found]
+
+    def _parse(self, record: str | bytes) -> tuple[Profile, str]:
+        text = _text(record)
+        parsed = self._parsed.pop(text, None) or _record(text)
+        self._keep(text, parsed)  # last: the least recently read goes first
+        return parsed
+
+    def _keep(self, record: str, parsed: tuple[Profile, str]) -> None:
+        """Also what this worker stores: it reads that back without parsing it."""
+        self._parsed[record] = parsed
+        if len(self._parsed) > self.parsed_kept:
+            del self._parsed[next(iter(self._parsed))]
 
     def add(self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str]) -> None:
         keys_, args = self._add_call(me, raw, story_id, index_keys)
@@ -169,29 +220,38 @@ class RedisStories:
 
     def queue_add(
         self, pipe: redis.client.Pipeline, me: Profile, raw: RawFeatures, story_id: str,
-        index_keys: Sequence[str],
-    ) -> Callable[[Any], None]:  # fmt: skip
-        """``add`` as one command of ``pipe``; the function returned checks its reply once
-        the pipeline ran (executed with ``raise_on_error=False``): a server that lost the
-        script (restarted, failed over) gets it, and the article is stored then."""
-        keys_, args = self._add_call(me, raw, story_id, index_keys)
+        index_keys: Sequence[str], *, story_ttl_s: int,
+    ) -> Callable[[Any], bool]:  # fmt: skip
+        """``add`` as one command of ``pipe``, counting the article in its story (summary
+        and members, kept ``story_ttl_s``) in the same script as its record. The function
+        returned checks the reply once the pipeline ran (``raise_on_error=False``): a server
+        that lost the script (restarted, failed over) gets it and the article is stored
+        then, after the pipeline's later commands (it returns True: they read too early)."""
+        keys_, args = self._add_call(me, raw, story_id, index_keys, story_ttl_s)
         pipe.evalsha(self._add.sha, len(keys_), *keys_, *args)
 
-        def check(reply: Any) -> None:
+        def check(reply: Any) -> bool:
             if isinstance(reply, redis.exceptions.NoScriptError):
                 self._add(keys=keys_, args=args)
-            elif isinstance(reply, Exception):
+                return True
+            if isinstance(reply, Exception):
                 raise reply
+            return False
 
         return check
 
     def _add_call(
-        self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str]
-    ) -> tuple[list[str], list[Any]]:
-        keys_ = [keys.story_df(week_of(me.day)), keys.story_profile(me.article_id),
+        self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str],
+        story_ttl_s: int = 0,
+    ) -> tuple[list[str], list[Any]]:  # fmt: skip
+        book = [keys.story(story_id), keys.story_members(story_id)] if story_ttl_s else []
+        keys_ = [keys.story_df(week_of(me.day)), keys.story_profile(me.article_id), *book,
                  *(keys.story_posting(k) for k in index_keys)]  # fmt: skip
-        args = [me.article_id, encode_record(me, story_id), self.window_s, DF_TTL_S,
-                self.posting_limit, "\n".join(sorted(raw.df_terms()))]  # fmt: skip
+        record = encode_record(me, story_id)
+        self._keep(record, (me, story_id))
+        args = [me.article_id, record, self.window_s, DF_TTL_S,
+                self.posting_limit, "\n".join(raw.sorted_df_terms()), story_ttl_s,
+                MEMBERS_KEPT, posting_minute(me.day)]  # fmt: skip
         return keys_, args
 
     def story_of(self, article_id: str) -> str | None:
@@ -224,29 +284,17 @@ class StoryBook:
         self.ttl_s = ttl_s
         self.update_interval_s = update_interval_s
 
-    def join(
-        self, story_id: str, article_id: str, source: str, title: str, *, seen_at: str,
-        relevant: bool, now_s: float, new_member: bool = True,
-    ) -> StoryState:  # fmt: skip
-        pipe = self.redis.pipeline(transaction=False)
-        read = self.queue_join(pipe, story_id, article_id, source, title, seen_at=seen_at,
-                               relevant=relevant, now_s=now_s, new_member=new_member)  # fmt: skip
-        return read(pipe.execute())
-
     def queue_join(
-        self, pipe: redis.client.Pipeline, story_id: str, article_id: str, source: str,
-        title: str, *, seen_at: str, relevant: bool, now_s: float, new_member: bool = True,
+        self, pipe: redis.client.Pipeline, story_id: str, source: str, title: str, *,
+        seen_at: str, relevant: bool, now_s: float,
     ) -> Callable[[list[Any]], StoryState]:  # fmt: skip
-        """``join`` as commands of ``pipe`` (with whatever it holds already); the function
+        """The story's summary, sources and activity as commands of ``pipe``, after the
+        store's ``queue_add`` (which counts the article, once per article); the function
         returned reads the state from the pipeline's replies."""
         first = len(pipe)
         key = keys.story(story_id)
         pipe.hsetnx(key, "first_seen", seen_at)
         pipe.hsetnx(key, "title", title)
-        if new_member:
-            pipe.hincrby(key, "article_count", 1)
-            pipe.lpush(keys.story_members(story_id), article_id)
-            pipe.ltrim(keys.story_members(story_id), 0, MEMBERS_KEPT - 1)
         if relevant:
             pipe.hset(key, "relevant", 1)
         added_at = len(pipe)
@@ -319,24 +367,28 @@ class Stories:
         seen_at = article.published_at or article.fetched_at
         day = day_of(seen_at)
         raw = raw_features(article.title, article.text, tags.entities)
-        found = self.store.placed_or_frequencies(article.article_id, sorted(raw.df_terms()), day)
+        found = self.store.placed_or_frequencies(article.article_id, raw.sorted_df_terms(), day)
         pipe = self.store.redis.pipeline(transaction=False)
-        stored: Callable[[Any], None] | None = None
+        stored: Callable[[Any], bool] | None = None
         if isinstance(found, str):
             story_id = found
         else:
             decision, me, index_keys = choose(self.store, self.model, article.article_id, day,
                                               raw, source, found)  # fmt: skip
             story_id = decision.story_id
-            stored = self.store.queue_add(pipe, me, raw, story_id, index_keys)
+            stored = self.store.queue_add(pipe, me, raw, story_id, index_keys,
+                                          story_ttl_s=self.book.ttl_s)  # fmt: skip
         read = self.book.queue_join(
-            pipe, story_id, article.article_id, source, article.title, seen_at=seen_at,
-            relevant=tags.us_china_trade, now_s=now.timestamp(), new_member=stored is not None,
+            pipe, story_id, source, article.title, seen_at=seen_at,
+            relevant=tags.us_china_trade, now_s=now.timestamp(),
         )  # fmt: skip
         results = pipe.execute(raise_on_error=False)
-        if stored is not None:
-            stored(results[0])
-        return read(results)
+        late = stored is not None and stored(results[0])  # raises first: no gate taken then
+        state = read(results)
+        if late:
+            count = self.store.redis.hget(keys.story(story_id), "article_count")
+            state = dataclasses.replace(state, article_count=int(count or 0))
+        return state
 
 
 def story_placer(client: redis.Redis, settings: Settings) -> Stories | None:

@@ -3,19 +3,27 @@ protocol as the Redis store the service uses (``workers.story_redis``)."""
 
 from __future__ import annotations
 
-from collections import Counter, deque
+import bisect
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from core.errors import ConfigError
 from core.yamlfile import find_config_file, read_mapping
-from workers.stories import Model, Profile, RawFeatures, rank_candidates
+from workers.stories import (
+    Model,
+    Profile,
+    RawFeatures,
+    posting_minute,
+    posting_range,
+    rank_candidates,
+)
 
 # Document frequencies are counted per week and summed over the last DF_WEEKS: a rolling
 # table that follows the news (last month's rare word is this month's common one).
 DF_WEEKS = 4
-POSTING_LIMIT = 100  # newest ids kept per index key: bounds the candidates per lookup
+POSTING_LIMIT = 100  # most recently published ids kept per index key: bounds each lookup
 
 
 MODEL_FILE = "stories.yaml"
@@ -45,12 +53,14 @@ def load_model(path: Path | None = None) -> Model:
 
 
 class MemoryStories:
-    """Everything in dicts; nothing expires (a ``tradewire cluster`` run is short)."""
+    """Everything in dicts; nothing expires (a ``tradewire cluster`` run is short). A posting
+    list is what the Redis store's sorted set holds: (minute published, article id) pairs in
+    ascending order, the ``posting_limit`` most recently published kept."""
 
     def __init__(self, posting_limit: int = POSTING_LIMIT) -> None:
         self.df: dict[int, Counter[str]] = {}
         self.docs: Counter[int] = Counter()
-        self.postings: dict[str, deque[str]] = {}
+        self.postings: dict[str, list[tuple[int, str]]] = {}
         self.stored: dict[str, tuple[Profile, str]] = {}
         self.posting_limit = posting_limit
 
@@ -60,15 +70,21 @@ class MemoryStories:
         df = {t: sum(week.get(t, 0) for week in weeks) for t in terms}
         return df, sum(self.docs.get(week_of(day) - i, 0) for i in range(DF_WEEKS))
 
-    def candidates(self, index_keys: Sequence[str], me: str, limit: int) -> list[str]:
-        hits = [self.postings.get(k, ()) for k in index_keys]
+    def candidates(
+        self, index_keys: Sequence[str], me: str, limit: int, window: tuple[float, float]
+    ) -> list[str]:
+        """Ranked as the Redis store ranks: only ids posted within the window's minutes,
+        each list read most recently published first (ties: the larger id first)."""
+        low, high = posting_range(*window)
+        hits = [[a for m, a in reversed(self.postings.get(k, ())) if low <= m <= high]
+                for k in index_keys]  # fmt: skip
         return rank_candidates(hits, me, limit)
 
     def candidates_with_profiles(
         self, index_keys: Sequence[str], me: str, limit: int, window: tuple[float, float]
     ) -> list[tuple[Profile, str]]:
         day, days = window
-        found = self.profiles(self.candidates(index_keys, me, limit))
+        found = self.profiles(self.candidates(index_keys, me, limit, window))
         return [(p, s) for p, s in found if abs(day - p.day) <= days]
 
     def profiles(self, article_ids: Sequence[str]) -> list[tuple[Profile, str]]:
@@ -78,9 +94,12 @@ class MemoryStories:
         week = week_of(me.day)
         self.df.setdefault(week, Counter()).update(raw.df_terms())
         self.docs[week] += 1
+        entry = (posting_minute(me.day), me.article_id)
         for key in index_keys:
-            posting = self.postings.setdefault(key, deque(maxlen=self.posting_limit))
-            posting.appendleft(me.article_id)
+            posting = self.postings.setdefault(key, [])
+            posting[:] = [e for e in posting if e[1] != me.article_id]  # a set, as in Redis
+            bisect.insort(posting, entry)
+            del posting[: max(0, len(posting) - self.posting_limit)]
         self.stored[me.article_id] = (me, story_id)
 
     def story_of(self, article_id: str) -> str | None:

@@ -20,7 +20,7 @@ from workers.announce import Announcer
 from workers.corpus import Corpus
 from workers.pipeline import tag_document
 from workers.recluster import recluster
-from workers.stories import assign, new_story_id, raw_features
+from workers.stories import assign, new_story_id, posting_minute, raw_features
 from workers.story_redis import RedisStories, Stories
 from workers.story_store import MemoryStories, day_of, load_model
 from workers.stream import Emitter
@@ -147,9 +147,9 @@ def test_redis_store_reads_what_the_memory_store_reads_across_windows(
 ) -> None:
     """The same articles told again 5 and 10 days later: the Redis store's candidates (its
     ranking in Lua, the window it applies unread, its record encoding) are the in-memory
-    store's, profile for profile, float for float."""
+    store's, profile for profile, float for float (every record parsed: none kept)."""
     memory = MemoryStories(posting_limit=100)
-    store = RedisStories(text_redis, posting_limit=100, window_s=30 * 86400)
+    store = RedisStories(text_redis, posting_limit=100, window_s=30 * 86400, parsed_kept=0)
     for shift in (0, 5, 10):
         for row in ROWS:
             entities = tag_document(TAXONOMY, row["text"], row["title"]).entities
@@ -177,7 +177,7 @@ def test_records_stored_as_json_objects_are_still_read(text_redis: redis.Redis) 
     legacy = json.dumps({"profile": dataclasses.replace(old, article_id="old").to_dict(),
                          "story_id": "s-old"})  # fmt: skip
     text_redis.set(keys.story_profile("old"), legacy, ex=3600)
-    text_redis.lpush(keys.story_posting("t:soybean"), "old")
+    text_redis.zadd(keys.story_posting("t:soybean"), {"old": posting_minute(20000.0)})
     found = store.candidates_with_profiles(["t:soybean"], "x", 40, (20000.0, 7.0))
     assert [(p.article_id, s) for p, s in found] == [("old", "s-old"), ("new", new_story_id("new"))]
     assert store.story_of("old") == "s-old"
@@ -195,3 +195,46 @@ def test_placing_survives_a_server_that_lost_its_scripts(
     assert stories.store.story_of(second.article_id) == state.story_id
     again = stories.place(second, tag_document(TAXONOMY, second.text, second.title), NOW)
     assert (again.story_id, again.article_count) == (state.story_id, state.article_count)
+
+
+def test_a_retry_after_a_failed_record_write_counts_the_article_once(
+    text_redis: redis.Redis, settings: Settings
+) -> None:
+    """The server refuses the article's record (here: an expiry it rejects) while the rest of
+    the job's pipeline runs; the job is retried. The story must count the article once: the
+    count is written with the record or not at all."""
+    stories = Stories(text_redis, settings, MODEL)
+    rows = [r for r in ROWS if r["event"] == "ev-tariffs"][:2]
+    # As from a feed: the link carries tracking, the canonical URL names the article.
+    first, second = (dataclasses.replace(article(r), url=article(r).url + "?utm_source=rss")
+                     for r in rows)  # fmt: skip
+    tags = tag_document(TAXONOMY, first.text, first.title)
+    window_s = stories.store.window_s
+    stories.store.window_s = -1  # SET ... EX -1: the server refuses the record
+    try:
+        stories.place(first, tags, NOW)
+        raise AssertionError("the refused record write must fail the job")
+    except redis.ResponseError:
+        pass
+    stories.store.window_s = window_s
+    state = stories.place(first, tags, NOW)  # the retried job
+    assert state.article_count == 1
+    again = stories.place(first, tags, NOW)  # and once more, the record now written
+    assert again.article_count == 1
+    joined = stories.place(second, tag_document(TAXONOMY, second.text, second.title), NOW)
+    assert joined.story_id == state.story_id and joined.article_count == 2
+    members = text_redis.lrange(keys.story_members(state.story_id), 0, -1)
+    assert sorted(members) == sorted([first.article_id, second.article_id])
+
+
+def test_parsed_records_kept_are_bounded_and_read_as_parsed(text_redis: redis.Redis) -> None:
+    kept = RedisStories(text_redis, posting_limit=100, window_s=8 * 86400, parsed_kept=3)
+    fresh = RedisStories(text_redis, posting_limit=100, window_s=8 * 86400, parsed_kept=0)
+    day = day_of("2026-05-12")
+    for i in range(8):
+        raw = raw_features("Soybean exports", f"Soybean exports to China fell {i}% in May.")
+        assign(kept, MODEL, f"s{i}", day, raw)
+        assert len(kept._parsed) <= 3
+    read = [kept.candidates_with_profiles(["t:soybean"], "x", 40, (day, 7.0)) for _ in range(2)]
+    assert read[0] == read[1] == fresh.candidates_with_profiles(["t:soybean"], "x", 40, (day, 7.0))
+    assert len(read[0]) == 8 and len(kept._parsed) == 3

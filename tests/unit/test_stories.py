@@ -107,6 +107,9 @@ def test_script_of() -> None:
     assert script_of("美国将中国电动汽车关税提高 to 100%") == "cjk"
     assert script_of("Белый дом объявил") == "cyrillic"
     assert script_of("The White House") == "latin"
+    assert script_of("Белый дом объявил — the “White House”") == "cyrillic"  # 15 letters to 13
+    assert script_of("Белый дом — the “White House”") == "latin"  # 8 to 13
+    assert script_of("") == "latin"
 
 
 def test_candidates_are_bounded_by_the_posting_lists() -> None:
