@@ -62,11 +62,6 @@ CLAIM_CHUNK = 16
 # feeds' leases hold them; a crash only re-polls them once the lease runs out.
 FLUSH_STATES = CLAIM_CHUNK
 FLUSH_EVERY_S = 0.25
-# After a claim that found fewer feeds due than it had slots for, the next waits this long
-# at least (or until the next feed is due, a second at most): below saturation every
-# finished poll woke a claim, a lookup of the next due time and a load, three round trips
-# for about one feed each.
-CLAIM_EVERY_S = 0.05
 # New feeds become due at this rate: what one poller sustains (see benchmarks/).
 RAMP_POLLS_PER_S = 350.0
 # A wall clock that moves forward by this much more than the monotonic clock between
@@ -380,10 +375,7 @@ class Poller:
         free = self.settings.poll_concurrency - len(loop.in_flight)
         # Claim in chunks: three Redis round trips per claim are cheap for 16 feeds and
         # most of a poll's cost for one.
-        worth_it = not loop.in_flight or (
-            free >= min(CLAIM_CHUNK, self.settings.poll_concurrency)
-            and time.monotonic() >= loop.claim_after
-        )
+        worth_it = free >= min(CLAIM_CHUNK, self.settings.poll_concurrency) or not loop.in_flight
         store = self.aio.store
         due = await store.claim_due(now, self.settings.poll_lease_s, free) if worth_it else []
         await self._start_polls(loop, due)
@@ -400,16 +392,10 @@ class Poller:
         if idle:
             return None
         wait = 0.5  # woken sooner by the next fetches to finish
-        if worth_it and len(due) < free:
-            loop.claim_after = time.monotonic() + CLAIM_EVERY_S
-            if not until_idle:
-                # Nothing more is due now: sleep until the next one.
-                next_due = await store.next_due_at()
-                wait = self.cycle_s if next_due is None else max(next_due - self.now(), 0.02)
-                loop.claim_after += min(max(wait - CLAIM_EVERY_S, 0.0), 1.0 - CLAIM_EVERY_S)
-        claim_in = loop.claim_after - time.monotonic()
-        if claim_in > 0:  # a held-back claim is made on time, polls finishing or not
-            wait = min(wait, claim_in)
+        if worth_it and len(due) < free and not until_idle:
+            # Nothing more is due now: sleep until the next one.
+            next_due = await store.next_due_at()
+            wait = self.cycle_s if next_due is None else max(next_due - self.now(), 0.02)
         # States still buffered are written within FLUSH_EVERY_S, polls finishing or not.
         return min(wait, self.cycle_s, FLUSH_EVERY_S if self._unsaved else math.inf)
 
@@ -798,7 +784,6 @@ class _PollLoop:
     window_polled: int = 0
     beaten_at: float = -math.inf
     flushed_at: float = dataclasses.field(default_factory=time.monotonic)
-    claim_after: float = -math.inf
     # A poll finished since the turn began; the waiting turn's wake-up (one future, not a
     # wait on every task in flight: adding and removing 256 callbacks each turn).
     progressed: bool = False
