@@ -50,7 +50,9 @@ Phases, in order (rows of the table):
 3. warm burst: every feed due at once again (``interval_s`` unset, a 1-hour minimum
    interval so none comes due twice), now with ETags known (the steady mix), one
    ``poll_once()`` capped at ``--burst-timeout`` s: the poller's saturated throughput.
-4. closed loops without Redis or parsing, ``--raw-seconds`` each, ``--concurrency`` in
+4. ``Fetcher.get`` over every feed once with the ETags the poller stored, the warm burst's
+   procedure without Redis or parsing (its yardstick, see the verdict).
+5. closed loops without Redis or parsing, ``--raw-seconds`` each, ``--concurrency`` in
    flight: ``Fetcher.get`` on the same mix (our HTTP layer with every guard); then, on the
    304 feeds only, plain ``httpx.AsyncClient`` on the aiohttp transport the Fetcher uses,
    plain httpx on its default httpcore transport with a pool of ``--concurrency`` and of 8
@@ -63,10 +65,16 @@ connections per host, so feeds all on one host would measure that politeness cap
 connections, a quarter of them held 2 s by slow feeds), not the poller.
 
 Verdict (the goals are ratios within one run, so they hold on any machine): PASS when the
-warm burst (saturated) reached 0.8 x the polls/s of ``Fetcher.get`` alone on the same mix,
-the steady window completed at least 97% of the polls that came due in it (the offered rate
-is its ceiling) with a p99 lag under 5 s, and the event loop's lateness p99 in the steady
-window stayed under 20 ms.
+warm burst (saturated) reached 0.8 x the polls/s of ``Fetcher.get`` alone on the same mix by
+the same procedure (every feed once, in a random order, ``--concurrency`` in flight, capped
+at ``--burst-timeout``: the row "Fetcher.get burst", run right after the warm burst). The
+closed loop of ``--raw-seconds`` is no yardstick for a burst on this mix: the slow feeds live
+on four hosts that serve 16 polls/s (8 connections each, 2 s per poll), so any client's
+slots fill up with polls waiting on them after some seconds, and its rate falls to ~400-550/s
+whatever its own speed; a 6 s loop measures the time before that (~1,000-1,200/s here), a
+20 s burst mostly the time after. Also: the steady window completed at least 97% of the
+polls that came due in it (the offered rate is its ceiling) with a p99 lag under 5 s, and the
+event loop's lateness p99 in the steady window stayed under 20 ms.
 
 CPU ms/poll = process CPU seconds (user+sys, this process only) in the window / polls
 completed in the window. The server's and Redis' CPU (from /proc/<pid>/stat) and the CPU
@@ -130,7 +138,7 @@ from poller_feeds import (
     serve_feeds,
     snapshot_next_poll_at,
 )
-from poller_loops import Clients, raw_loops, stored_etags
+from poller_loops import Clients, fetch_burst, raw_loops, stored_etags
 from poller_marks import LoopProbe, Mark, Row, ServerLog, make_row, set_lags
 
 from core import keys, queues
@@ -502,6 +510,8 @@ async def phases(b: Bench, extra: dict[str, Any]) -> list[Row]:
         )
     # Closed loops: conditional GETs with the ETags the poller stored, no Redis inside.
     clients = Clients(b.urls, stored_etags(b.text_redis, b.feed_ids), b.fetcher, b.base)
+    if args.warm_burst:
+        rows.append(await fetch_burst(clients, args, n, b.ctx.pids, b.server_log))
     rows += await raw_loops(clients, args, n, b.ctx.pids, b.server_log)
     if b.sitemaps:
         rows += await sitemap_bursts(b)
@@ -620,7 +630,10 @@ def print_steady(cfg: dict[str, Any], st: dict[str, Any]) -> None:
 
 
 def ratios(
-    st: dict[str, Any], fetch_only: dict[str, Any] | None, warm: dict[str, Any] | None
+    st: dict[str, Any],
+    fetch_only: dict[str, Any] | None,
+    warm: dict[str, Any] | None,
+    fetch_burst: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """The poller's steady CPU per poll and warm-burst rate over Fetcher.get's alone."""
     ratio: dict[str, float] = {}
@@ -635,6 +648,13 @@ def ratios(
         ratio["warm_burst_over_fetch_rate"] = warm["polls_per_s"] / fetch_only["polls_per_s"]
         line += (
             f"; warm-burst polls/s {ratio['warm_burst_over_fetch_rate']:.0%} of Fetcher.get alone"
+            " in its closed loop"
+        )
+    if warm and fetch_burst and fetch_burst["polls_per_s"]:
+        ratio["warm_burst_over_fetch_burst_rate"] = warm["polls_per_s"] / fetch_burst["polls_per_s"]
+        line += (
+            f", {ratio['warm_burst_over_fetch_burst_rate']:.0%} of Fetcher.get over every feed"
+            " once (the same procedure: the verdict's)"
         )
     print(line + ".")
     return ratio
@@ -699,18 +719,20 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
     st, warm = find("poller steady"), find("poller warm burst")
     assert st is not None
     print_steady(result["config"], st)
-    ratio = ratios(st, find("Fetcher.get only"), warm)
+    ratio = ratios(st, find("Fetcher.get only"), warm, find("Fetcher.get burst"))
     ratio |= sitemap_ratios(find("poller cold pass"), find("sitemap poller cold pass"), warm,
                             find("sitemap poller warm burst"))  # fmt: skip
     one_core = 1000 / st["cpu_ms_per_poll"] if st["cpu_ms_per_poll"] else 0.0
-    outcome, reasons, capacity = verdict(st, warm, find("Fetcher.get only"))
+    outcome, reasons, capacity = verdict(
+        st, warm, find("Fetcher.get burst") or find("Fetcher.get only")
+    )
     print(
         f"Verdict vs goals (saturated >= {TARGET_OF_FETCH} x Fetcher.get alone; steady >= 97% of "
         f"what comes due at {st['extra']['offered_per_s']:.0f}/s with p99 lag < "
         f"{TARGET_P99_S:.0f} s; event loop late p99 < {TARGET_LATE_MS:.0f} ms): "
         f"{outcome}{' — ' + '; '.join(reasons) if reasons else ''}. Saturated (warm burst) "
-        f"{capacity:.0f} polls/s = {ratio.get('warm_burst_over_fetch_rate', 0):.2f} x Fetcher.get "
-        f"alone; steady kept {st['polls_per_s'] / st['extra']['offered_per_s']:.0%} of what came "
+        f"{capacity:.0f} polls/s = {ratio.get('warm_burst_over_fetch_burst_rate', ratio.get('warm_burst_over_fetch_rate', 0)):.2f} x Fetcher.get "
+        f"alone (every feed once, as the burst); steady kept {st['polls_per_s'] / st['extra']['offered_per_s']:.0%} of what came "
         f"due, p99 lag {fmt(st['lag_p99_s'])} s; event loop late p99 "
         f"{st['extra'].get('loop_late_p99_ms')} ms; at the steady CPU cost one core does at "
         f"most ~{one_core:.0f} polls/s."

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import math
 import random
@@ -16,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis
 import redis.asyncio
@@ -56,6 +57,11 @@ FEED_TYPES = ("application/", "text/xml", "text/html", "text/plain", "text/rss",
 
 # Fetch slots that must be free before the poller claims more feeds.
 CLAIM_CHUNK = 16
+# Feed states are written once this many are buffered, or this long after the last write:
+# one script call per finished poll was most of what a loop turn cost. Until then the
+# feeds' leases hold them; a crash only re-polls them once the lease runs out.
+FLUSH_STATES = CLAIM_CHUNK
+FLUSH_EVERY_S = 0.25
 # New feeds become due at this rate: what one poller sustains (see benchmarks/).
 RAMP_POLLS_PER_S = 350.0
 # A wall clock that moves forward by this much more than the monotonic clock between
@@ -320,9 +326,21 @@ class Poller:
         """
         loop = _PollLoop(asyncio.Semaphore(self.settings.poll_concurrency))
         self._aio = AsyncRedis.of(self.text_redis, self.rq_redis, self.settings)
+        # What the process holds when polling starts (modules, clients, settings) lives as
+        # long as it does: a full garbage collection that walks it all again stalled the
+        # loop 40-130 ms at a time, every few seconds of polling.
+        gc.freeze()
+        stopped = asyncio.ensure_future(stop.wait())
+        stopped.add_done_callback(lambda _: loop.wake())
         try:
             await self._loop(loop, stop, until_idle)
         finally:
+            stopped.cancel()
+            # Cancelled (shutdown, a capped poll_once): no poll may outlive the clients.
+            for task in loop.in_flight:
+                task.cancel()
+            if loop.in_flight:
+                await asyncio.wait(loop.in_flight)
             await self.parsers.aclose()
             aio, self._aio = self._aio, None
             await aio.aclose()
@@ -337,19 +355,21 @@ class Poller:
                     break
                 outage_delay = 1.0
             except redis.RedisError as exc:
+                loop.flushed_at = -math.inf  # the states kept are written on the next turn
                 if until_idle:
                     await self._drain(loop.in_flight)
                     raise
                 log.warning("poller.redis_unavailable", error=str(exc), retry_in_s=outage_delay)
                 wait = outage_delay
                 outage_delay = min(outage_delay * 2, 30.0)
-            await _wait_for_progress(stop, loop.in_flight, wait)
+            await loop.wait_for_progress(wait)
         await self._drain(loop.in_flight)
 
     async def _turn(self, loop: _PollLoop, until_idle: bool) -> float | None:
         """One turn of the polling loop: claim what is due into the free fetch slots, judge
         the failure window when it is over, flush state. Returns how long to wait before
         the next turn, or None when ``until_idle`` and nothing is left."""
+        loop.progressed = False
         await self._follow_clock_jump()
         now = self.now()
         free = self.settings.poll_concurrency - len(loop.in_flight)
@@ -366,16 +386,18 @@ class Poller:
             # Liveness is not held back by a failure window waiting for enough polls.
             await self.heartbeat()
             loop.beaten_at = time.monotonic()
-        await self.aflush()
+        if idle or loop.flush_due(len(self._unsaved)):
+            await self.aflush()
+            loop.flushed_at = time.monotonic()
         if idle:
             return None
+        wait = 0.5  # woken sooner by the next fetches to finish
         if worth_it and len(due) < free and not until_idle:
             # Nothing more is due now: sleep until the next one.
             next_due = await store.next_due_at()
-            if next_due is not None:
-                return min(max(next_due - self.now(), 0.02), self.cycle_s)
-            return self.cycle_s
-        return 0.5  # woken sooner by the next fetches to finish
+            wait = self.cycle_s if next_due is None else max(next_due - self.now(), 0.02)
+        # States still buffered are written within FLUSH_EVERY_S, polls finishing or not.
+        return min(wait, self.cycle_s, FLUSH_EVERY_S if self._unsaved else math.inf)
 
     async def _start_polls(self, loop: _PollLoop, due: list[str]) -> None:
         for feed_id, feed, state in await self.aio.store.load(due):
@@ -385,7 +407,7 @@ class Poller:
                 self._poll_guarded(loop.semaphore, feed_id, feed, state, loop.report, loop.failures)
             )
             loop.in_flight.add(task)
-            task.add_done_callback(loop.in_flight.discard)
+            task.add_done_callback(loop.finished)
 
     async def _judge_window(self, loop: _PollLoop) -> None:
         """Close the failure window (tasks still running report into the next one)."""
@@ -761,6 +783,37 @@ class _PollLoop:
     window_started: float = dataclasses.field(default_factory=time.monotonic)
     window_polled: int = 0
     beaten_at: float = -math.inf
+    flushed_at: float = dataclasses.field(default_factory=time.monotonic)
+    # A poll finished since the turn began; the waiting turn's wake-up (one future, not a
+    # wait on every task in flight: adding and removing 256 callbacks each turn).
+    progressed: bool = False
+    waker: asyncio.Future[None] | None = None
+
+    def finished(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        self.wake()
+
+    def wake(self) -> None:
+        self.progressed = True
+        if self.waker is not None and not self.waker.done():
+            self.waker.set_result(None)
+
+    async def wait_for_progress(self, wait: float) -> None:
+        """Sleep up to ``wait`` (at most a second), waking when a poll finishes or on stop."""
+        if self.progressed:
+            return
+        self.waker = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(self.waker, min(wait, 1.0))
+        except TimeoutError:
+            pass
+        finally:
+            self.waker = None
+
+    def flush_due(self, unsaved: int) -> bool:
+        return unsaved >= FLUSH_STATES or (
+            unsaved > 0 and time.monotonic() - self.flushed_at >= FLUSH_EVERY_S
+        )
 
     def beat_due(self) -> bool:
         """A heartbeat once a second at most: the first turn beats at once."""
@@ -773,15 +826,3 @@ class _PollLoop:
         age = time.monotonic() - self.window_started
         enough = polled - self.window_polled >= OUTAGE_MIN_FEEDS
         return age >= OUTAGE_WINDOW_MAX_S or (age >= 1.0 and enough)
-
-
-async def _wait_for_progress(
-    stop: asyncio.Event, in_flight: set[asyncio.Task[None]], wait: float
-) -> None:
-    """Sleep up to ``wait`` (at most a second), waking when a fetch finishes or on stop."""
-    waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(stop.wait()), *in_flight}
-    _done, pending = await asyncio.wait(
-        waiters, timeout=min(wait, 1.0), return_when=asyncio.FIRST_COMPLETED
-    )
-    for future in pending - in_flight:
-        future.cancel()

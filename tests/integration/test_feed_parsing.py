@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from core.models import ArticleJob, Feed
 from core.queues import JSONSerializer, enqueue_extracts, enqueue_extracts_async
 from core.settings import Settings
 from core.urls import article_id_for, canonicalize_url
+from service.parsing import FeedParsers
 from service.poller import poll_feeds_once
 from service.state import FeedState
 from workers.jobs import extract_job
@@ -143,3 +145,22 @@ def test_async_claims_load_their_scripts_when_redis_forgot_them(
 
     text_redis.script_flush()
     assert asyncio.run(claim_twice()) == (["a" * 16], ["b" * 16])
+
+
+def test_a_parse_worker_never_preempts_the_poller_that_wakes_it(settings: Settings) -> None:
+    """Parse workers run as SCHED_BATCH (Linux): a woken one waits for the poller's next
+    pause instead of taking its core; the parse still comes back."""
+
+    async def go() -> tuple[int, int]:
+        parsers = FeedParsers(settings.with_overrides(parse_workers=1))
+        try:
+            parsed = await parsers.parse(
+                (FEEDS / "rss2.xml").read_bytes(), {}, "http://a.example/", 50
+            )
+            [worker] = parsers._idle
+            return len(parsed.items), os.sched_getscheduler(worker.process.pid or 0)
+        finally:
+            await parsers.aclose()
+
+    items, policy = asyncio.run(go())
+    assert (items, policy) == (2, os.SCHED_BATCH)

@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import random
 from pathlib import Path
+from typing import cast
 
 import redis
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from core import keys, queues
+from core.connection import async_twin
 from core.fetch import Fetcher
 from core.models import Feed
 from core.settings import Settings
 from service.poller import CycleReport, Poller, poll_feeds_once
+from service.state import AsyncFeedStore, FeedState, FeedStore
 
 FEEDS = Path(__file__).resolve().parents[1] / "data" / "feeds"
 
@@ -328,3 +331,38 @@ def test_heartbeat_is_not_held_back_by_a_slow_feed(
 
     beat = asyncio.run(go())
     assert beat is not None and abs(beat - _time.time()) < 10
+
+
+def test_feed_states_round_trip_through_the_asyncio_store(text_redis: redis.Redis) -> None:
+    """The poller's one-reply load and one-argument save keep every field as the blocking
+    store reads and writes it: text beyond ASCII and JSON's own quoting, a feed never
+    polled (no state hash) and a feed whose definition is gone."""
+    store = FeedStore(text_redis)
+    feeds = [
+        Feed(url="https://a.example/rss", title='Les "Échos" \\ 日本'),
+        Feed(url="https://b.example/rss"),
+    ]
+    store.register(feeds, now=100.0)
+    state = FeedState(etag='W/"e\\1"', title="Ünïcode 😀 \n tab\t", next_poll_at=1234.5678901234,
+                      consecutive_errors=3, hint_s=60.0, body_hash="ab" * 16)  # fmt: skip
+
+    async def go() -> list[tuple[str, Feed | None, FeedState]]:
+        client = async_twin(text_redis)
+        try:
+            aio = AsyncFeedStore(client)
+            await aio.save_many({feeds[0].feed_id: state})
+            return await aio.load([feeds[0].feed_id, feeds[1].feed_id, "gone"])
+        finally:
+            await client.aclose()
+            await client.connection_pool.disconnect()  # async_twin shares a pool
+
+    [(_, first, saved), (_, second, fresh), (_, gone, _)] = asyncio.run(go())
+    assert (first, second, gone) == (feeds[0], feeds[1], None)
+    assert saved == state == store.state(feeds[0].feed_id)
+    assert fresh == FeedState()
+    scored = cast(
+        list[tuple[str, float]], text_redis.zrange(keys.FEEDS_DUE, 0, -1, withscores=True)
+    )
+    due = dict(scored)
+    assert due[feeds[0].feed_id] == state.next_poll_at and due[feeds[1].feed_id] == 100.0
+    assert "gone" not in due  # a save only moves feeds the registry holds (ZADD XX)
