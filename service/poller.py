@@ -212,24 +212,14 @@ class Poller:
             raise RuntimeError("the poller's asyncio clients exist only while it polls")
         return self._aio
 
-    def flush(self) -> None:
-        """Write the buffered feed states (one round trip), from outside the poll loop."""
-        if self._unsaved:
-            pending, self._unsaved = self._unsaved, {}
-            try:
-                self.store.save_many(pending)
-            except redis.RedisError:
-                # Keep them for the next try; until then their leases hold the feeds.
-                self._unsaved = {**pending, **self._unsaved}
-                raise
-
     async def aflush(self) -> None:
-        """``flush`` on the poll loop's asyncio client."""
+        """Write the buffered feed states (one round trip)."""
         if self._unsaved:
             pending, self._unsaved = self._unsaved, {}
             try:
                 await self.aio.store.save_many(pending)
             except redis.RedisError:
+                # Keep them for the next try; until then their leases hold the feeds.
                 self._unsaved = {**pending, **self._unsaved}
                 raise
 

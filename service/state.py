@@ -135,10 +135,6 @@ class FeedStore:
         result: list[str] = self._claim(keys=[keys.FEEDS_DUE], args=[now, now + lease_s, limit])
         return result
 
-    def next_due_at(self) -> float | None:
-        first = self.redis.zrange(keys.FEEDS_DUE, 0, 0, withscores=True)
-        return float(first[0][1]) if first else None
-
     def feeds(self, feed_ids: Iterable[str]) -> list[Feed | None]:
         ids = list(feed_ids)
         if not ids:
@@ -146,25 +142,9 @@ class FeedStore:
         raws = self.redis.hmget(keys.FEEDS_DEFS, ids)
         return [Feed(**json.loads(raw)) if raw else None for raw in raws]
 
-    def states(self, feed_ids: Sequence[str]) -> list[FeedState]:
-        """Several feeds' states in one round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        for feed_id in feed_ids:
-            pipe.hgetall(keys.feed_state(feed_id))
-        return [FeedState.from_redis(cast(dict[str, str], raw)) for raw in pipe.execute()]
-
     def state(self, feed_id: str) -> FeedState:
         raw = cast(dict[str, str], self.redis.hgetall(keys.feed_state(feed_id)))
         return FeedState.from_redis(raw)
-
-    def save_many(self, states: Mapping[str, FeedState]) -> None:
-        """Several feeds' states in one round trip (the poller buffers them per loop turn:
-        one blocking call per poll would stall its event loop)."""
-        if not states:
-            return
-        pipe = self.redis.pipeline(transaction=False)
-        _queue_saves(pipe, states)
-        pipe.execute()
 
     def all_states(self) -> list[tuple[Feed, FeedState]]:
         out: list[tuple[Feed, FeedState]] = []
@@ -178,13 +158,6 @@ def _state_of(flat: Any) -> FeedState:
     """A state from HGETALL's flat field/value list as cjson encodes it (an empty Lua table,
     a feed never polled, comes out as a JSON object)."""
     return FeedState.from_redis(dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {})
-
-
-def _queue_saves(pipe: Any, states: Mapping[str, FeedState]) -> None:
-    """The commands that save feeds' states and due times, on either kind of pipeline."""
-    for feed_id, state in states.items():
-        pipe.hset(keys.feed_state(feed_id), mapping=cast(Any, state.to_redis()))
-    pipe.zadd(keys.FEEDS_DUE, {fid: s.next_poll_at for fid, s in states.items()}, xx=True)
 
 
 class AsyncFeedStore:
@@ -229,8 +202,9 @@ class AsyncFeedStore:
             rows.append([feed_id, fields["next_poll_at"], *itertools.chain(*fields.items())])
         state_keys = [keys.feed_state(feed_id) for feed_id in states]
 
+        payload = json.dumps(rows, ensure_ascii=False)  # once, though fill may run twice
+
         def fill(pipe: Any) -> None:
-            payload = json.dumps(rows, ensure_ascii=False)
             pipe.evalsha(_SAVE_SHA, 1 + len(state_keys), keys.FEEDS_DUE, *state_keys, payload)
 
         await execute_with_scripts(self.redis, fill, [_SAVE])
