@@ -382,7 +382,7 @@ def article_features(taxonomy: Taxonomy, title: str, paragraphs: Sequence[str]) 
     if title_s.econ and title_s.third and not (title_s.us and title_s.china):
         talk.third_count += 2.0  # a title naming a third country and not both sides
     title_s.where = "focus"
-    econ_paragraphs, spread = _paragraph_spread(sentences, talk)
+    econ_paragraphs, spread = _paragraph_spread(talk)
     focus_topics = {
         key
         for s in (title_s, *talk.strong, *talk.commerce)
@@ -524,7 +524,7 @@ def _trade_talk(sentences: list[_Sentence]) -> _TradeTalk:
     return talk
 
 
-def _paragraph_spread(sentences: list[_Sentence], talk: _TradeTalk) -> tuple[set[int], int]:
+def _paragraph_spread(talk: _TradeTalk) -> tuple[set[int], int]:
     """The paragraphs naming both sides with trade or commerce words, and how many name
     both sides and trade without one sentence holding all three."""
     econ_paragraphs = set()
@@ -625,7 +625,8 @@ def _topic_features(
     # Ties go to the topic named first (then by name): the rank never depends on the order
     # in which a sentence's labels were found.
     order = sorted(counts, key=lambda name: (-counts[name].points, counts[name].mention, name))
-    best = max((c.points for c in counts.values()), default=1.0) or 1.0
+    rank = {name: k for k, name in enumerate(order)}
+    best = (counts[order[0]].points if order else 1.0) or 1.0
     titled = any(c.title for c in counts.values())
     return {
         name: {
@@ -637,7 +638,7 @@ def _topic_features(
             "sentence_share": c.strong / n,
             "first": c.first / n if c.first >= 0 else 1.0,
             "relative": c.points / best,
-            "rank": 1.0 / (1 + order.index(name)),
+            "rank": 1.0 / (1 + rank[name]),
             "hits": math.log1p(c.strong),
             "points": c.points,
         }
