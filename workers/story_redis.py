@@ -183,7 +183,7 @@ class RedisStories:
         """The story ``article_id`` was given if it is stored already (a retried job), else
         the document frequencies of ``terms``: one round trip either way."""
         reply = self._frequencies(article_id, terms, day)
-        return _record(reply[1:])[1] if reply.startswith("=") else _frequencies(reply, terms)
+        return self._parse(reply[1:])[1] if reply.startswith("=") else _frequencies(reply, terms)
 
     def _frequencies(self, article_id: str | None, terms: Sequence[str], day: float) -> str:
         weeks = [keys.story_df(week_of(day) - i) for i in range(DF_WEEKS)]
@@ -256,7 +256,7 @@ class RedisStories:
 
     def story_of(self, article_id: str) -> str | None:
         raw = self.redis.get(keys.story_profile(article_id))
-        return _record(raw)[1] if raw else None
+        return self._parse(raw)[1] if raw else None
 
 
 @dataclasses.dataclass(frozen=True)
