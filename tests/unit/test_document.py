@@ -183,3 +183,27 @@ def test_language_specific_teaser_headings(lang: str, heading: str, teaser: str)
 )
 def test_story_sentences_in_other_languages_are_not_boilerplate(line: str) -> None:
     assert not is_boilerplate(line)
+
+
+@pytest.mark.parametrize(
+    "footer",
+    [
+        "© 2024 The Daily Planet",
+        "(c) 2019 Example Media",
+        "Copyright © 2008 Example Media",
+        "Example Media. All rights reserved.",
+        "Alle Rechte vorbehalten.",
+        "Tous droits réservés.",
+        "Wszelkie prawa zastrzeżone.",
+        "Todos los derechos reservados.",
+        "Please read our Privacy Policy.",
+        "See our terms of use.",
+        "Mehr in unserer Datenschutzerklärung",
+        "Consultez notre politique de confidentialité",
+        "Polityka prywatności serwisu",
+    ],
+)
+def test_every_rights_footer_passes_the_cheap_prefilter(footer: str) -> None:
+    """The substring prefilter in front of the rights regex must let through one sample of
+    each of its alternatives: an alternative added to the regex alone would never match."""
+    assert is_boilerplate(footer)
