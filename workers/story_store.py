@@ -95,9 +95,11 @@ class MemoryStories:
         self.df.setdefault(week, Counter()).update(raw.df_terms())
         self.docs[week] += 1
         entry = (posting_minute(me.day), me.article_id)
+        again = me.article_id in self.stored  # only a stored article can be in a posting
         for key in index_keys:
             posting = self.postings.setdefault(key, [])
-            posting[:] = [e for e in posting if e[1] != me.article_id]  # a set, as in Redis
+            if again:
+                posting[:] = [e for e in posting if e[1] != me.article_id]  # a set, as in Redis
             bisect.insort(posting, entry)
             del posting[: max(0, len(posting) - self.posting_limit)]
         self.stored[me.article_id] = (me, story_id)
