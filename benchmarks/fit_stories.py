@@ -30,7 +30,14 @@ from sklearn.linear_model import LogisticRegression
 from story_scores import bcubed, pairwise
 
 from workers.pipeline import tag_document
-from workers.stories import PAIR_FEATURES, Model, pair_features, profile, raw_features
+from workers.stories import (
+    PAIR_FEATURES,
+    Model,
+    df_counts,
+    pair_features,
+    profile,
+    raw_features,
+)
 from workers.story_store import MemoryStories
 from workers.tagging import load_taxonomy
 
@@ -71,7 +78,7 @@ def collect(
             (o.article_id, pair_features(me, o), pair_features(me, o, cross=True)) for o, _ in found
         ]
         out.append((row["id"], pairs))
-        store.add(me, raw, row["gold_cluster"], keys)
+        store.add(me, row["gold_cluster"], keys, df_counts(row["id"], raw.df_terms(), df))
     return out
 
 

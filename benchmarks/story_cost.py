@@ -31,7 +31,7 @@ from typing import Any
 import redis
 from clustering_quality import DEV, ROOT, _cpu_s, _private_redis, read_jsonl, synthetic
 
-from workers.stories import Model, RawFeatures, assign, profile, raw_features
+from workers.stories import Model, RawFeatures, assign, choose, profile, raw_features
 from workers.story_store import MemoryStories, day_of, load_model
 
 POSTING_LIMIT = 100  # the service's default story_posting_limit; --posting-limit to try others
@@ -106,10 +106,24 @@ def fill_redis(store: Any, client: redis.Redis, filled: list[Any], module: Any) 
     pipe = client.pipeline(transaction=False)
     batch = module.RedisStories(pipe, posting_limit=POSTING_LIMIT, window_s=store.window_s)
     for i, item in enumerate(filled, start=1):
-        batch.add(*item)
+        add_filled(batch, *item)
         if i % 500 == 0:
             pipe.execute()
     pipe.execute()
+
+
+def legacy(store: Any) -> bool:
+    """A store of a revision whose ``add`` took the raw features (and counted every term)."""
+    return "raw" in inspect.signature(store.add).parameters
+
+
+def add_filled(store: Any, me: Any, raw: RawFeatures, story_id: str, keys: list[str]) -> None:
+    """A made-up article stored as it stood: every term counted once (the fill is not
+    measured; what the store then holds is)."""
+    if legacy(store):
+        store.add(me, raw, story_id, keys)
+    else:
+        store.add(me, story_id, keys, dict.fromkeys(raw.df_terms(), 1))
 
 
 class Variant:
@@ -130,12 +144,21 @@ class Variant:
         trips_before = RoundTrips.count
         cpu_before = time.thread_time()
         started = time.perf_counter()
-        self.stories[article_id] = assign(self.store, model, article_id, day, raw).story_id
+        self.stories[article_id] = self._assign(model, article_id, day, raw)
         self.times.append((time.perf_counter() - started) * 1000)
         self.client_s += time.thread_time() - cpu_before
         self.trips += RoundTrips.count - trips_before
         if self.server_pid:
             self.server_s += _cpu_s(self.server_pid) - server_before
+
+    def _assign(self, model: Model, article_id: str, day: float, raw: RawFeatures) -> str:
+        """``assign``; for an earlier revision's store, as that revision called it."""
+        if not legacy(self.store):
+            return assign(self.store, model, article_id, day, raw).story_id
+        frequencies = self.store.document_frequencies(raw.sorted_df_terms(), day)
+        decision, me, keys = choose(self.store, model, article_id, day, raw, "", frequencies)
+        self.store.add(me, raw, decision.story_id, keys)
+        return decision.story_id
 
     def row(self) -> dict[str, Any]:
         n = len(self.times)
@@ -170,7 +193,7 @@ def run(stored: int, against: str | None, dev_dates: bool) -> None:
     measured, filled = prepared(stored, model, dev_dates)
     memory = MemoryStories(POSTING_LIMIT)
     for item in filled:
-        memory.add(*item)
+        add_filled(memory, *item)
     variants = [Variant("in memory", memory, None)]
     modules = [(f"redis ({against})", store_module(against))] if against else []
     modules.append(("redis (this tree)", store_module(None)))

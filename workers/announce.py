@@ -64,8 +64,11 @@ class Announcer:
         """``article.created`` once per article when it is about US–China trade."""
         tags = tag_document(self.taxonomy, article.text, article.title)
         story = self._place(article, tags, now)
-        event = build_event(article, tags, now=now, story=_story(story))
+        # Built only for a stream that takes it: most articles are not relevant, and the
+        # event (a hash and a word count of the text) costs as much as the verdict's write.
+        event: dict[str, Any] | None = None
         if self.articles_emitter is not None:
+            event = build_event(article, tags, now=now, story=_story(story))
             self.articles_emitter.emit(event)
         if not tags.us_china_trade:
             self._record(article, tags)
@@ -74,7 +77,9 @@ class Announcer:
         if self._announced_before(article) is not None:
             self._record(article, tags)
             return Announced(tags, "already_emitted", story=story)
-        result = self.emitter.emit(event)
+        result = self.emitter.emit(
+            event or build_event(article, tags, now=now, story=_story(story))
+        )
         # The verdict only after the event is safely on the stream: a crash before this
         # line retries the job, and the emitter makes the retry harmless.
         self._record(article, tags, announced=True)

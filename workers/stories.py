@@ -22,6 +22,7 @@ import dataclasses
 import math
 import re
 import string
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -182,23 +183,60 @@ class RawFeatures:
 
 def terms_of(text: str) -> list[str]:
     """Lower-cased content words (a crude plural strip) and Chinese character bigrams."""
-    out = [t for t in map(_term, _WORD.findall(text.lower())) if t]
+    out = [t for t in map(_term_of, _WORD.findall(text.lower())) if t]
     for run in _CJK_RUN.findall(text):
         out.extend(run[i : i + 2] for i in range(len(run) - 1))
     return out
 
 
-def term_counts(text: str) -> dict[str, int]:
+def term_counts(text: str, words: Mapping[str, int] | None = None) -> dict[str, int]:
     """``Counter(terms_of(text))``, each distinct word normalised once: a long article
-    repeats most of its words."""
-    counts: Counter[str] = Counter()
-    for word, n in Counter(_WORD.findall(text.lower())).items():
-        term = _term(word)
+    repeats most of its words. ``words``: the text's ``word_counts``, when made already."""
+    counts: dict[str, int] = {}
+    known = _terms
+    for word, n in (word_counts(text) if words is None else words).items():
+        lower = word.lower()
+        term = known.get(lower)
+        if term is None:
+            term = _term_of(lower)
         if term:
-            counts[term] += n
-    for run in _CJK_RUN.findall(text):
-        counts.update(run[i : i + 2] for i in range(len(run) - 1))
-    return dict(counts)
+            counts[term] = counts.get(term, 0) + n
+    runs = _CJK_RUN.findall(text)
+    if runs:
+        bigrams = Counter(run[i : i + 2] for run in runs for i in range(len(run) - 1))
+        for pair, n in bigrams.items():
+            counts[pair] = counts.get(pair, 0) + n
+    return counts
+
+
+def word_counts(text: str) -> Counter[str]:
+    """The text's words as written (case kept: ``anchors_of`` asks which are lower case)."""
+    return Counter(_WORD.findall(text))
+
+
+def _lower_words(words: Iterable[str]) -> set[str]:
+    """The words written in lower case (each part of a contraction or possessive on its
+    own): what ``_LOWER_WORD`` finds in the text, without reading the text again."""
+    lower = {w for w in words if w.islower()}
+    for word in [w for w in lower if "'" in w or "’" in w]:
+        lower.discard(word)
+        lower.update(word.replace("’", "'").split("'"))
+    return lower
+
+
+# The term of each word seen lately: a word costs a dict lookup the second time, and news
+# repeats its vocabulary. Cleared when full, so it stays bounded in a long-lived worker.
+_TERMS_KEPT = 200_000
+_terms: dict[str, str] = {}
+
+
+def _term_of(word: str) -> str:
+    term = _terms.get(word)
+    if term is None:
+        if len(_terms) >= _TERMS_KEPT:
+            _terms.clear()
+        term = _terms[word] = _term(word)
+    return term
 
 
 def _term(word: str) -> str:
@@ -210,14 +248,18 @@ def _term(word: str) -> str:
     return word
 
 
-def anchors_of(text: str, entities: Iterable[str] = ()) -> set[str]:
+def anchors_of(
+    text: str, entities: Iterable[str] = (), lower_words: set[str] | None = None
+) -> set[str]:
     """Language-independent anchors: taxonomy entities (one spelling across languages),
-    figures with their unit, and capitalised multi-word names with their last word."""
+    figures with their unit, and capitalised multi-word names with their last word.
+    ``lower_words``: the text's words written in lower case, when known already."""
     found = {f"e:{name.lower()}" for name in entities}
     # Each distinct match once: the anchors are a set, and names and figures repeat.
     for groups in set(_NUMBER.findall(text)):
         found.update(_figure(*groups))
-    lower_words = set(_LOWER_WORD.findall(text))
+    if lower_words is None:
+        lower_words = set(_LOWER_WORD.findall(text))
     for name in set(_CAP_NAME.findall(text)):
         words = [_name_word(w) for w in name.split()]
         # A capitalised word the text also writes in lower case is an ordinary word that
@@ -255,11 +297,12 @@ def _figure(currency: str | None, number: str, unit: str | None) -> list[str]:
 def raw_features(title: str, text: str, entities: Iterable[str] = ()) -> RawFeatures:
     body = text if not title or text.startswith(title) else f"{title}\n\n{text}"
     entities = list(entities)
+    words = word_counts(body)  # one pass over the text for the terms and the anchors
     return RawFeatures(
         lead=_lead(title, text, entities),
-        term_counts=term_counts(body),
+        term_counts=term_counts(body, words),
         title_terms=frozenset(terms_of(title)),
-        anchors=frozenset(anchors_of(body, entities)),
+        anchors=frozenset(anchors_of(body, entities, _lower_words(words))),
         script=script_of(body),
     )
 
@@ -296,6 +339,30 @@ _NOT_CYRILLIC_LEADS = _ALL_BYTES.translate(None, bytes(range(0xD0, 0xD4)))
 _NOT_CJK_LEADS = _ALL_BYTES.translate(None, bytes([*range(0xE3, 0xEA), 0xEF]))
 
 
+# A term already in this many documents is counted by sampling (``df_counts``).
+DF_EXACT_BELOW = 64
+
+
+def df_counts(article_id: str, terms: Iterable[str], df: Mapping[str, int]) -> dict[str, int]:
+    """What the article adds to each term's document frequency. A rare term counts 1, as
+    it must: its idf decides what is distinctive. A term in ``d >= DF_EXACT_BELOW``
+    documents counts ``step = d // DF_EXACT_BELOW`` in one article of ``step`` (chosen by a
+    hash of article and term: the same on a retry and in either store), else nothing: the
+    same expected count, within about 1/sqrt(DF_EXACT_BELOW) of it, for a fraction of
+    the writes. Common words are most of an article's distinct terms, and writing one
+    counter each was most of what placing an article cost Redis."""
+    counts: dict[str, int] = {}
+    for term in terms:
+        seen = df.get(term, 0)
+        if seen < DF_EXACT_BELOW:
+            counts[term] = 1
+            continue
+        step = seen // DF_EXACT_BELOW
+        if zlib.crc32(f"{article_id}\n{term}".encode()) % step == 0:
+            counts[term] = step
+    return counts
+
+
 def idf(df: int, n_docs: int, prior_docs: float) -> float:
     """Smoothed idf; ``prior_docs`` keeps a young table (few documents) from calling every
     word rare or every word common."""
@@ -306,10 +373,15 @@ def profile(
     article_id: str, day: float, raw: RawFeatures, df: Mapping[str, int], n_docs: int,
     model: Model, source: str = "",
 ) -> Profile:  # fmt: skip
-    def w(term: str) -> float:
-        return idf(df.get(term, 0), n_docs, model.idf_prior_docs)
+    # ``idf`` written out: it runs for every distinct term of the article.
+    log, seen, top_idf = math.log, df.get, math.log(n_docs + model.idf_prior_docs + 1.0) + 1.0
 
-    weighted = {t: (1.0 + math.log(c)) * w(t) for t, c in raw.term_counts.items()}
+    def w(term: str) -> float:
+        return top_idf - log(seen(term, 0) + 1.0)
+
+    weighted = {
+        t: (1.0 + log(c)) * (top_idf - log(seen(t, 0) + 1.0)) for t, c in raw.term_counts.items()
+    }
     top = dict(sorted(weighted.items(), key=lambda kv: (-kv[1], kv[0]))[: model.top_terms])
     return Profile(
         article_id=article_id,
@@ -380,6 +452,8 @@ def _norm(weights: Mapping[str, float]) -> float:
 def _cos(a: Mapping[str, float], b: Mapping[str, float], norm_a: float, norm_b: float) -> float:
     if not a or not b:
         return 0.0
+    if len(a) > len(b):  # the shared keys are found from the smaller side
+        a, b = b, a
     dot = sum(v * b[k] for k, v in a.items() if k in b)
     return dot / (norm_a * norm_b)
 
@@ -475,8 +549,10 @@ class StoryStore(Protocol):
         ...
 
     def add(
-        self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str]
-    ) -> None: ...
+        self, me: Profile, story_id: str, index_keys: Sequence[str], counts: Mapping[str, int]
+    ) -> None:
+        """Store the article, its posting entries and its ``df_counts``."""
+        ...
 
 
 def assign(
@@ -484,9 +560,10 @@ def assign(
     source: str = "",
 ) -> Decision:  # fmt: skip
     """The one clustering path, for the tag job, ``recluster`` and ``tradewire cluster``."""
-    frequencies = store.document_frequencies(raw.sorted_df_terms(), day)
+    terms = raw.sorted_df_terms()
+    frequencies = store.document_frequencies(terms, day)
     decision, me, index_keys = choose(store, model, article_id, day, raw, source, frequencies)
-    store.add(me, raw, decision.story_id, index_keys)
+    store.add(me, decision.story_id, index_keys, df_counts(article_id, terms, frequencies[0]))
     return decision
 
 

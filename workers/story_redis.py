@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,8 +28,8 @@ from core.urls import domain_of
 from workers.stories import (
     Model,
     Profile,
-    RawFeatures,
     choose,
+    df_counts,
     posting_minute,
     posting_range,
     raw_features,
@@ -117,6 +117,8 @@ end
 return out
 """
 
+# ARGV[6] is the terms the article counts 1 in, ARGV[10] the others (``df_counts``): term
+# and count on lines of their own.
 # With ARGV[7] > 0, KEYS[3] and KEYS[4] are the story's summary and member list: the article
 # is counted in its story here, with its record or not at all (a retried job whose record
 # write failed counts it once), and those keys expire ARGV[7] seconds after. Posting lists
@@ -139,6 +141,13 @@ if story_ttl > 0 then
   first = 5
 end
 for term in string.gmatch(ARGV[6], '[^\\n]+') do redis.call('HINCRBY', df_key, term, 1) end
+local term = nil
+for line in string.gmatch(ARGV[10], '[^\\n]+') do
+  if term == nil then term = line else
+    redis.call('HINCRBY', df_key, term, tonumber(line))
+    term = nil
+  end
+end
 redis.call('HINCRBY', df_key, '#docs', 1)
 redis.call('EXPIRE', df_key, df_ttl)
 for i = first, #KEYS do
@@ -214,20 +223,22 @@ class RedisStories:
         if len(self._parsed) > self.parsed_kept:
             del self._parsed[next(iter(self._parsed))]
 
-    def add(self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str]) -> None:
-        keys_, args = self._add_call(me, raw, story_id, index_keys)
+    def add(
+        self, me: Profile, story_id: str, index_keys: Sequence[str], counts: Mapping[str, int]
+    ) -> None:
+        keys_, args = self._add_call(me, story_id, index_keys, counts)
         self._add(keys=keys_, args=args)
 
     def queue_add(
-        self, pipe: redis.client.Pipeline, me: Profile, raw: RawFeatures, story_id: str,
-        index_keys: Sequence[str], *, story_ttl_s: int,
+        self, pipe: redis.client.Pipeline, me: Profile, story_id: str,
+        index_keys: Sequence[str], counts: Mapping[str, int], *, story_ttl_s: int,
     ) -> Callable[[Any], bool]:  # fmt: skip
         """``add`` as one command of ``pipe``, counting the article in its story (summary
         and members, kept ``story_ttl_s``) in the same script as its record. The function
         returned checks the reply once the pipeline ran (``raise_on_error=False``): a server
         that lost the script (restarted, failed over) gets it and the article is stored
         then, after the pipeline's later commands (it returns True: they read too early)."""
-        keys_, args = self._add_call(me, raw, story_id, index_keys, story_ttl_s)
+        keys_, args = self._add_call(me, story_id, index_keys, counts, story_ttl_s)
         pipe.evalsha(self._add.sha, len(keys_), *keys_, *args)
 
         def check(reply: Any) -> bool:
@@ -241,7 +252,7 @@ class RedisStories:
         return check
 
     def _add_call(
-        self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str],
+        self, me: Profile, story_id: str, index_keys: Sequence[str], counts: Mapping[str, int],
         story_ttl_s: int = 0,
     ) -> tuple[list[str], list[Any]]:  # fmt: skip
         book = [keys.story(story_id), keys.story_members(story_id)] if story_ttl_s else []
@@ -249,9 +260,10 @@ class RedisStories:
                  *(keys.story_posting(k) for k in index_keys)]  # fmt: skip
         record = encode_record(me, story_id)
         self._keep(record, (me, story_id))
-        args = [me.article_id, record, self.window_s, DF_TTL_S,
-                self.posting_limit, "\n".join(raw.sorted_df_terms()), story_ttl_s,
-                MEMBERS_KEPT, posting_minute(me.day)]  # fmt: skip
+        ones = "\n".join(t for t, n in counts.items() if n == 1)
+        others = "\n".join(f"{t}\n{n}" for t, n in counts.items() if n != 1)
+        args = [me.article_id, record, self.window_s, DF_TTL_S, self.posting_limit, ones,
+                story_ttl_s, MEMBERS_KEPT, posting_minute(me.day), others]  # fmt: skip
         return keys_, args
 
     def story_of(self, article_id: str) -> str | None:
@@ -276,6 +288,25 @@ class StoryState:
                 "source_count": self.source_count, "title": self.title}  # fmt: skip
 
 
+# An article joins its story's summary, sources and the recent-stories index; the reply is
+# whether its source was new, the summary's first_seen, article_count, title and relevant,
+# and the number of distinct sources. One command: a dozen in a pipeline cost the client
+# more to pack and parse than Redis spends on them.
+_JOIN = """
+local key, sources, recent = KEYS[1], KEYS[2], KEYS[4]
+local now, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
+redis.call('HSETNX', key, 'first_seen', ARGV[1])
+redis.call('HSETNX', key, 'title', ARGV[2])
+if ARGV[3] == '1' then redis.call('HSET', key, 'relevant', 1) end
+local added = redis.call('SADD', sources, ARGV[4])
+redis.call('ZADD', recent, now, ARGV[5])
+redis.call('ZREMRANGEBYSCORE', recent, 0, now - ttl)
+for _, k in ipairs(KEYS) do redis.call('EXPIRE', k, ttl) end
+local summary = redis.call('HMGET', key, 'first_seen', 'article_count', 'title', 'relevant')
+return {added, summary[1], summary[2], summary[3], summary[4], redis.call('SCARD', sources)}
+"""
+
+
 class StoryBook:
     """Each story's summary in Redis, updated as articles join."""
 
@@ -283,41 +314,33 @@ class StoryBook:
         self.redis = client
         self.ttl_s = ttl_s
         self.update_interval_s = update_interval_s
+        self._join = client.register_script(_JOIN)
 
     def queue_join(
         self, pipe: redis.client.Pipeline, story_id: str, source: str, title: str, *,
         seen_at: str, relevant: bool, now_s: float,
     ) -> Callable[[list[Any]], StoryState]:  # fmt: skip
-        """The story's summary, sources and activity as commands of ``pipe``, after the
+        """The story's summary, sources and activity as one command of ``pipe``, after the
         store's ``queue_add`` (which counts the article, once per article); the function
-        returned reads the state from the pipeline's replies."""
-        first = len(pipe)
-        key = keys.story(story_id)
-        pipe.hsetnx(key, "first_seen", seen_at)
-        pipe.hsetnx(key, "title", title)
-        if relevant:
-            pipe.hset(key, "relevant", 1)
-        added_at = len(pipe)
-        pipe.sadd(keys.story_sources(story_id), source or "?")
-        pipe.zadd(keys.STORIES_RECENT, {story_id: now_s})
-        pipe.zremrangebyscore(keys.STORIES_RECENT, 0, now_s - self.ttl_s)
-        for k in (key, keys.story_sources(story_id), keys.story_members(story_id),
-                  keys.STORIES_RECENT):  # fmt: skip
-            pipe.expire(k, self.ttl_s)
-        pipe.hgetall(key)
-        pipe.scard(keys.story_sources(story_id))
+        returned reads the state from the pipeline's replies (a server that lost the script
+        gets it then, and the article joins after the pipeline's other commands)."""
+        at = len(pipe)
+        keys_ = [keys.story(story_id), keys.story_sources(story_id),
+                 keys.story_members(story_id), keys.STORIES_RECENT]  # fmt: skip
+        args: list[str | int] = [seen_at, title, int(relevant), source or "?", story_id,
+                                 repr(now_s), self.ttl_s]  # fmt: skip
+        pipe.evalsha(self._join.sha, len(keys_), *keys_, *args)
 
         def read(results: list[Any]) -> StoryState:
-            mine = results[first:]
-            for reply in mine:
-                if isinstance(reply, Exception):
-                    raise reply
-            summary, sources = mine[-2], int(mine[-1])
-            gained = bool(mine[added_at - first]) and sources > 1
-            state = StoryState(story_id, _text(summary.get("first_seen", seen_at)),
-                               int(summary.get("article_count", 1)), sources,
-                               _text(summary.get("title", title)))  # fmt: skip
-            if gained and summary.get("relevant") and self._gate(story_id):
+            reply = results[at]
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                reply = self._join(keys=keys_, args=args)
+            elif isinstance(reply, Exception):
+                raise reply
+            added, first_seen, count, known_title, marked, sources = reply
+            state = StoryState(story_id, _text(first_seen or seen_at), int(count or 1),
+                               int(sources), _text(known_title or title))  # fmt: skip
+            if added and int(sources) > 1 and marked and self._gate(story_id):
                 return dataclasses.replace(state, announce=True)
             return state
 
@@ -367,7 +390,8 @@ class Stories:
         seen_at = article.published_at or article.fetched_at
         day = day_of(seen_at)
         raw = raw_features(article.title, article.text, tags.entities)
-        found = self.store.placed_or_frequencies(article.article_id, raw.sorted_df_terms(), day)
+        terms = raw.sorted_df_terms()
+        found = self.store.placed_or_frequencies(article.article_id, terms, day)
         pipe = self.store.redis.pipeline(transaction=False)
         stored: Callable[[Any], bool] | None = None
         if isinstance(found, str):
@@ -376,7 +400,8 @@ class Stories:
             decision, me, index_keys = choose(self.store, self.model, article.article_id, day,
                                               raw, source, found)  # fmt: skip
             story_id = decision.story_id
-            stored = self.store.queue_add(pipe, me, raw, story_id, index_keys,
+            counts = df_counts(article.article_id, terms, found[0])
+            stored = self.store.queue_add(pipe, me, story_id, index_keys, counts,
                                           story_ttl_s=self.book.ttl_s)  # fmt: skip
         read = self.book.queue_join(
             pipe, story_id, source, article.title, seen_at=seen_at,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +14,6 @@ from core.yamlfile import find_config_file, read_mapping
 from workers.stories import (
     Model,
     Profile,
-    RawFeatures,
     posting_minute,
     posting_range,
     rank_candidates,
@@ -90,9 +89,11 @@ class MemoryStories:
     def profiles(self, article_ids: Sequence[str]) -> list[tuple[Profile, str]]:
         return [self.stored[a] for a in article_ids if a in self.stored]
 
-    def add(self, me: Profile, raw: RawFeatures, story_id: str, index_keys: Sequence[str]) -> None:
+    def add(
+        self, me: Profile, story_id: str, index_keys: Sequence[str], counts: Mapping[str, int]
+    ) -> None:
         week = week_of(me.day)
-        self.df.setdefault(week, Counter()).update(raw.df_terms())
+        self.df.setdefault(week, Counter()).update(counts)
         self.docs[week] += 1
         entry = (posting_minute(me.day), me.article_id)
         again = me.article_id in self.stored  # only a stored article can be in a posting

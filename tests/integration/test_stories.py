@@ -193,6 +193,9 @@ def test_placing_survives_a_server_that_lost_its_scripts(
     text_redis.script_flush()  # a restart or a failover to a replica without them
     state = stories.place(second, tag_document(TAXONOMY, second.text, second.title), NOW)
     assert stories.store.story_of(second.article_id) == state.story_id
+    # Both scripts ran once loaded: the article is stored, and its story's summary and
+    # sources say so.
+    assert dataclasses.replace(state, announce=False) == stories.book.state(state.story_id)
     again = stories.place(second, tag_document(TAXONOMY, second.text, second.title), NOW)
     assert (again.story_id, again.article_count) == (state.story_id, state.article_count)
 

@@ -16,14 +16,17 @@ from service.stories import cluster_command, cluster_lines, duration_s
 from tests.conftest import DATA, ROOT
 from workers.recluster import _membership_changed
 from workers.stories import (
+    DF_EXACT_BELOW,
     PAIR_FEATURES,
     Model,
     anchors_of,
     assign,
+    df_counts,
     new_story_id,
     rank_candidates,
     raw_features,
     script_of,
+    term_counts,
 )
 from workers.story_store import MemoryStories, day_of, load_model
 from workers.tagging import load_taxonomy
@@ -188,3 +191,40 @@ def test_seeds_000_and_004_are_one_story_and_no_other_pair_is() -> None:
     story = clustered(rows)
     joined = [(a, b) for a, b in combinations(sorted(story), 2) if story[a] == story[b]]
     assert joined == [("000", "004")]
+
+
+def test_rare_terms_count_exactly_and_common_ones_by_an_unbiased_sample() -> None:
+    df = {"tariff": DF_EXACT_BELOW - 1, "trade": 20 * DF_EXACT_BELOW}
+    assert df_counts("a1", ["tariff", "unseen"], df) == {"tariff": 1, "unseen": 1}
+    # A common term: written by about one article in 20, 20 each time; the expected count
+    # per article stays 1, and a retry of one article writes what its first try wrote.
+    added = [df_counts(f"article-{i}", ["trade"], df).get("trade", 0) for i in range(20_000)]
+    assert set(added) == {0, 20}
+    assert 0.93 < sum(added) / len(added) < 1.07
+    assert sum(1 for n in added if n) < len(added) / 10  # most articles write nothing for it
+    assert df_counts("article-7", ["trade"], df) == df_counts("article-7", ["trade"], df)
+
+
+def test_memory_store_counts_what_df_counts_says() -> None:
+    store = MemoryStories()
+    for i in range(3):
+        raw = raw_features("Soybean tariffs", "Soybean tariffs rise again as talks stall.")
+        assign(store, MODEL, f"a{i}", 20000.0 + i / 24, raw)
+    df, docs = store.document_frequencies(["soybean", "tariff", "@unknown"], 20000.5)
+    assert (df, docs) == ({"soybean": 3, "tariff": 3, "@unknown": 0}, 3)
+
+
+def test_term_counts_fold_case_and_keep_cjk_bigrams() -> None:
+    counts = term_counts("Tariffs and TARIFFS: tariffs’ toll. 关税上调关税")
+    assert counts["tariff"] == 3 and counts["toll"] == 1
+    assert counts["关税"] == 2 and counts["税上"] == 1
+    assert "and" not in counts  # a stop word
+
+
+def test_capitalised_words_written_in_lower_case_elsewhere_are_not_names() -> None:
+    # "Facing" opens a sentence; the text writes "facing" too: not part of the name.
+    text = (
+        "Facing Beijing Talks, officials met. The team is facing pressure. Beijing Talks resumed."
+    )
+    for found in (anchors_of(text), raw_features("", text).anchors):  # both ways of asking
+        assert "c:beijing talks" in found and not any("facing" in a for a in found)
