@@ -118,7 +118,8 @@ return out
 """
 
 # ARGV[6] is the terms the article counts 1 in, ARGV[10] the others (``df_counts``): term
-# and count on lines of their own.
+# and count on lines of their own; ARGV[11] '1' counts the article as a document of the
+# table ('0': a near-duplicate, whose text was counted with its original's).
 # With ARGV[7] > 0, KEYS[3] and KEYS[4] are the story's summary and member list: the article
 # is counted in its story here, with its record or not at all (a retried job whose record
 # write failed counts it once), and those keys expire ARGV[7] seconds after. Posting lists
@@ -148,8 +149,10 @@ for line in string.gmatch(ARGV[10], '[^\\n]+') do
     term = nil
   end
 end
-redis.call('HINCRBY', df_key, '#docs', 1)
-redis.call('EXPIRE', df_key, df_ttl)
+if ARGV[11] == '1' then
+  redis.call('HINCRBY', df_key, '#docs', 1)
+  redis.call('EXPIRE', df_key, df_ttl)
+end
 for i = first, #KEYS do
   redis.call('ZADD', KEYS[i], ARGV[9], me)
   redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -limit - 1)
@@ -263,8 +266,14 @@ class RedisStories:
         ones = "\n".join(t for t, n in counts.items() if n == 1)
         others = "\n".join(f"{t}\n{n}" for t, n in counts.items() if n != 1)
         args = [me.article_id, record, self.window_s, DF_TTL_S, self.posting_limit, ones,
-                story_ttl_s, MEMBERS_KEPT, posting_minute(me.day), others]  # fmt: skip
+                story_ttl_s, MEMBERS_KEPT, posting_minute(me.day), others,
+                int(bool(counts))]  # fmt: skip
         return keys_, args
+
+    def stories_of(self, *article_ids: str) -> list[str | None]:
+        """The story of each article, None where it has no record: one round trip."""
+        records = self.redis.mget([keys.story_profile(a) for a in article_ids])
+        return [self._parse(r)[1] if r else None for r in records]
 
     def story_of(self, article_id: str) -> str | None:
         raw = self.redis.get(keys.story_profile(article_id))
@@ -389,20 +398,24 @@ class Stories:
         source = article.site_name or domain_of(article.canonical_url)
         seen_at = article.published_at or article.fetched_at
         day = day_of(seen_at)
-        raw = raw_features(article.title, article.text, tags.entities)
-        terms = raw.sorted_df_terms()
-        found = self.store.placed_or_frequencies(article.article_id, terms, day)
         pipe = self.store.redis.pipeline(transaction=False)
         stored: Callable[[Any], bool] | None = None
-        if isinstance(found, str):
-            story_id = found
+        placed = self._placed_with_original(article, pipe, day, source)
+        if placed is not None:
+            story_id, stored = placed
         else:
-            decision, me, index_keys = choose(self.store, self.model, article.article_id, day,
-                                              raw, source, found)  # fmt: skip
-            story_id = decision.story_id
-            counts = df_counts(article.article_id, terms, found[0])
-            stored = self.store.queue_add(pipe, me, story_id, index_keys, counts,
-                                          story_ttl_s=self.book.ttl_s)  # fmt: skip
+            raw = raw_features(article.title, article.text, tags.entities)
+            terms = raw.sorted_df_terms()
+            found = self.store.placed_or_frequencies(article.article_id, terms, day)
+            if isinstance(found, str):
+                story_id = found
+            else:
+                decision, me, index_keys = choose(self.store, self.model, article.article_id,
+                                                  day, raw, source, found)  # fmt: skip
+                story_id = decision.story_id
+                counts = df_counts(article.article_id, terms, found[0])
+                stored = self.store.queue_add(pipe, me, story_id, index_keys, counts,
+                                              story_ttl_s=self.book.ttl_s)  # fmt: skip
         read = self.book.queue_join(
             pipe, story_id, source, article.title, seen_at=seen_at,
             relevant=tags.us_china_trade, now_s=now.timestamp(),
@@ -414,6 +427,27 @@ class Stories:
             count = self.store.redis.hget(keys.story(story_id), "article_count")
             state = dataclasses.replace(state, article_count=int(count or 0))
         return state
+
+    def _placed_with_original(
+        self, article: Article, pipe: redis.client.Pipeline, day: float, source: str
+    ) -> tuple[str, Callable[[Any], bool] | None] | None:
+        """A near-duplicate (``duplicate_of``: the same text, syndicated) tells its
+        original's event: it joins the original's story, without comparing anything, and
+        its words are not counted again (forty copies of one wire story would otherwise
+        make that story's own words look common, and independent reports of it harder to
+        join). Its record holds only its story, and it is in no posting list: the original
+        stands for the text. None when there is no original's story to join (not placed
+        yet, or expired): the article is then placed as any other."""
+        if not article.duplicate_of:
+            return None
+        mine, original = self.store.stories_of(article.article_id, article.duplicate_of)
+        if mine is not None:
+            return mine, None  # a retried job: placed already
+        if original is None:
+            return None
+        me = Profile(article.article_id, day, {}, {}, {}, source, {}, "")
+        stored = self.store.queue_add(pipe, me, original, [], {}, story_ttl_s=self.book.ttl_s)
+        return original, stored
 
 
 def story_placer(client: redis.Redis, settings: Settings) -> Stories | None:

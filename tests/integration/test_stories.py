@@ -241,3 +241,42 @@ def test_parsed_records_kept_are_bounded_and_read_as_parsed(text_redis: redis.Re
     read = [kept.candidates_with_profiles(["t:soybean"], "x", 40, (day, 7.0)) for _ in range(2)]
     assert read[0] == read[1] == fresh.candidates_with_profiles(["t:soybean"], "x", 40, (day, 7.0))
     assert len(read[0]) == 8 and len(kept._parsed) == 3
+
+
+def test_a_near_duplicate_joins_its_originals_story_without_being_counted_again(
+    text_redis: redis.Redis, settings: Settings
+) -> None:
+    """A syndicated copy (another outlet, a tracking link, its own canonical URL) takes its
+    original's story at once; its words are not counted a second time; a retry of it
+    changes nothing."""
+    stories = Stories(text_redis, settings, MODEL)
+    original = article(ROWS[0])
+    tags = tag_document(TAXONOMY, original.text, original.title)
+    first = stories.place(original, tags, NOW)
+    week = keys.story_df(int(day_of(original.published_at or "") // 7))
+    docs_before = text_redis.hget(week, "#docs")
+    canonical = "https://syndicator.example/wire/copy-1"
+    copy = dataclasses.replace(
+        original, article_id=short_hash(canonical), url=canonical + "?utm_source=rss",
+        canonical_url=canonical, site_name="Syndicator", duplicate_of=original.article_id,
+    )  # fmt: skip
+    joined = stories.place(copy, tags, NOW)
+    assert joined.story_id == first.story_id
+    assert (joined.article_count, joined.source_count) == (2, 2)
+    assert text_redis.hget(week, "#docs") == docs_before  # counted with its original
+    postings = [k for k in text_redis.scan_iter(keys.story_posting("*"))]
+    assert postings and not any(text_redis.zscore(k, copy.article_id) for k in postings)
+    again = stories.place(copy, tags, NOW)
+    assert (again.story_id, again.article_count, again.source_count) == (first.story_id, 2, 2)
+
+
+def test_a_near_duplicate_whose_original_has_no_story_is_placed_as_any_article(
+    text_redis: redis.Redis, settings: Settings
+) -> None:
+    stories = Stories(text_redis, settings, MODEL)
+    copy = dataclasses.replace(article(ROWS[1]), duplicate_of="0" * 16)  # never placed
+    tags = tag_document(TAXONOMY, copy.text, copy.title)
+    state = stories.place(copy, tags, NOW)
+    assert stories.store.story_of(copy.article_id) == state.story_id
+    week = keys.story_df(int(day_of(copy.published_at or "") // 7))
+    assert text_redis.hget(week, "#docs") == "1"  # its words counted: it stands for its text
