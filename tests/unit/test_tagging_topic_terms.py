@@ -61,6 +61,7 @@ NEW_TERMS = [
     ("export_controls", "topic", "The chip ban hurt the company's sales."),
     ("export_controls", "topic", "Curbs on technology exports were eased."),
     ("export_controls", "weak", "The revised export policy applies to older processors."),
+    ("export_controls", "topic", "ZTE was denied export privileges for seven years."),
     ("investment", "topic", "The Committee on Foreign Investment in the United States met."),
     ("investment", "topic", "Foreign direct investment fell by half."),
     ("investment", "weak", "FDI flows dried up."),
@@ -76,6 +77,7 @@ NEW_TERMS = [
     ("export_controls", "topic", "华为仍在实体名单上。"),
     ("export_controls", "topic", "美国对华出口限制不断升级。"),
     ("export_controls", "topic", "美方解除出口禁令。"),
+    ("export_controls", "topic", "中兴同意美方提出的7年出口特权禁令。"),
     ("technology", "topic", "美国商务部宣布制裁华为。"),
     ("technology", "topic", "美方允许企业恢复向中兴供货。"),
     ("technology", "topic", "辉达的人工智慧芯片。"),
@@ -134,13 +136,15 @@ def test_topic_terms_in_every_language(
         ("weak:investment", "A high-stakes meeting in Busan.", "Oracle took a 12% stake."),
         ("weak:investment", "The stakes are high for both.", "Investors sold their stakes."),
         ("weak:negotiations", "中国人民政治协商会议开幕。", "双方将继续协商。"),
+        ("weak:currency", "国际货币基金组织发出警告。", "中国的货币政策保持稳健。"),
     ],
 )
 def test_topic_not_terms_cancel_another_sense(
     taxonomy: Taxonomy, topic: str, cancelled: str, kept: str
 ) -> None:
     """HK media call the Section 301 tariff lists "301制裁"; an investment ban is no
-    export control; "high stakes" are no shareholding; the CPPCC is no consultation."""
+    export control; "high stakes" are no shareholding; the CPPCC is no consultation; the
+    IMF is no currency."""
     for variant in scripts(cancelled):
         assert topic not in labels(taxonomy, variant), variant
     for variant in scripts(kept):
