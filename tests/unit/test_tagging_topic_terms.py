@@ -128,6 +128,12 @@ def test_topic_terms_in_every_language(
         assert f"{kind}:{topic}" in labels(taxonomy, variant), variant
 
 
+def test_a_bargaining_chip_is_no_negotiation(taxonomy: Taxonomy) -> None:
+    """Only the "grand bargain" names a deal; rare earths as "a key bargaining chip" do not."""
+    assert "weak:negotiations" not in labels(taxonomy, "Rare earths are a key bargaining chip.")
+    assert "weak:negotiations" in labels(taxonomy, "Some hoped for a grand bargain.")
+
+
 @pytest.mark.parametrize(
     ("topic", "cancelled", "kept"),
     [
