@@ -190,14 +190,21 @@ def _group_folds(groups: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.nda
     ]
 
 
+def topic_probabilities(
+    model: dict[str, Any], rows: Sequence[dict[str, Any]]
+) -> dict[tuple[int, str], float]:
+    """The model's probability for each (article index in rows, topic with a term)."""
+    x, _, keys = topic_matrix(rows)
+    if not keys:
+        return {}
+    p = predict(model["fitted"], x)
+    return {key: float(p[k]) for k, key in enumerate(keys)}
+
+
 def apply_topic_model(
     model: dict[str, Any], rows: Sequence[dict[str, Any]]
 ) -> set[tuple[int, str]]:
-    x, _, keys = topic_matrix(rows)
-    if not keys:
-        return set()
-    p = predict(model["fitted"], x)
-    return {keys[k] for k in range(len(keys)) if p[k] >= model["threshold"]}
+    return {key for key, p in topic_probabilities(model, rows).items() if p >= model["threshold"]}
 
 
 # --- Cross-validation -----------------------------------------------------------------------
@@ -221,13 +228,18 @@ def cross_validate(rows: list[dict[str, Any]], folds: int, seed: int) -> dict[st
     per_topic = {name: np.zeros(3, dtype=int) for name in TOPICS}
     per_lang: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(3, dtype=int))
     chosen = []
+    # (row index, topic) -> (held-out probability, the fold's threshold): for error lists.
+    topic_oof: dict[tuple[int, str], tuple[float, float]] = {}
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, strata):
         c, threshold = select(x[train], y[train], strata[train], seed)
         scores[test] = predict(fit(x[train], y[train], c), x[test])
         predicted[test] = scores[test] >= threshold
         model = select_topic_model([rows[i] for i in train if rows[i]["label"]], seed)
-        held = [rows[i] for i in test if rows[i]["label"]]
+        held_index = [i for i in test if rows[i]["label"]]
+        held = [rows[i] for i in held_index]
         found = apply_topic_model(model, held)
+        for (k, t), p in topic_probabilities(model, held).items():
+            topic_oof[(int(held_index[k]), t)] = (p, model["threshold"])
         topics.append(topic_counts(held, found))
         for k, row in enumerate(held):
             per_lang[row["lang"]] += np.array(topic_counts(
@@ -240,7 +252,8 @@ def cross_validate(rows: list[dict[str, Any]], folds: int, seed: int) -> dict[st
             ))  # fmt: skip
         chosen.append((c, threshold, (model["c"], model["threshold"])))
     return {"scores": scores, "predicted": predicted, "topics": topics, "chosen": chosen,
-            "per_topic": per_topic, "per_lang": dict(per_lang)}  # fmt: skip
+            "per_topic": per_topic, "per_lang": dict(per_lang),
+            "topic_oof": topic_oof}  # fmt: skip
 
 
 # --- Report ---------------------------------------------------------------------------------

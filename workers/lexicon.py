@@ -19,7 +19,10 @@ import opencc  # type: ignore[import-untyped]
 _CACHE_LIMIT = 200_000
 
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-TOKEN = re.compile(r"\w+")
+# A word is a run of letters and digits in one script: Chinese runs and Latin runs are
+# separate words, as Chinese text glues Latin names to the characters around them
+# ("妥善解决TikTok问题", "对Nvidia芯片"); one \w+ run would hide TikTok and Nvidia there.
+TOKEN = re.compile(r"[^\W\u3400-\u9fff\uf900-\ufaff]+|[\u3400-\u9fff\uf900-\ufaff]+")
 # "U.S." -> "US", "U.S.A." -> "USA", "E.U." -> "EU": dotted initials become one word, so
 # they neither end a sentence nor split into letters. The pattern starts at the first dot
 # (a literal, which the regex engine finds fast); _join_initials checks the letter before.

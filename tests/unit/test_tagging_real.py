@@ -289,6 +289,9 @@ def test_every_topic_has_a_sentence_naming_it_in_the_evidence(taxonomy: Taxonomy
         "American farmers, who lost their biggest buyer of soybeans during the trade war, "
         "welcomed the purchases.",
         "Soybean futures in Chicago rose 2% on the news.",
+        # A fourth soybean sentence: refits on the real set (2026.12.9) put three of seven
+        # sentences, none in the title, just under the topic threshold.
+        "The first cargoes of American soybeans are due to leave for China in June.",
     ]
     result = tag_article(taxonomy, "US and China keep tariff truce", paragraphs)
     assert "agriculture" in result.topics
