@@ -12,6 +12,8 @@ real sets, ``extraction`` and ``extraction-more``; token F1, refused pages scori
   text-only ``div`` beside it too, so the precise pass keeps every line of such pages;
 - links in headings that lead nowhere else (icons, in-page anchors) and spans inside a
   sentence go before extraction, so the precise pass keeps section titles and words;
+- empty inline elements (kerning and icon spans) go before extraction, their tail kept:
+  the precise pass deletes an empty element with the words after it;
 - ``with_metadata=False``: ``workers.metadata`` reads the few fields we use from the same
   parsed tree; ``workers.refusal`` decides whether the page is an article at all.
 """
@@ -215,6 +217,32 @@ def unwrap_spans_in_sentences(tree: Any) -> None:
         span.drop_tag()
 
 
+# Inline elements trafilatura deletes when empty; its precise pass deletes their tail with them.
+_EMPTY_CUT_INLINE = ("b", "em", "i", "q", "span", "strong")
+
+
+def drop_empty_inline_elements(tree: Any) -> None:
+    """An inline element with no text (a kerning or icon ``<span>``, an ``<i>`` holding an
+    SVG or an image) followed by words of the sentence: trafilatura's precise pass deletes
+    empty elements together with their tail, so the words after it vanish mid-sentence
+    (a citation losing its title, a paragraph its first clause). Such elements go before
+    extraction and their tail stays where it was (in place); one holding a line break is
+    kept, as the break separates lines."""
+    found = [
+        element
+        for element in tree.iter(_EMPTY_CUT_INLINE)
+        if _WORD_CHAR.search(element.tail or "")
+        and not "".join(element.itertext()).strip()
+        and element.find(".//br") is None
+    ]
+    for element in found:
+        if element.getparent() is None:
+            continue
+        if "".join(element.itertext()):  # whitespace inside: keep one space in its place
+            element.tail = " " + (element.tail or "")
+        element.drop_tree()
+
+
 def _as_paragraph(element: Any) -> None:
     """A ``div`` beside the wrapped runs holding only text and inline elements is a
     paragraph too: left a ``div`` among new ``<p>`` siblings, precise extraction drops it."""
@@ -392,6 +420,7 @@ def extract_article(
     wrap_loose_text(tree)
     drop_heading_icon_links(tree)
     unwrap_spans_in_sentences(tree)
+    drop_empty_inline_elements(tree)
     paragraphs, words = _main_text(tree, url)
     if refuse_non_articles:
         page = Page(tree, url, html[:20000], meta.page_type, meta.published)

@@ -18,6 +18,7 @@ from workers.extract import (
     _parse,
     _trafilatura,
     decode_html,
+    drop_empty_inline_elements,
     extract_article,
     wrap_loose_text,
 )
@@ -248,3 +249,32 @@ def test_a_span_inside_a_sentence_keeps_its_words_but_a_hidden_one_stays_out() -
     assert "Officials said the port of Long Beach handled a record number" in text
     assert "Dockworkers said the overtime shifts" in text
     assert "icon" not in text
+
+
+def test_words_after_an_empty_inline_element_are_kept() -> None:
+    """The precise pass deletes an empty ``<span>``/``<i>`` together with the words after
+    it (a citation lost its title, a paragraph its first clause); a line break inside one
+    still separates lines."""
+    page = _story(
+        '<p><span class="kern"></span>Harbour officials said the new cranes would cut'
+        " unloading times by a third before the holiday season began in earnest.</p>",
+        '<p>Shipping lines reported <i class="icon"><svg></svg></i>longer queues at'
+        " the outer anchorage, where vessels waited up to four days for a berth.</p>",
+        "<p>Pilots said <b><br></b>the night shifts would resume in the spring.</p>",
+    )
+    text = page_to_extraction(page, "", "https://ledger.example/a", 80, "").text
+    assert "Harbour officials said the new cranes would cut unloading times" in text
+    assert "Shipping lines reported longer queues at the outer anchorage" in text
+    assert "the night shifts would resume" in text
+
+
+def test_drop_empty_inline_elements_keeps_the_tail_and_a_space_for_whitespace() -> None:
+    tree = lxml.html.fromstring(
+        "<div><p>Rates <span> </span>rose and <em></em>fell</p>"
+        "<p>Keep <i><br></i>break and <strong>bold</strong> text</p></div>"
+    )
+    drop_empty_inline_elements(tree)
+    first, second = tree.findall("p")
+    assert first.text_content() == "Rates  rose and fell"
+    assert not first.findall("span") and not first.findall("em")
+    assert second.find("i") is not None and second.find("strong") is not None
