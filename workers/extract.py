@@ -14,6 +14,7 @@ real sets, ``extraction`` and ``extraction-more``; token F1, refused pages scori
   sentence go before extraction, so the precise pass keeps section titles and words;
 - empty inline elements (kerning and icon spans) go before extraction, their tail kept:
   the precise pass deletes an empty element with the words after it;
+- the slides of a photo gallery embedded in a story (blocks counted ``k/N``) go too;
 - ``with_metadata=False``: ``workers.metadata`` reads the few fields we use from the same
   parsed tree; ``workers.refusal`` decides whether the page is an article at all.
 """
@@ -24,6 +25,7 @@ import codecs
 import copy
 import dataclasses
 import re
+from collections import Counter
 from typing import Any
 
 import charset_normalizer
@@ -243,6 +245,56 @@ def drop_empty_inline_elements(tree: Any) -> None:
         element.drop_tree()
 
 
+# A slide counter ("3/50", "3 of 50") as the whole text of an element of its own.
+_SLIDE_COUNTER = re.compile(r"^\s*(\d{1,3})\s*(?:/|of)\s*(\d{1,3})\s*$", re.I)
+_COUNTER_CANDIDATES = lxml.etree.XPath(
+    "//*[not(*) and string-length(normalize-space(.)) <= 12"
+    " and (contains(., '/') or contains(., ' of '))]"
+)
+# A gallery: at least this many slides counted against the same total.
+GALLERY_MIN_SLIDES = 3
+
+
+def drop_gallery_slides(tree: Any) -> None:
+    """A photo gallery embedded in a story ("1/50 Star Wars boosts economy ...", "2/50 ...")
+    carries the captions of other stories: each slide is a block with its counter, ``k/N``
+    or ``k of N``. Slides are found by their counters (at least ``GALLERY_MIN_SLIDES``
+    different ``k`` with the same ``N``, each counter an element of its own) and removed
+    before extraction (in place): each slide is the largest block holding its counter and
+    no other. A lone "1 of 3" pager is no gallery and stays; so do the slides of a
+    slideshow story, whose paragraphs outside them hold under ``SECOND_PASS_WORDS`` words."""
+    by_total: dict[str, list[tuple[str, Any]]] = {}
+    for element in _COUNTER_CANDIDATES(tree):
+        match = _SLIDE_COUNTER.match("".join(element.itertext()))
+        if match and 0 < int(match.group(1)) <= int(match.group(2)):
+            by_total.setdefault(match.group(2), []).append((match.group(1), element))
+    counters = [
+        element
+        for found in by_total.values()
+        if len({k for k, _ in found}) >= GALLERY_MIN_SLIDES
+        for _, element in found
+    ]
+    if not counters:
+        return
+    under: Counter[Any] = Counter()
+    for counter in counters:
+        under.update(counter.iterancestors())
+    slides = []
+    for counter in counters:
+        node = counter
+        while (parent := node.getparent()) is not None and parent.tag != "body":
+            if under[parent] > 1:
+                break
+            node = parent
+        slides.append(node)
+    in_slides = sum(word_count(" ".join(_IN_PARAGRAPHS(slide))) for slide in set(slides))
+    if word_count(" ".join(_P_TEXT(tree))) - in_slides < SECOND_PASS_WORDS:
+        return  # no story of its own beside the slides: a slideshow, whose slides are the story
+    for slide in slides:
+        if slide.getparent() is not None:
+            slide.drop_tree()
+
+
 def _as_paragraph(element: Any) -> None:
     """A ``div`` beside the wrapped runs holding only text and inline elements is a
     paragraph too: left a ``div`` among new ``<p>`` siblings, precise extraction drops it."""
@@ -370,6 +422,7 @@ def _parse(html: str) -> Any:
 
 
 _P_TEXT = lxml.etree.XPath("//p//text()", smart_strings=False)
+_IN_PARAGRAPHS = lxml.etree.XPath(".//p//text()", smart_strings=False)
 
 
 def _paragraph_chars(tree: Any) -> int:
@@ -421,6 +474,7 @@ def extract_article(
     drop_heading_icon_links(tree)
     unwrap_spans_in_sentences(tree)
     drop_empty_inline_elements(tree)
+    drop_gallery_slides(tree)
     paragraphs, words = _main_text(tree, url)
     if refuse_non_articles:
         page = Page(tree, url, html[:20000], meta.page_type, meta.published)

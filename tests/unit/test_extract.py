@@ -19,6 +19,7 @@ from workers.extract import (
     _trafilatura,
     decode_html,
     drop_empty_inline_elements,
+    drop_gallery_slides,
     extract_article,
     wrap_loose_text,
 )
@@ -278,3 +279,50 @@ def test_drop_empty_inline_elements_keeps_the_tail_and_a_space_for_whitespace() 
     assert first.text_content() == "Rates  rose and fell"
     assert not first.findall("span") and not first.findall("em")
     assert second.find("i") is not None and second.find("strong") is not None
+
+
+_FILLER_PARAGRAPHS = f"<p>{_FILLER}</p>" * 4
+
+
+def _gallery(total: int, shown: int, counter: str = "{k}/{n}") -> str:
+    slides = "".join(
+        f'<li><h2><span class="counter">{counter.format(k=k, n=total)}</span>'
+        f" Slide headline number {k}</h2><p>Caption of another story, slide {k}, with"
+        " enough words to be kept as a paragraph by the extractor.</p></li>"
+        for k in range(1, shown + 1)
+    )
+    return f'<ul class="legends">{slides}</ul>'
+
+
+@pytest.mark.parametrize("counter", ["{k}/{n}", "{k} of {n}", "{k} / {n}"])
+def test_an_embedded_photo_gallery_is_left_out_of_the_story(counter: str) -> None:
+    """Slides counted ``k/N`` (or ``k of N``) are a gallery of other stories' captions."""
+    page = _story(_gallery(50, 4, counter), "", "")
+    text = page_to_extraction(page, "", "https://ledger.example/a", 80, "").text
+    assert "Slide headline" not in text and "Caption of another story" not in text
+    assert text.count("The port authority said") == 4  # the story around it stays
+
+
+def test_gallery_slides_go_but_a_lone_pager_and_unrelated_counts_stay() -> None:
+    tree = lxml.html.fromstring(
+        f"<html><body><div>{_gallery(12, 3)}<p>Score: <b>3/4</b></p>{_FILLER_PARAGRAPHS}"
+        '<div class="pager"><span>1 of 3</span></div>'
+        "<ol><li><span>1/5</span> a</li><li><span>2/6</span> b</li>"
+        "<li><span>3/7</span> c</li></ol></div></body></html>"
+    )
+    drop_gallery_slides(tree)
+    text = tree.text_content()
+    assert "Slide headline" not in text
+    assert "3/4" in text and "1 of 3" in text
+    assert "1/5" in text and "2/6" in text and "3/7" in text  # no common total: no gallery
+
+
+def test_a_slideshow_story_keeps_its_slides() -> None:
+    """A story that is a slideshow (a short intro, then its slides) keeps the slides."""
+    page = (
+        "<html><head><title>Ports in pictures</title></head><body><article>"
+        "<h1>Ports in pictures</h1><p>The busiest harbours of the year, in pictures.</p>"
+        f"{_gallery(5, 5)}</article></body></html>"
+    ).encode()
+    text = page_to_extraction(page, "", "https://ledger.example/a", 20, "").text
+    assert "Caption of another story, slide 4" in text
