@@ -14,7 +14,8 @@ real sets, ``extraction`` and ``extraction-more``; token F1, refused pages scori
   sentence go before extraction, so the precise pass keeps section titles and words;
 - empty inline elements (kerning and icon spans) go before extraction, their tail kept:
   the precise pass deletes an empty element with the words after it;
-- the slides of a photo gallery embedded in a story (blocks counted ``k/N``) go too;
+- when slides of a photo gallery embedded in a story (blocks counted ``k/N``) were kept,
+  they go and the main text is extracted again;
 - ``with_metadata=False``: ``workers.metadata`` reads the few fields we use from the same
   parsed tree; ``workers.refusal`` decides whether the page is an article at all.
 """
@@ -251,24 +252,38 @@ _COUNTER_CANDIDATES = lxml.etree.XPath(
     "//*[not(*) and string-length(normalize-space(.)) <= 12"
     " and (contains(., '/') or contains(., ' of '))]"
 )
-# The same in the page source: one search of the source (about a sixth of a millisecond)
-# spares the tree search (three times that) on the pages that show no counter at all.
-_COUNTER_IN_SOURCE = re.compile(r">\s*\d{1,3}\s*(?:/|of)\s*\d{1,3}\s*<", re.I)
-# A gallery: at least this many slides counted against the same total.
+# A kept paragraph that starts with a slide counter: the gallery reached the output.
+_COUNTER_START = re.compile(r"(\d{1,3})\s*(?:/|of)\s*(\d{1,3})\b", re.I)
+# A gallery: at least this many slides counted against the same total N, and at least half
+# of N (a gallery's page holds its captions; dates such as 1/15, 2/15, 3/15 are no gallery).
 GALLERY_MIN_SLIDES = 3
 
 
-def drop_gallery_slides(tree: Any, html: str) -> None:
+def _is_gallery(total: str, counted: set[str]) -> bool:
+    return len(counted) >= max(GALLERY_MIN_SLIDES, int(total) / 2)
+
+
+def shows_gallery(paragraphs: list[str]) -> bool:
+    """Whether ``GALLERY_MIN_SLIDES`` kept paragraphs start with slide counters of the same
+    total: a gallery's slides were kept. Checking the output, not the page, costs nothing on
+    the pages without one (a search of every page's tree costs a twentieth of the step)."""
+    by_total: dict[str, set[str]] = {}
+    for paragraph in paragraphs:
+        if paragraph[:1].isdigit() and (match := _COUNTER_START.match(paragraph)):
+            by_total.setdefault(match.group(2), set()).add(match.group(1))
+    return any(_is_gallery(total, ks) for total, ks in by_total.items())
+
+
+def drop_gallery_slides(tree: Any) -> bool:
     """A photo gallery embedded in a story ("1/50 Star Wars boosts economy ...", "2/50 ...")
     carries the captions of other stories: each slide is a block with its counter, ``k/N``
     or ``k of N``. Slides are found by their counters (at least ``GALLERY_MIN_SLIDES``
-    different ``k`` with the same ``N``, each counter an element of its own) and removed
+    different ``k`` with the same ``N``, and half of ``N``; each counter an element of its
+    own) and removed
     before extraction (in place): each slide is the largest block holding its counter and
     no other. A lone "1 of 3" pager is no gallery and stays; so do the slides of a
     slideshow story, whose paragraphs outside them hold under ``SECOND_PASS_WORDS`` words.
-    ``html`` is the page source ``tree`` was parsed from."""
-    if not _COUNTER_IN_SOURCE.search(html):
-        return
+    Whether slides were removed."""
     by_total: dict[str, list[tuple[str, Any]]] = {}
     for element in _COUNTER_CANDIDATES(tree):
         match = _SLIDE_COUNTER.match("".join(element.itertext()))
@@ -276,12 +291,12 @@ def drop_gallery_slides(tree: Any, html: str) -> None:
             by_total.setdefault(match.group(2), []).append((match.group(1), element))
     counters = [
         element
-        for found in by_total.values()
-        if len({k for k, _ in found}) >= GALLERY_MIN_SLIDES
+        for total, found in by_total.items()
+        if _is_gallery(total, {k for k, _ in found})
         for _, element in found
     ]
     if not counters:
-        return
+        return False
     under: Counter[Any] = Counter()
     for counter in counters:
         under.update(counter.iterancestors())
@@ -295,10 +310,11 @@ def drop_gallery_slides(tree: Any, html: str) -> None:
         slides.append(node)
     in_slides = sum(word_count(" ".join(_IN_PARAGRAPHS(slide))) for slide in set(slides))
     if word_count(" ".join(_P_TEXT(tree))) - in_slides < SECOND_PASS_WORDS:
-        return  # no story of its own beside the slides: a slideshow, whose slides are the story
+        return False  # no story of its own beside the slides: a slideshow's slides are its story
     for slide in slides:
         if slide.getparent() is not None:
             slide.drop_tree()
+    return True
 
 
 def _as_paragraph(element: Any) -> None:
@@ -480,8 +496,9 @@ def extract_article(
     drop_heading_icon_links(tree)
     unwrap_spans_in_sentences(tree)
     drop_empty_inline_elements(tree)
-    drop_gallery_slides(tree, html)
     paragraphs, words = _main_text(tree, url)
+    if shows_gallery(paragraphs) and drop_gallery_slides(tree):
+        paragraphs, words = _main_text(tree, url)  # once more, without the slides
     if refuse_non_articles:
         page = Page(tree, url, html[:20000], meta.page_type, meta.published)
         reason = refusal_reason(page, paragraphs, words, min_words)

@@ -21,6 +21,7 @@ from workers.extract import (
     drop_empty_inline_elements,
     drop_gallery_slides,
     extract_article,
+    shows_gallery,
     wrap_loose_text,
 )
 from workers.pipeline import page_to_extraction
@@ -297,7 +298,7 @@ def _gallery(total: int, shown: int, counter: str = "{k}/{n}") -> str:
 @pytest.mark.parametrize("counter", ["{k}/{n}", "{k} of {n}", "{k} / {n}"])
 def test_an_embedded_photo_gallery_is_left_out_of_the_story(counter: str) -> None:
     """Slides counted ``k/N`` (or ``k of N``) are a gallery of other stories' captions."""
-    page = _story(_gallery(50, 4, counter), "", "")
+    page = _story(_gallery(8, 4, counter), "", "")
     text = page_to_extraction(page, "", "https://ledger.example/a", 80, "").text
     assert "Slide headline" not in text and "Caption of another story" not in text
     assert text.count("The port authority said") == 4  # the story around it stays
@@ -305,13 +306,13 @@ def test_an_embedded_photo_gallery_is_left_out_of_the_story(counter: str) -> Non
 
 def test_gallery_slides_go_but_a_lone_pager_and_unrelated_counts_stay() -> None:
     html = (
-        f"<html><body><div>{_gallery(12, 3)}<p>Score: <b>3/4</b></p>{_FILLER_PARAGRAPHS}"
+        f"<html><body><div>{_gallery(8, 4)}<p>Score: <b>3/4</b></p>{_FILLER_PARAGRAPHS}"
         '<div class="pager"><span>1 of 3</span></div>'
         "<ol><li><span>1/5</span> a</li><li><span>2/6</span> b</li>"
         "<li><span>3/7</span> c</li></ol></div></body></html>"
     )
     tree = lxml.html.fromstring(html)
-    drop_gallery_slides(tree, html)
+    assert drop_gallery_slides(tree)
     text = tree.text_content()
     assert "Slide headline" not in text
     assert "3/4" in text and "1 of 3" in text
@@ -327,3 +328,11 @@ def test_a_slideshow_story_keeps_its_slides() -> None:
     ).encode()
     text = page_to_extraction(page, "", "https://ledger.example/a", 20, "").text
     assert "Caption of another story, slide 4" in text
+
+
+def test_kept_paragraphs_show_a_gallery_only_for_slides_counted_against_one_total() -> None:
+    assert shows_gallery(["Intro", "1/6 Star Wars", "2/6 Net sales", "3 / 6 City", "Coda"])
+    assert shows_gallery(["1 of 4 Cranes", "2 of 4 Cargo", "3 of 4 Docks"])
+    assert not shows_gallery(["1/2 cup flour", "1/2 teaspoon salt", "3/4 cup sugar"])
+    assert not shows_gallery(["1/15 Talks open", "2/15 Talks stall", "3/15 A deal"])  # dates
+    assert not shows_gallery(["1/5 a", "2/6 b", "3/7 c"])
