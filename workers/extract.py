@@ -279,11 +279,10 @@ def drop_gallery_slides(tree: Any) -> bool:
     carries the captions of other stories: each slide is a block with its counter, ``k/N``
     or ``k of N``. Slides are found by their counters (at least ``GALLERY_MIN_SLIDES``
     different ``k`` with the same ``N``, and half of ``N``; each counter an element of its
-    own) and removed
-    before extraction (in place): each slide is the largest block holding its counter and
-    no other. A lone "1 of 3" pager is no gallery and stays; so do the slides of a
-    slideshow story, whose paragraphs outside them hold under ``SECOND_PASS_WORDS`` words.
-    Whether slides were removed."""
+    own) and removed in place: each slide is the largest block holding its counter and no
+    other. A lone "1 of 3" pager is no gallery and stays; so do the slides of a slideshow
+    story, whose paragraphs outside them hold under ``SECOND_PASS_WORDS`` words. Returns
+    whether slides were removed (the caller then extracts the main text again)."""
     by_total: dict[str, list[tuple[str, Any]]] = {}
     for element in _COUNTER_CANDIDATES(tree):
         match = _SLIDE_COUNTER.match("".join(element.itertext()))
