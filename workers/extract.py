@@ -12,6 +12,10 @@ real sets, ``extraction`` and ``extraction-more``; token F1, refused pages scori
   text-only ``div`` beside it too, so the precise pass keeps every line of such pages;
 - links in headings that lead nowhere else (icons, in-page anchors) and spans inside a
   sentence go before extraction, so the precise pass keeps section titles and words;
+- empty inline elements (kerning and icon spans) go before extraction, their tail kept:
+  the precise pass deletes an empty element with the words after it;
+- when slides of a photo gallery embedded in a story (blocks counted ``k/N``) were kept,
+  they go and the main text is extracted again;
 - ``with_metadata=False``: ``workers.metadata`` reads the few fields we use from the same
   parsed tree; ``workers.refusal`` decides whether the page is an article at all.
 """
@@ -22,6 +26,7 @@ import codecs
 import copy
 import dataclasses
 import re
+from collections import Counter
 from typing import Any
 
 import charset_normalizer
@@ -215,6 +220,102 @@ def unwrap_spans_in_sentences(tree: Any) -> None:
         span.drop_tag()
 
 
+# Inline elements trafilatura deletes when empty; its precise pass deletes their tail with them.
+_EMPTY_CUT_INLINE = ("b", "em", "i", "q", "span", "strong")
+
+
+def drop_empty_inline_elements(tree: Any) -> None:
+    """An inline element with no text (a kerning or icon ``<span>``, an ``<i>`` holding an
+    SVG or an image) followed by words of the sentence: trafilatura's precise pass deletes
+    empty elements together with their tail, so the words after it vanish mid-sentence
+    (a citation losing its title, a paragraph its first clause). Such elements go before
+    extraction and their tail stays where it was (in place); one holding a line break is
+    kept, as the break separates lines."""
+    found = [
+        element
+        for element in tree.iter(_EMPTY_CUT_INLINE)
+        if _WORD_CHAR.search(element.tail or "")
+        and not "".join(element.itertext()).strip()
+        and element.find(".//br") is None
+    ]
+    for element in found:
+        if element.getparent() is None:
+            continue
+        if "".join(element.itertext()):  # whitespace inside: keep one space in its place
+            element.tail = " " + (element.tail or "")
+        element.drop_tree()
+
+
+# A slide counter ("3/50", "3 of 50") as the whole text of an element of its own.
+_SLIDE_COUNTER = re.compile(r"^\s*(\d{1,3})\s*(?:/|of)\s*(\d{1,3})\s*$", re.I)
+_COUNTER_CANDIDATES = lxml.etree.XPath(
+    "//*[not(*) and string-length(normalize-space(.)) <= 12"
+    " and (contains(., '/') or contains(., ' of '))]"
+)
+# A kept paragraph that starts with a slide counter: the gallery reached the output.
+_COUNTER_START = re.compile(r"(\d{1,3})\s*(?:/|of)\s*(\d{1,3})\b", re.I)
+# A gallery: at least this many slides counted against the same total N, and at least half
+# of N (a gallery's page holds its captions; dates such as 1/15, 2/15, 3/15 are no gallery).
+GALLERY_MIN_SLIDES = 3
+
+
+def _is_gallery(total: str, counted: set[str]) -> bool:
+    return len(counted) >= max(GALLERY_MIN_SLIDES, int(total) / 2)
+
+
+def shows_gallery(paragraphs: list[str]) -> bool:
+    """Whether ``GALLERY_MIN_SLIDES`` kept paragraphs start with slide counters of the same
+    total: a gallery's slides were kept. Checking the output, not the page, costs nothing on
+    the pages without one (a search of every page's tree costs a twentieth of the step)."""
+    by_total: dict[str, set[str]] = {}
+    for paragraph in paragraphs:
+        if paragraph[:1].isdigit() and (match := _COUNTER_START.match(paragraph)):
+            by_total.setdefault(match.group(2), set()).add(match.group(1))
+    return any(_is_gallery(total, ks) for total, ks in by_total.items())
+
+
+def drop_gallery_slides(tree: Any) -> bool:
+    """A photo gallery embedded in a story ("1/50 Star Wars boosts economy ...", "2/50 ...")
+    carries the captions of other stories: each slide is a block with its counter, ``k/N``
+    or ``k of N``. Slides are found by their counters (at least ``GALLERY_MIN_SLIDES``
+    different ``k`` with the same ``N``, and half of ``N``; each counter an element of its
+    own) and removed in place: each slide is the largest block holding its counter and no
+    other. A lone "1 of 3" pager is no gallery and stays; so do the slides of a slideshow
+    story, whose paragraphs outside them hold under ``SECOND_PASS_WORDS`` words. Returns
+    whether slides were removed (the caller then extracts the main text again)."""
+    by_total: dict[str, list[tuple[str, Any]]] = {}
+    for element in _COUNTER_CANDIDATES(tree):
+        match = _SLIDE_COUNTER.match("".join(element.itertext()))
+        if match and 0 < int(match.group(1)) <= int(match.group(2)):
+            by_total.setdefault(match.group(2), []).append((match.group(1), element))
+    counters = [
+        element
+        for total, found in by_total.items()
+        if _is_gallery(total, {k for k, _ in found})
+        for _, element in found
+    ]
+    if not counters:
+        return False
+    under: Counter[Any] = Counter()
+    for counter in counters:
+        under.update(counter.iterancestors())
+    slides = []
+    for counter in counters:
+        node = counter
+        while (parent := node.getparent()) is not None and parent.tag != "body":
+            if under[parent] > 1:
+                break
+            node = parent
+        slides.append(node)
+    in_slides = sum(word_count(" ".join(_IN_PARAGRAPHS(slide))) for slide in set(slides))
+    if word_count(" ".join(_P_TEXT(tree))) - in_slides < SECOND_PASS_WORDS:
+        return False  # no story of its own beside the slides: a slideshow's slides are its story
+    for slide in slides:
+        if slide.getparent() is not None:
+            slide.drop_tree()
+    return True
+
+
 def _as_paragraph(element: Any) -> None:
     """A ``div`` beside the wrapped runs holding only text and inline elements is a
     paragraph too: left a ``div`` among new ``<p>`` siblings, precise extraction drops it."""
@@ -342,6 +443,7 @@ def _parse(html: str) -> Any:
 
 
 _P_TEXT = lxml.etree.XPath("//p//text()", smart_strings=False)
+_IN_PARAGRAPHS = lxml.etree.XPath(".//p//text()", smart_strings=False)
 
 
 def _paragraph_chars(tree: Any) -> int:
@@ -392,7 +494,10 @@ def extract_article(
     wrap_loose_text(tree)
     drop_heading_icon_links(tree)
     unwrap_spans_in_sentences(tree)
+    drop_empty_inline_elements(tree)
     paragraphs, words = _main_text(tree, url)
+    if shows_gallery(paragraphs) and drop_gallery_slides(tree):
+        paragraphs, words = _main_text(tree, url)  # once more, without the slides
     if refuse_non_articles:
         page = Page(tree, url, html[:20000], meta.page_type, meta.published)
         reason = refusal_reason(page, paragraphs, words, min_words)

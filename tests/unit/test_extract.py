@@ -18,7 +18,10 @@ from workers.extract import (
     _parse,
     _trafilatura,
     decode_html,
+    drop_empty_inline_elements,
+    drop_gallery_slides,
     extract_article,
+    shows_gallery,
     wrap_loose_text,
 )
 from workers.pipeline import page_to_extraction
@@ -248,3 +251,88 @@ def test_a_span_inside_a_sentence_keeps_its_words_but_a_hidden_one_stays_out() -
     assert "Officials said the port of Long Beach handled a record number" in text
     assert "Dockworkers said the overtime shifts" in text
     assert "icon" not in text
+
+
+def test_words_after_an_empty_inline_element_are_kept() -> None:
+    """The precise pass deletes an empty ``<span>``/``<i>`` together with the words after
+    it (a citation lost its title, a paragraph its first clause); a line break inside one
+    still separates lines."""
+    page = _story(
+        '<p><span class="kern"></span>Harbour officials said the new cranes would cut'
+        " unloading times by a third before the holiday season began in earnest.</p>",
+        '<p>Shipping lines reported <i class="icon"><svg></svg></i>longer queues at'
+        " the outer anchorage, where vessels waited up to four days for a berth.</p>",
+        "<p>Pilots said <b><br></b>the night shifts would resume in the spring.</p>",
+    )
+    text = page_to_extraction(page, "", "https://ledger.example/a", 80, "").text
+    assert "Harbour officials said the new cranes would cut unloading times" in text
+    assert "Shipping lines reported longer queues at the outer anchorage" in text
+    assert "the night shifts would resume" in text
+
+
+def test_drop_empty_inline_elements_keeps_the_tail_and_a_space_for_whitespace() -> None:
+    tree = lxml.html.fromstring(
+        "<div><p>Rates <span> </span>rose and <em></em>fell</p>"
+        "<p>Keep <i><br></i>break and <strong>bold</strong> text</p></div>"
+    )
+    drop_empty_inline_elements(tree)
+    first, second = tree.findall("p")
+    assert first.text_content() == "Rates  rose and fell"
+    assert not first.findall("span") and not first.findall("em")
+    assert second.find("i") is not None and second.find("strong") is not None
+
+
+_FILLER_PARAGRAPHS = f"<p>{_FILLER}</p>" * 4
+
+
+def _gallery(total: int, shown: int, counter: str = "{k}/{n}") -> str:
+    slides = "".join(
+        f'<li><h2><span class="counter">{counter.format(k=k, n=total)}</span>'
+        f" Slide headline number {k}</h2><p>Caption of another story, slide {k}, with"
+        " enough words to be kept as a paragraph by the extractor.</p></li>"
+        for k in range(1, shown + 1)
+    )
+    return f'<ul class="legends">{slides}</ul>'
+
+
+@pytest.mark.parametrize("counter", ["{k}/{n}", "{k} of {n}", "{k} / {n}"])
+def test_an_embedded_photo_gallery_is_left_out_of_the_story(counter: str) -> None:
+    """Slides counted ``k/N`` (or ``k of N``) are a gallery of other stories' captions."""
+    page = _story(_gallery(8, 4, counter), "", "")
+    text = page_to_extraction(page, "", "https://ledger.example/a", 80, "").text
+    assert "Slide headline" not in text and "Caption of another story" not in text
+    assert text.count("The port authority said") == 4  # the story around it stays
+
+
+def test_gallery_slides_go_but_a_lone_pager_and_unrelated_counts_stay() -> None:
+    html = (
+        f"<html><body><div>{_gallery(8, 4)}<p>Score: <b>3/4</b></p>{_FILLER_PARAGRAPHS}"
+        '<div class="pager"><span>1 of 3</span></div>'
+        "<ol><li><span>1/5</span> a</li><li><span>2/6</span> b</li>"
+        "<li><span>3/7</span> c</li></ol></div></body></html>"
+    )
+    tree = lxml.html.fromstring(html)
+    assert drop_gallery_slides(tree)
+    text = tree.text_content()
+    assert "Slide headline" not in text
+    assert "3/4" in text and "1 of 3" in text
+    assert "1/5" in text and "2/6" in text and "3/7" in text  # no common total: no gallery
+
+
+def test_a_slideshow_story_keeps_its_slides() -> None:
+    """A story that is a slideshow (a short intro, then its slides) keeps the slides."""
+    page = (
+        "<html><head><title>Ports in pictures</title></head><body><article>"
+        "<h1>Ports in pictures</h1><p>The busiest harbours of the year, in pictures.</p>"
+        f"{_gallery(5, 5)}</article></body></html>"
+    ).encode()
+    text = page_to_extraction(page, "", "https://ledger.example/a", 20, "").text
+    assert "Caption of another story, slide 4" in text
+
+
+def test_kept_paragraphs_show_a_gallery_only_for_slides_counted_against_one_total() -> None:
+    assert shows_gallery(["Intro", "1/6 Star Wars", "2/6 Net sales", "3 / 6 City", "Coda"])
+    assert shows_gallery(["1 of 4 Cranes", "2 of 4 Cargo", "3 of 4 Docks"])
+    assert not shows_gallery(["1/2 cup flour", "1/2 teaspoon salt", "3/4 cup sugar"])
+    assert not shows_gallery(["1/15 Talks open", "2/15 Talks stall", "3/15 A deal"])  # dates
+    assert not shows_gallery(["1/5 a", "2/6 b", "3/7 c"])
