@@ -606,6 +606,7 @@ def service_env(tmp: Path, redis_url: str, args: Any) -> dict[str, str]:
         # The gate still runs (its Lua call per download is measured), just without delay.
         TRADEWIRE_HOST_MIN_DELAY_S=str(args.host_min_delay),
         TRADEWIRE_HOST_CONCURRENCY=str(args.host_concurrency),
+        TRADEWIRE_STORIES_ENABLED="false" if getattr(args, "no_stories", False) else "true",
         # As `tradewire worker`/`run` give their children: metrics in multiprocess mode.
         PROMETHEUS_MULTIPROC_DIR=str(tmp / "metrics"),
     )
@@ -783,6 +784,11 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
         help="politeness: s between downloads from one host (production: 1.0)")  # fmt: skip
     add("--host-concurrency", type=int, default=64,
         help="politeness: downloads in flight per host (production: 2)")  # fmt: skip
+    add(
+        "--no-stories",
+        action="store_true",
+        help="the service with stories_enabled: false (story clustering off)",
+    )
     add("--quick", action="store_true", help="small sizes, to check it runs")
     add("--keep-tmp", action="store_true")
     return parser

@@ -29,6 +29,7 @@ wall-clock rates mostly measure how much CPU each variant got, CPU per article m
 from __future__ import annotations
 
 import gc
+import json
 import multiprocessing
 import signal
 import time
@@ -65,7 +66,8 @@ from workers.pipeline import page_to_extraction, tag_document
 from workers.tagging import load_taxonomy
 
 log = harness.logger("throughput")
-GOAL_RATIO = 0.85
+GOAL_RATIO = 0.85  # issue 16: with story clustering on
+GOAL_RATIO_ALL = 1.0  # issue 21: the pipeline at the cost of extraction alone
 VARIANTS = {
     "bare": "bare limit: trafilatura.extract(bytes)",
     "ours": "our extract step (page_to_extraction)",
@@ -243,6 +245,18 @@ def corpus_ids(rig: Rig) -> set[str]:
     return {p.stem.split("_", 1)[1] for p in rig.corpus_dir.glob("*.txt") if "_" in p.stem}
 
 
+def near_duplicates(rig: Rig, ids: list[str]) -> int:
+    """How many of the run's stored articles repeat an earlier one's text (``duplicate_of``):
+    the site serves its pages again and again, and a copy costs the pipeline less than a
+    new text (no story comparison), so the share says how far the figure is one of copies."""
+    found = 0
+    for article_id in ids:
+        path = rig.corpus_dir / ".meta" / f"{article_id}.json"
+        if path.exists() and json.loads(path.read_bytes()).get("duplicate_of"):
+            found += 1
+    return found
+
+
 def pipeline_run(rig: Rig, label: str, n: int) -> dict[str, Any]:
     """Feed n new articles through the running pipeline; time first enqueue -> all done."""
     ids = article_ids(rig.site.base, label, n, rig.page_keys)
@@ -271,6 +285,7 @@ def pipeline_run(rig: Rig, label: str, n: int) -> dict[str, Any]:
         "seconds": seconds,
         "rate": n / seconds,
         "extracted": sum(1 for a in ids if a in stored),
+        "near_duplicates": near_duplicates(rig, ids),
         "tagged": sum(int(x) for x in pipe.execute()),
         "events": int(rig.r.xlen("tradewire:events") or 0) - stream_before,
         "failed_jobs": failed_count(rig.r, rq_keys) - failed_before,
@@ -332,6 +347,7 @@ def pipeline_detail(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
     return {
         "extracted": [x["extracted"] for x in pipe_rounds],
         "tagged": [x["tagged"] for x in pipe_rounds],
+        "near_duplicates": [x.get("near_duplicates", 0) for x in pipe_rounds],
         "events": [x["events"] for x in pipe_rounds],
         "failed_jobs": [x["failed_jobs"] for x in pipe_rounds],
         "worker_restarts": [x["worker_restarts"] for x in pipe_rounds],
@@ -413,6 +429,9 @@ def notes(data: dict[str, Any]) -> list[str]:
         "",
         f"Pipeline runs: extracted {d['extracted']}, tagged {d['tagged']}, events {d['events']}, failed jobs "
         f"{d['failed_jobs']}, worker recycles (worker_max_jobs) {d['worker_restarts']} (per round). "
+        f"Near-duplicates of an earlier article (the site serves its {data.get('pages', '?')} pages again and "
+        f"again; a copy skips the story comparison): {d.get('near_duplicates', [])} per round; "
+        f"story clustering {'off' if tp.get('no_stories') else 'on'}. "
         "Ratios are paired per round. Pipeline time is from the first enqueue to the extract and tag "
         "queues and registries all empty. CPU is user + system time of the processes doing the work "
         "(pool processes; workers with their forked schedulers, poller and redis-server), from "
@@ -448,10 +467,16 @@ def goals(tp: dict[str, Any]) -> list[Goal]:
     pipe_ratio = tp["summary"]["pipeline"]["median_ratio_to_bare"]
     cpu_ratio = tp["summary"]["pipeline"]["median_cpu_ratio_to_bare"]
     ours_tag = tp["summary"]["ours_tag"]["median_ratio_to_bare"]
+    mode = "stories off" if tp.get("no_stories") else "stories on"
     return [
-        ("pipeline / bare limit", f"≥ {GOAL_RATIO}", fmt(pipe_ratio, ".2f"), pipe_ratio >= GOAL_RATIO),
-        ("pipeline / bare limit by CPU per article (what a quiet machine would give if CPU-bound)",
-         f"≥ {GOAL_RATIO}", fmt(cpu_ratio, ".2f"), cpu_ratio >= GOAL_RATIO),
+        (f"pipeline / bare limit ({mode})", f"≥ {GOAL_RATIO}", fmt(pipe_ratio, ".2f"),
+         pipe_ratio >= GOAL_RATIO),
+        (f"pipeline / bare limit by CPU per article ({mode}; what a quiet machine would give "
+         "if CPU-bound)", f"≥ {GOAL_RATIO}", fmt(cpu_ratio, ".2f"), cpu_ratio >= GOAL_RATIO),
+        (f"pipeline / bare limit ({mode}), the cost of extraction alone", f"≥ {GOAL_RATIO_ALL}",
+         fmt(pipe_ratio, ".2f"), pipe_ratio >= GOAL_RATIO_ALL),
+        (f"pipeline / bare limit by CPU per article ({mode}), the cost of extraction alone",
+         f"≥ {GOAL_RATIO_ALL}", fmt(cpu_ratio, ".2f"), cpu_ratio >= GOAL_RATIO_ALL),
         ("(our extract + tag) / bare limit: the most a pipeline running both can reach", "",
          fmt(ours_tag, ".2f"), None),
     ]  # fmt: skip
@@ -462,11 +487,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> None:
         pages = harness.load_pages(args.corpus)
-        data: dict[str, Any] = {"machine": harness.machine(), "config": vars(args)}
+        data: dict[str, Any] = {"machine": harness.machine(), "config": vars(args),
+                                "pages": len(pages)}  # fmt: skip
         with harness.rig(args, pages) as rig:
             log(f"site {rig.site.base}, redis {rig.redis_url}, tmp {rig.tmp}; starting workers")
             data["worker_startup_cpu_s"] = harness.start_workers(rig)
             data["throughput"] = measure(rig)
+            data["throughput"]["no_stories"] = args.no_stories
         lines, found = render(data)
         print("\n".join(lines + harness.goals_table(found)))
 

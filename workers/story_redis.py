@@ -8,7 +8,8 @@ was stored; a story's keys expire ``story_ttl_s`` after it last grew, and its me
 keeps the newest ``MEMBERS_KEPT``. Work per article, whatever the store holds: three round
 trips (``assign``: frequencies, candidates, store). The tag job (``Stories.place``) pays
 three in all: its retry check rides with the frequencies, and the article is stored in the
-pipeline of its story's bookkeeping.
+pipeline of its story's bookkeeping (one script each). A near-duplicate pays two: its own
+record and its original's in one read, then the same pipeline.
 """
 
 from __future__ import annotations
