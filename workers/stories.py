@@ -363,17 +363,13 @@ def df_counts(article_id: str, terms: Iterable[str], df: Mapping[str, int]) -> d
     return counts
 
 
-def idf(df: int, n_docs: int, prior_docs: float) -> float:
-    """Smoothed idf; ``prior_docs`` keeps a young table (few documents) from calling every
-    word rare or every word common."""
-    return math.log((n_docs + prior_docs + 1.0) / (df + 1.0)) + 1.0
-
-
 def profile(
     article_id: str, day: float, raw: RawFeatures, df: Mapping[str, int], n_docs: int,
     model: Model, source: str = "",
 ) -> Profile:  # fmt: skip
-    # ``idf`` written out: it runs for every distinct term of the article.
+    # Smoothed idf, log((n_docs + prior + 1) / (df + 1)) + 1, with the constant part taken
+    # once: it runs for every distinct term of the article. ``idf_prior_docs`` keeps a young
+    # table (few documents) from calling every word rare or every word common.
     log, seen, top_idf = math.log, df.get, math.log(n_docs + model.idf_prior_docs + 1.0) + 1.0
 
     def w(term: str) -> float:
