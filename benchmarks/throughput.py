@@ -130,13 +130,13 @@ def start_pools(pages: list[Any], workers: int) -> dict[str, Any]:
     return {name: ctx.Pool(workers, initializer=_pool_init) for name in TASKS}
 
 
-def pool_run(pool: Any, task: Callable[[int], bool], n: int) -> dict[str, Any]:
+def pool_run(pool: Any, task: Callable[[int], bool], n: int, first: int = 0) -> dict[str, Any]:
     pids = [p.pid for p in pool._pool]
     gc.collect()
     ticks = sum(cpu_ticks(pid) for pid in pids)
     machine = machine_ticks()
     start = time.perf_counter()
-    ok = sum(pool.imap_unordered(task, range(n), chunksize=1))
+    ok = sum(pool.imap_unordered(task, range(first, first + n), chunksize=1))
     seconds = time.perf_counter() - start
     cpu_s = (sum(cpu_ticks(pid) for pid in pids) - ticks) / CLK_TCK
     return with_cpu(
@@ -257,16 +257,17 @@ def near_duplicates(rig: Rig, ids: list[str]) -> int:
     return found
 
 
-def pipeline_run(rig: Rig, label: str, n: int) -> dict[str, Any]:
-    """Feed n new articles through the running pipeline; time first enqueue -> all done."""
-    ids = article_ids(rig.site.base, label, n, rig.page_keys)
+def pipeline_run(rig: Rig, label: str, n: int, start: int = 0) -> dict[str, Any]:
+    """Feed n new articles (from article ``start``) through the running pipeline; time first
+    enqueue -> all done."""
+    ids = article_ids(rig.site.base, label, n, rig.page_keys, start)
     rq_keys = rq_key_names(rig.r)
     stream_before = int(rig.r.xlen("tradewire:events") or 0)
     failed_before = failed_count(rig.r, rq_keys)
     restarts_before = sum(len(c.exit_codes) for c in rig.workers)
     feeds = [
         {"url": rig.site.base + p, "title": f"bench {label}"}
-        for p in feed_paths(label, n, len(rig.pages))
+        for p in feed_paths(label, n, len(rig.pages), start)
     ]
     rig.site.drain()
     poller = start_poller(rig, label, feeds)
@@ -305,11 +306,12 @@ def one_round(rig: Rig, pools: dict[str, Any], r: int) -> dict[str, dict[str, An
     order = list(VARIANTS)
     shift = r % len(order)
     results: dict[str, dict[str, Any]] = {}
+    start = int(r * args.articles) if args.fresh else 0  # --fresh: the round's own pages
     for name in order[shift:] + order[:shift]:
         if name == "pipeline":
-            results[name] = pipeline_run(rig, f"r{r}", args.articles)
+            results[name] = pipeline_run(rig, f"r{r}", args.articles, start)
         else:
-            results[name] = pool_run(pools[name], TASKS[name], args.pool_articles)
+            results[name] = pool_run(pools[name], TASKS[name], args.pool_articles, start)
         x = results[name]
         log(
             f"round {r + 1}/{args.rounds}: {name:8s} {x['rate']:6.1f} articles/s ({x['seconds']:.1f} s), "
@@ -363,11 +365,18 @@ def pipeline_detail(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
 def throughput(rig: Rig, pools: dict[str, Any]) -> dict[str, Any]:
     """Warm every variant up, then ``--rounds`` interleaved rounds (the workers running)."""
     args = rig.args
-    p = len(rig.pages)
+    p, start = len(rig.pages), 0
+    if args.fresh:  # the warm-up takes the pages after the rounds' pages
+        start = int(args.rounds * args.articles)
+        p -= start
+        if p < 1:
+            raise BenchError(f"--fresh: {args.rounds} rounds x {args.articles} articles "
+                             f"leave no page of {len(rig.pages)} for the warm-up")  # fmt: skip
+        args.pool_articles = args.articles
     log(f"warm-up: {p} pages through each pool, {p} articles through the pipeline")
     for name, task in TASKS.items():
-        pool_run(pools[name], task, p)
-    warm = pipeline_run(rig, "warm", p)
+        pool_run(pools[name], task, p, start)
+    warm = pipeline_run(rig, "warm", p, start)
     log(f"  pipeline warm-up: {warm['rate']:.1f} articles/s")
     rounds = [one_round(rig, pools, r) for r in range(args.rounds)]
     return {
