@@ -33,7 +33,6 @@ from workers.pipeline import tag_document
 from workers.stories import (
     PAIR_FEATURES,
     Model,
-    df_counts,
     pair_features,
     profile,
     raw_features,
@@ -78,7 +77,7 @@ def collect(
             (o.article_id, pair_features(me, o), pair_features(me, o, cross=True)) for o, _ in found
         ]
         out.append((row["id"], pairs))
-        store.add(me, row["gold_cluster"], keys, df_counts(row["id"], raw.df_terms(), df))
+        store.add(me, row["gold_cluster"], keys, raw.sorted_df_terms())
     return out
 
 

@@ -118,12 +118,12 @@ def legacy(store: Any) -> bool:
 
 
 def add_filled(store: Any, me: Any, raw: RawFeatures, story_id: str, keys: list[str]) -> None:
-    """A made-up article stored as it stood: every term counted once (the fill is not
-    measured; what the store then holds is)."""
+    """A made-up article stored as it stood (the fill is not measured; what the store then
+    holds is)."""
     if legacy(store):
         store.add(me, raw, story_id, keys)
     else:
-        store.add(me, story_id, keys, dict.fromkeys(raw.df_terms(), 1))
+        store.add(me, story_id, keys, raw.sorted_df_terms())
 
 
 class Variant:

@@ -22,7 +22,6 @@ import dataclasses
 import math
 import re
 import string
-import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -339,30 +338,6 @@ _NOT_CYRILLIC_LEADS = _ALL_BYTES.translate(None, bytes(range(0xD0, 0xD4)))
 _NOT_CJK_LEADS = _ALL_BYTES.translate(None, bytes([*range(0xE3, 0xEA), 0xEF]))
 
 
-# A term already in this many documents is counted by sampling (``df_counts``).
-DF_EXACT_BELOW = 64
-
-
-def df_counts(article_id: str, terms: Iterable[str], df: Mapping[str, int]) -> dict[str, int]:
-    """What the article adds to each term's document frequency. A rare term counts 1, as
-    it must: its idf decides what is distinctive. A term in ``d >= DF_EXACT_BELOW``
-    documents counts ``step = d // DF_EXACT_BELOW`` in one article of ``step`` (chosen by a
-    hash of article and term: the same on a retry and in either store), else nothing: the
-    same expected count, within about 1/sqrt(DF_EXACT_BELOW) of it, for a fraction of
-    the writes. Common words are most of an article's distinct terms, and writing one
-    counter each was most of what placing an article cost Redis."""
-    counts: dict[str, int] = {}
-    for term in terms:
-        seen = df.get(term, 0)
-        if seen < DF_EXACT_BELOW:
-            counts[term] = 1
-            continue
-        step = seen // DF_EXACT_BELOW
-        if zlib.crc32(f"{article_id}\n{term}".encode()) % step == 0:
-            counts[term] = step
-    return counts
-
-
 def profile(
     article_id: str, day: float, raw: RawFeatures, df: Mapping[str, int], n_docs: int,
     model: Model, source: str = "",
@@ -545,9 +520,10 @@ class StoryStore(Protocol):
         ...
 
     def add(
-        self, me: Profile, story_id: str, index_keys: Sequence[str], counts: Mapping[str, int]
+        self, me: Profile, story_id: str, index_keys: Sequence[str], terms: Sequence[str]
     ) -> None:
-        """Store the article, its posting entries and its ``df_counts``."""
+        """Store the article and its posting entries, and count it as a document holding
+        ``terms`` (none: a near-duplicate, whose text its original counted)."""
         ...
 
 
@@ -559,7 +535,7 @@ def assign(
     terms = raw.sorted_df_terms()
     frequencies = store.document_frequencies(terms, day)
     decision, me, index_keys = choose(store, model, article_id, day, raw, source, frequencies)
-    store.add(me, decision.story_id, index_keys, df_counts(article_id, terms, frequencies[0]))
+    store.add(me, decision.story_id, index_keys, terms)
     return decision
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,6 @@ from workers.stories import (
     Model,
     Profile,
     choose,
-    df_counts,
     posting_minute,
     posting_range,
     raw_features,
@@ -118,9 +117,8 @@ end
 return out
 """
 
-# ARGV[6] is the terms the article counts 1 in, ARGV[10] the others (``df_counts``): term
-# and count on lines of their own; ARGV[11] '1' counts the article as a document of the
-# table ('0': a near-duplicate, whose text was counted with its original's).
+# ARGV[6] is the article's terms, one a line; with ARGV[10] '1' it counts as a document
+# holding them ('0': a near-duplicate, whose text its original counted).
 # With ARGV[7] > 0, KEYS[3] and KEYS[4] are the story's summary and member list: the article
 # is counted in its story here, with its record or not at all (a retried job whose record
 # write failed counts it once), and those keys expire ARGV[7] seconds after. Posting lists
@@ -142,15 +140,8 @@ if story_ttl > 0 then
   redis.call('EXPIRE', KEYS[4], story_ttl)
   first = 5
 end
-for term in string.gmatch(ARGV[6], '[^\\n]+') do redis.call('HINCRBY', df_key, term, 1) end
-local term = nil
-for line in string.gmatch(ARGV[10], '[^\\n]+') do
-  if term == nil then term = line else
-    redis.call('HINCRBY', df_key, term, tonumber(line))
-    term = nil
-  end
-end
-if ARGV[11] == '1' then
+if ARGV[10] == '1' then
+  for term in string.gmatch(ARGV[6], '[^\\n]+') do redis.call('HINCRBY', df_key, term, 1) end
   redis.call('HINCRBY', df_key, '#docs', 1)
   redis.call('EXPIRE', df_key, df_ttl)
 end
@@ -228,21 +219,21 @@ class RedisStories:
             del self._parsed[next(iter(self._parsed))]
 
     def add(
-        self, me: Profile, story_id: str, index_keys: Sequence[str], counts: Mapping[str, int]
+        self, me: Profile, story_id: str, index_keys: Sequence[str], terms: Sequence[str]
     ) -> None:
-        keys_, args = self._add_call(me, story_id, index_keys, counts)
+        keys_, args = self._add_call(me, story_id, index_keys, terms)
         self._add(keys=keys_, args=args)
 
     def queue_add(
         self, pipe: redis.client.Pipeline, me: Profile, story_id: str,
-        index_keys: Sequence[str], counts: Mapping[str, int], *, story_ttl_s: int,
+        index_keys: Sequence[str], terms: Sequence[str], *, story_ttl_s: int,
     ) -> Callable[[Any], bool]:  # fmt: skip
         """``add`` as one command of ``pipe``, counting the article in its story (summary
         and members, kept ``story_ttl_s``) in the same script as its record. The function
         returned checks the reply once the pipeline ran (``raise_on_error=False``): a server
         that lost the script (restarted, failed over) gets it and the article is stored
         then, after the pipeline's later commands (it returns True: they read too early)."""
-        keys_, args = self._add_call(me, story_id, index_keys, counts, story_ttl_s)
+        keys_, args = self._add_call(me, story_id, index_keys, terms, story_ttl_s)
         pipe.evalsha(self._add.sha, len(keys_), *keys_, *args)
 
         def check(reply: Any) -> bool:
@@ -256,7 +247,7 @@ class RedisStories:
         return check
 
     def _add_call(
-        self, me: Profile, story_id: str, index_keys: Sequence[str], counts: Mapping[str, int],
+        self, me: Profile, story_id: str, index_keys: Sequence[str], terms: Sequence[str],
         story_ttl_s: int = 0,
     ) -> tuple[list[str], list[Any]]:  # fmt: skip
         book = [keys.story(story_id), keys.story_members(story_id)] if story_ttl_s else []
@@ -264,11 +255,9 @@ class RedisStories:
                  *(keys.story_posting(k) for k in index_keys)]  # fmt: skip
         record = encode_record(me, story_id)
         self._keep(record, (me, story_id))
-        ones = "\n".join(t for t, n in counts.items() if n == 1)
-        others = "\n".join(f"{t}\n{n}" for t, n in counts.items() if n != 1)
-        args = [me.article_id, record, self.window_s, DF_TTL_S, self.posting_limit, ones,
-                story_ttl_s, MEMBERS_KEPT, posting_minute(me.day), others,
-                int(bool(counts))]  # fmt: skip
+        args = [me.article_id, record, self.window_s, DF_TTL_S, self.posting_limit,
+                "\n".join(terms), story_ttl_s, MEMBERS_KEPT, posting_minute(me.day),
+                int(bool(terms))]  # fmt: skip
         return keys_, args
 
     def stories_of(self, *article_ids: str) -> list[str | None]:
@@ -414,8 +403,7 @@ class Stories:
                 decision, me, index_keys = choose(self.store, self.model, article.article_id,
                                                   day, raw, source, found)  # fmt: skip
                 story_id = decision.story_id
-                counts = df_counts(article.article_id, terms, found[0])
-                stored = self.store.queue_add(pipe, me, story_id, index_keys, counts,
+                stored = self.store.queue_add(pipe, me, story_id, index_keys, terms,
                                               story_ttl_s=self.book.ttl_s)  # fmt: skip
         read = self.book.queue_join(
             pipe, story_id, source, article.title, seen_at=seen_at,
@@ -447,7 +435,7 @@ class Stories:
         if original is None:
             return None
         me = Profile(article.article_id, day, {}, {}, {}, source, {}, "")
-        stored = self.store.queue_add(pipe, me, original, [], {}, story_ttl_s=self.book.ttl_s)
+        stored = self.store.queue_add(pipe, me, original, [], [], story_ttl_s=self.book.ttl_s)
         return original, stored
 
 

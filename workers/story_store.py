@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -90,11 +90,12 @@ class MemoryStories:
         return [self.stored[a] for a in article_ids if a in self.stored]
 
     def add(
-        self, me: Profile, story_id: str, index_keys: Sequence[str], counts: Mapping[str, int]
+        self, me: Profile, story_id: str, index_keys: Sequence[str], terms: Sequence[str]
     ) -> None:
         week = week_of(me.day)
-        self.df.setdefault(week, Counter()).update(counts)
-        self.docs[week] += 1
+        if terms:
+            self.df.setdefault(week, Counter()).update(terms)
+            self.docs[week] += 1
         entry = (posting_minute(me.day), me.article_id)
         again = me.article_id in self.stored  # only a stored article can be in a posting
         for key in index_keys:
