@@ -26,7 +26,6 @@ import codecs
 import copy
 import dataclasses
 import re
-from collections import Counter
 from typing import Any
 
 import charset_normalizer
@@ -42,7 +41,7 @@ from core.document import format_document, normalize_paragraph, strip_boilerplat
 from core.errors import RefusedArticleError
 from workers.language import detect_language, normalize_language_tag
 from workers.metadata import page_metadata
-from workers.refusal import EMPTY, TOO_SHORT, Page, refusal_reason
+from workers.refusal import EMPTY, TOO_SHORT, Page, lone_blocks, refusal_reason
 
 # A fast pass keeping fewer words than this gets a second, full pass (see extract_article).
 SECOND_PASS_WORDS = 100
@@ -296,17 +295,7 @@ def drop_gallery_slides(tree: Any) -> bool:
     ]
     if not counters:
         return False
-    under: Counter[Any] = Counter()
-    for counter in counters:
-        under.update(counter.iterancestors())
-    slides = []
-    for counter in counters:
-        node = counter
-        while (parent := node.getparent()) is not None and parent.tag != "body":
-            if under[parent] > 1:
-                break
-            node = parent
-        slides.append(node)
+    slides = lone_blocks(counters)
     in_slides = sum(word_count(" ".join(_IN_PARAGRAPHS(slide))) for slide in set(slides))
     if word_count(" ".join(_P_TEXT(tree))) - in_slides < SECOND_PASS_WORDS:
         return False  # no story of its own beside the slides: a slideshow's slides are its story

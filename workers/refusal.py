@@ -193,20 +193,26 @@ def _headline_links(tree: Any) -> list[Any]:
 
 
 def _block_texts(anchors: list[Any]) -> list[str]:
-    """For each anchor, the text of its largest ancestor holding no other headline link
-    (one count of anchors per ancestor, so the climb costs the depth, not the subtree)."""
+    """For each anchor, the text of its largest ancestor holding no other headline link."""
+    return [" ".join(" ".join(node.itertext()).split()) for node in lone_blocks(anchors)]
+
+
+def lone_blocks(marks: list[Any]) -> list[Any]:
+    """For each marked element, its largest ancestor (below ``body``) holding no other mark:
+    a teaser around its headline link, a gallery slide around its counter. One count of
+    marks per ancestor, so the climb costs the depth, not the subtree."""
     under: Counter[Any] = Counter()
-    for anchor in anchors:
-        under.update(anchor.iterancestors())
-    texts = []
-    for anchor in anchors:
-        node = anchor
+    for mark in marks:
+        under.update(mark.iterancestors())
+    blocks = []
+    for mark in marks:
+        node = mark
         while (parent := node.getparent()) is not None and parent.tag != "body":
             if under[parent] > 1:
                 break
             node = parent
-        texts.append(" ".join(" ".join(node.itertext()).split()))
-    return texts
+        blocks.append(node)
+    return blocks
 
 
 def _is_challenge(page: Page, text: str, words: int) -> bool:
