@@ -192,12 +192,8 @@ def term_counts(text: str, words: Mapping[str, int] | None = None) -> dict[str, 
     """``Counter(terms_of(text))``, each distinct word normalised once: a long article
     repeats most of its words. ``words``: the text's ``word_counts``, when made already."""
     counts: dict[str, int] = {}
-    known = _terms
     for word, n in (word_counts(text) if words is None else words).items():
-        lower = word.lower()
-        term = known.get(lower)
-        if term is None:
-            term = _term_of(lower)
+        term = _term_of(word.lower())
         if term:
             counts[term] = counts.get(term, 0) + n
     runs = _CJK_RUN.findall(text)
@@ -350,9 +346,7 @@ def profile(
     def w(term: str) -> float:
         return top_idf - log(seen(term, 0) + 1.0)
 
-    weighted = {
-        t: (1.0 + log(c)) * (top_idf - log(seen(t, 0) + 1.0)) for t, c in raw.term_counts.items()
-    }
+    weighted = {t: (1.0 + log(c)) * w(t) for t, c in raw.term_counts.items()}
     top = dict(sorted(weighted.items(), key=lambda kv: (-kv[1], kv[0]))[: model.top_terms])
     return Profile(
         article_id=article_id,

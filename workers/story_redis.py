@@ -266,8 +266,7 @@ class RedisStories:
         return [self._parse(r)[1] if r else None for r in records]
 
     def story_of(self, article_id: str) -> str | None:
-        raw = self.redis.get(keys.story_profile(article_id))
-        return self._parse(raw)[1] if raw else None
+        return self.stories_of(article_id)[0]
 
 
 @dataclasses.dataclass(frozen=True)
