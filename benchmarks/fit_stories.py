@@ -18,6 +18,9 @@ taxonomy entities and figures only), its threshold held at 95% held-out pair pre
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import io
 import json
 import random
 import sys
@@ -37,7 +40,7 @@ from workers.stories import (
     profile,
     raw_features,
 )
-from workers.story_store import MemoryStories
+from workers.story_store import POSTING_LIMIT, MemoryStories
 from workers.tagging import load_taxonomy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,11 +60,11 @@ def load(path: Path) -> list[dict[str, str]]:
 
 
 def collect(
-    rows: list[dict[str, str]], model: Model
+    rows: list[dict[str, str]], model: Model, posting_limit: int = POSTING_LIMIT
 ) -> list[tuple[str, list[tuple[str, list[float]]]]]:
     """Per article in time order: its candidates with their pair features."""
     taxonomy = load_taxonomy(ROOT / "config" / "taxonomy.yaml")
-    store = MemoryStories()
+    store = MemoryStories(posting_limit)
     out = []
     for row in rows:
         entities = tag_document(taxonomy, row["text"], row["title"]).entities
@@ -143,9 +146,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--sweep", action="store_true",
+                        help="cross-validate each candidate and posting-list limit first")  # fmt: skip
     args = parser.parse_args()
     rows = load(DEV)
     gold = {r["id"]: r["gold_cluster"] for r in rows}
+    if args.sweep:
+        sweep(rows, gold, args.folds)
     collected = collect(rows, BASE)
     reach = sum(1 for a, pairs in collected for o, _, _ in pairs if gold[o] == gold[a])
     mates = sum(1 for a, _ in collected for b in gold if b != a and gold[b] == gold[a]) // 2
@@ -172,6 +179,25 @@ def main() -> None:
     cross = fit_cross(collected, gold, stories, args.folds)
     if args.write:
         write(w, b, t, mean, cross)
+
+
+def sweep(rows: list[dict[str, str]], gold: dict[str, str], folds: int) -> None:
+    """Cross-validated quality per candidate limit (the first k of each ranked candidate
+    list: what a lookup with limit k returns) and per posting-list limit: the bounds on
+    work per article are set to the smallest that lose nothing here."""
+    print("limits: max_candidates / posting_limit -> cross-validated pairwise F1, BCubed F1")
+    for posting_limit in SWEEP_POSTINGS:
+        collected = collect(rows, dataclasses.replace(BASE, max_candidates=max(SWEEP_CANDIDATES)),
+                            posting_limit)  # fmt: skip
+        for k in SWEEP_CANDIDATES:
+            cut = [(article, pairs[:k]) for article, pairs in collected]
+            with contextlib.redirect_stdout(io.StringIO()):  # the folds' thresholds
+                scores = cross_validate(cut, gold, folds)
+            print(f"  {k:3d} / {posting_limit:4d}: {scores[2]:.3f}  {scores[5]:.3f}")
+
+
+SWEEP_CANDIDATES = (10, 15, 20, 25, 30, 40, 60)
+SWEEP_POSTINGS = (25, 50, 100, 200)
 
 
 # What a pair in two scripts can still share: anchors and time. The cross-script model is

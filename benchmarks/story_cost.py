@@ -34,7 +34,7 @@ from clustering_quality import DEV, ROOT, _cpu_s, _private_redis, read_jsonl, sy
 from workers.stories import Model, RawFeatures, assign, choose, profile, raw_features
 from workers.story_store import MemoryStories, day_of, load_model
 
-POSTING_LIMIT = 100  # the service's default story_posting_limit; --posting-limit to try others
+POSTING_LIMIT = 50  # the service's default story_posting_limit; --posting-limit to try others
 
 
 class RoundTrips:
@@ -74,6 +74,8 @@ def store_module(rev: str | None) -> Any:
                 return super().candidates_with_profiles(index_keys, me, limit)
 
         module.RedisStories = Unwindowed
+    if not hasattr(module.RedisStories, "lookup"):  # before records were parsed on demand
+        module.RedisStories.lookup = module.RedisStories.candidates_with_profiles
     return module
 
 

@@ -74,7 +74,7 @@ class Model:
     top_terms: int = 40
     index_terms: int = 12
     index_anchors: int = 10
-    max_candidates: int = 40
+    max_candidates: int = 25
     idf_prior_docs: float = 50.0
     # Pairs in two scripts share no words: their own model over the anchors and time only.
     cross_weights: tuple[float, ...] = ()
@@ -143,6 +143,27 @@ class Profile:
             norms = (_norm(self.title), _norm(self.anchors), _norm(self.lead), _norm(lead_anchors))
             cached = self.__dict__["_derived"] = (norms, lead_anchors)
         return cached  # type: ignore[no-any-return]
+
+    @property
+    def terms_norm(self) -> float:
+        cached: Any = self.__dict__.get("_terms_norm")  # beside the fields, as ``_derived``
+        if cached is None:
+            cached = self.__dict__["_terms_norm"] = _norm(self.terms)
+        return cached  # type: ignore[no-any-return]
+
+    def key_lists(self) -> tuple[Iterable[str], Iterable[str], Iterable[str], Iterable[str]]:
+        return self.terms, self.title, self.anchors, self.lead
+
+    def parsed(self) -> Profile:
+        return self
+
+    def with_norms(self, terms_norm: float, norms: Sequence[float]) -> Profile:
+        """This profile with ``terms_norm`` and ``norms`` known already (a stored record
+        carries them, computed from these weights in this order: the same floats)."""
+        title, anchors, lead, lead_anchors = norms
+        self.__dict__["_terms_norm"] = terms_norm
+        self.__dict__["_derived"] = ((title, anchors, lead, lead_anchors), _anchors(self.lead))
+        return self
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:
@@ -444,17 +465,102 @@ def same_story(model: Model, a: Profile, b: Profile) -> tuple[float, bool]:
 @dataclasses.dataclass(frozen=True)
 class Decision:
     story_id: str
-    probability: float  # of the best earlier article (the one joined, if any)
+    probability: float  # of the best earlier article scored (the one joined, if any)
 
 
-def decide(model: Model, me: Profile, candidates: Iterable[tuple[Profile, str]]) -> Decision:
+class Unparsed(Protocol):
+    """An earlier article a lookup found, its stored record not parsed yet: the keys of its
+    term lists (what ``could_join`` reads) and its profile on demand. Parsing a record is
+    most of what a candidate costs, and most candidates cannot join."""
+
+    @property
+    def article_id(self) -> str: ...
+
+    @property
+    def day(self) -> float: ...
+
+    @property
+    def script(self) -> str: ...
+
+    @property
+    def terms_norm(self) -> float: ...
+
+    def key_lists(self) -> tuple[Iterable[str], Iterable[str], Iterable[str], Iterable[str]]:
+        """The keys of its terms, title, anchors and lead."""
+        ...
+
+    def parsed(self) -> Profile: ...
+
+
+Candidate = Profile | Unparsed  # a Profile is an Unparsed whose record is parsed already
+
+
+def could_join(model: Model, me: Profile, other: Unparsed) -> bool:
+    """False only when the pair cannot clear the threshold whatever the other's weights
+    (``score_bound``). A pair in two scripts is always scored in full (its own model; rare)."""
+    if other.script != me.script or not model.weights:
+        return True
+    # A hair of slack for rounding: the bound and the score sum in different orders.
+    return score_bound(model, me, other) >= _logit(model.threshold) - 1e-6
+
+
+def score_bound(model: Model, me: Profile, other: Unparsed) -> float:
+    """An upper bound of the model's score (before the logistic) of a same-script pair,
+    from which of this article's keys the other holds. Counts and time are exact; each
+    cosine is at most the norm of this side's shared part over its whole norm
+    (Cauchy-Schwarz), the text's at most that times the other's norm."""
+    terms, title, anchors, lead = other.key_lists()
+    (title_n, anchors_n, lead_n, lead_anchors_n), lead_anchors = me.norms_and_lead_anchors()
+    shared = [k for k in anchors if k in me.anchors]
+    days = abs(me.day - other.day)
+    upper = [
+        _shared_norm(me.terms, terms) * other.terms_norm,
+        _part(_shared_norm(me.title, title), title_n),
+        _part(_shared_norm(me.anchors, shared), anchors_n),
+        min(len(shared), 8) / 8.0,
+        min(sum(1 for k in shared if k.startswith("e:")), 4) / 4.0,
+        min(days, 14.0),
+        math.exp(-days),
+        _part(_shared_norm(me.lead, lead), lead_n),
+        _part(_shared_norm(lead_anchors, lead), lead_anchors_n),
+        min(sum(1 for k in shared if k.startswith("n:")), 3) / 3.0,
+    ]
+    exact = (3, 4, 5, 6, 9)  # the others are cosines: at least 0, at most their bound
+    return model.bias + sum(
+        w * x if w > 0 or i in exact else 0.0
+        for i, (w, x) in enumerate(zip(model.weights, upper, strict=True))
+    )
+
+
+def _shared_norm(mine: Mapping[str, float], theirs: Iterable[str]) -> float:
+    return math.sqrt(sum(mine[k] * mine[k] for k in theirs if k in mine))
+
+
+def _part(shared: float, whole: float) -> float:
+    return shared / whole if whole else 0.0
+
+
+def _logit(p: float) -> float:
+    if p <= 0.0:
+        return -math.inf
+    if p >= 1.0:
+        return math.inf
+    return math.log(p / (1.0 - p))
+
+
+def decide(model: Model, me: Profile, candidates: Iterable[tuple[Candidate, str]]) -> Decision:
     """Join the story of the most probable earlier article within the window, else start a
-    story named after this article. Ties go to the earlier-stored candidate."""
+    story named after this article. Ties go to the earlier-stored candidate. A candidate is
+    scored (its record parsed, if it is not yet) only when ``could_join`` allows a join:
+    ``probability`` is the highest of those scored."""
     best: tuple[float, Profile, str] | None = None
     top = 0.0
-    for other, story_id in candidates:
-        if other.article_id == me.article_id or abs(me.day - other.day) > model.window_days:
+    for found, story_id in candidates:
+        if found.article_id == me.article_id or abs(me.day - found.day) > model.window_days:
             continue
+        if not could_join(model, me, found):
+            continue
+        other = found.parsed()
         p, joins = same_story(model, me, other)
         top = max(top, p)
         if joins and (best is None or p > best[0]):
@@ -513,6 +619,12 @@ class StoryStore(Protocol):
         only the part of each posting list inside the window."""
         ...
 
+    def lookup(
+        self, index_keys: Sequence[str], me: str, limit: int, window: tuple[float, float]
+    ) -> Sequence[tuple[Candidate, str]]:
+        """``candidates_with_profiles``, each record parsed only if the decision needs it."""
+        ...
+
     def add(
         self, me: Profile, story_id: str, index_keys: Sequence[str], terms: Sequence[str]
     ) -> None:
@@ -543,7 +655,5 @@ def choose(
     df, n_docs = frequencies
     me = profile(article_id, day, raw, df, n_docs, model, source)
     index_keys = me.index_keys(model.index_terms, model.index_anchors)
-    found = store.candidates_with_profiles(
-        index_keys, article_id, model.max_candidates, (day, model.window_days)
-    )
+    found = store.lookup(index_keys, article_id, model.max_candidates, (day, model.window_days))
     return decide(model, me, found), me, index_keys

@@ -14,8 +14,11 @@ record and its original's in one read, then the same pipeline.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
+import sys
+from array import array
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -27,8 +30,10 @@ from core.models import Article, TagResult
 from core.settings import Settings
 from core.urls import domain_of
 from workers.stories import (
+    Candidate,
     Model,
     Profile,
+    _norm,
     choose,
     posting_minute,
     posting_range,
@@ -199,12 +204,33 @@ class RedisStories:
         self, index_keys: Sequence[str], me: str, limit: int, window: tuple[float, float]
     ) -> list[tuple[Profile, str]]:
         """The ranking of ``rank_candidates`` and the records, in one round trip (Lua)."""
+        found = self.lookup(index_keys, me, limit, window)
+        return [(_parsed(candidate), story_id) for candidate, story_id in found]
+
+    def lookup(
+        self, index_keys: Sequence[str], me: str, limit: int, window: tuple[float, float]
+    ) -> list[tuple[Candidate, str]]:
+        """``candidates_with_profiles``; a record not parsed lately comes back as it was
+        stored, to be parsed only if the decision needs it (``StoredRecord``)."""
         low, high = posting_range(*window)
         found = self._candidates(
             keys=[keys.story_posting(k) for k in index_keys],
             args=[me, limit, keys.story_profile(""), repr(window[0]), repr(window[1]), low, high],
         )
-        return [self._parse(record) for record in found]
+        out: list[tuple[Candidate, str]] = []
+        for record in found:
+            text = _text(record)
+            parsed = self._parsed.pop(text, None)
+            if parsed is not None:
+                self._keep(text, parsed)  # last: the least recently read goes first
+                out.append(parsed)
+                continue
+            data = json.loads(text)
+            if isinstance(data, list) and len(data) == len(RECORD_FIELDS):
+                out.append((StoredRecord(data, text, self._keep), data[2]))
+            else:
+                out.append(self._parse(text))
+        return out
 
     def _parse(self, record: str | bytes) -> tuple[Profile, str]:
         text = _text(record)
@@ -444,13 +470,94 @@ def story_placer(client: redis.Redis, settings: Settings) -> Stories | None:
 
 
 def encode_record(me: Profile, story_id: str) -> str:
-    """An article's stored record: a JSON array, its day first (the candidates script reads
-    it unparsed), without the field names that made a JSON object's decoding the lookup's
-    largest cost. Floats travel as ``repr``: exactly the values the in-memory store keeps."""
+    """An article's stored record: a JSON array (``RECORD_FIELDS``), its day first (the
+    candidates script reads it unparsed). The weights of its four term lists travel as one
+    base64 string of integers in ten-thousandths, their keys as four newline-joined
+    strings, and their norms beside them: a candidate's record is read on every lookup
+    that finds it, ``could_join`` needs only its keys and norms, and parsing a hundred
+    decimal floats was most of a record's cost. Profiles round their weights to four
+    decimals or fewer, so ``k / 10000`` is exactly the float the in-memory store keeps; a
+    weight that is not (a hand-made profile) makes the record the plain JSON form, read
+    alike."""
+    groups = (me.terms, me.title, me.anchors, me.lead)
+    weights = [v for group in groups for v in group.values()]
+    scaled = array("i", [round(v * WEIGHT_SCALE) for v in weights])
+    if any(k / WEIGHT_SCALE != v for k, v in zip(scaled, weights, strict=True)):
+        return json.dumps(
+            [me.day, me.article_id, story_id, me.source, me.script, *groups],
+            ensure_ascii=False, separators=(",", ":"),
+        )  # fmt: skip
+    if sys.byteorder == "big":
+        scaled.byteswap()  # stored little-endian: workers on any machine read it
     return json.dumps(
-        [me.day, me.article_id, story_id, me.source, me.script, me.terms, me.title,
-         me.anchors, me.lead], ensure_ascii=False, separators=(",", ":"),
+        [me.day, me.article_id, story_id, me.source, me.script,
+         *("\n".join(group) for group in groups), base64.b64encode(scaled).decode(),
+         [_norm(me.terms), *me.norms]],
+        ensure_ascii=False, separators=(",", ":"),
     )  # fmt: skip
+
+
+WEIGHT_SCALE = 10_000  # a record's weights are whole ten-thousandths (``encode_record``)
+RECORD_FIELDS = ("day", "article_id", "story_id", "source", "script", "term_keys",
+                 "title_keys", "anchor_keys", "lead_keys", "weights", "norms")  # fmt: skip
+
+
+class StoredRecord:
+    """A candidate's record as stored (``encode_record``'s form), read only as far as asked:
+    the keys and norms for ``could_join``, the whole profile when it may join (then kept
+    with the store's parsed records)."""
+
+    __slots__ = ("_data", "_keep", "_text")
+
+    def __init__(
+        self, data: list[Any], text: str, keep: Callable[[str, tuple[Profile, str]], None]
+    ) -> None:
+        self._data, self._text, self._keep = data, text, keep
+
+    @property
+    def article_id(self) -> str:
+        return str(self._data[1])
+
+    @property
+    def day(self) -> float:
+        return float(self._data[0])
+
+    @property
+    def script(self) -> str:
+        return str(self._data[4])
+
+    @property
+    def terms_norm(self) -> float:
+        return float(self._data[10][0])
+
+    def key_lists(self) -> tuple[list[str], list[str], list[str], list[str]]:
+        terms, title, anchors, lead = (k.split("\n") if k else [] for k in self._data[5:9])
+        return terms, title, anchors, lead
+
+    def parsed(self) -> Profile:
+        found = _packed(self._data)
+        self._keep(self._text, found)
+        return found[0]
+
+
+def _packed(data: list[Any]) -> tuple[Profile, str]:
+    day, article_id, story_id, source, script, *groups, packed, norms = data
+    scaled = array("i", base64.b64decode(packed))
+    if sys.byteorder == "big":
+        scaled.byteswap()
+    weights = [k / WEIGHT_SCALE for k in scaled]
+    dicts, start = [], 0
+    for keys_ in groups:
+        names = keys_.split("\n") if keys_ else []
+        dicts.append(dict(zip(names, weights[start : start + len(names)], strict=True)))
+        start += len(names)
+    terms, title, anchors, lead = dicts
+    found = Profile(article_id, day, terms, title, anchors, source, lead, script)
+    return found.with_norms(norms[0], norms[1:]), story_id
+
+
+def _parsed(found: Candidate) -> Profile:
+    return found if isinstance(found, Profile) else found.parsed()
 
 
 def _frequencies(reply: str, terms: Sequence[str]) -> tuple[dict[str, int], int]:
@@ -465,6 +572,9 @@ def _record(raw: str | bytes) -> tuple[Profile, str]:
 def _profile(data: Any) -> tuple[Profile, str]:
     if isinstance(data, dict):  # written before the array form; expires within a window
         return Profile.from_dict(data["profile"]), str(data["story_id"])
+    if len(data) == len(RECORD_FIELDS):
+        return _packed(data)
+    # Weights as JSON objects: a hand-made profile, or a record written before the packed form.
     day, article_id, story_id, source, script, terms, title, anchors, lead = data
     return Profile(article_id, day, terms, title, anchors, source, lead, script), story_id
 

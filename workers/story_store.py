@@ -22,7 +22,7 @@ from workers.stories import (
 # Document frequencies are counted per week and summed over the last DF_WEEKS: a rolling
 # table that follows the news (last month's rare word is this month's common one).
 DF_WEEKS = 4
-POSTING_LIMIT = 100  # most recently published ids kept per index key: bounds each lookup
+POSTING_LIMIT = 50  # most recently published ids kept per index key: bounds each lookup
 
 
 MODEL_FILE = "stories.yaml"
@@ -85,6 +85,12 @@ class MemoryStories:
         day, days = window
         found = self.profiles(self.candidates(index_keys, me, limit, window))
         return [(p, s) for p, s in found if abs(day - p.day) <= days]
+
+    def lookup(
+        self, index_keys: Sequence[str], me: str, limit: int, window: tuple[float, float]
+    ) -> list[tuple[Profile, str]]:
+        """Profiles are at hand here: nothing to parse."""
+        return self.candidates_with_profiles(index_keys, me, limit, window)
 
     def profiles(self, article_ids: Sequence[str]) -> list[tuple[Profile, str]]:
         return [self.stored[a] for a in article_ids if a in self.stored]

@@ -20,8 +20,8 @@ from workers.announce import Announcer
 from workers.corpus import Corpus
 from workers.pipeline import tag_document
 from workers.recluster import recluster
-from workers.stories import assign, new_story_id, posting_minute, raw_features
-from workers.story_redis import RedisStories, Stories
+from workers.stories import Profile, assign, new_story_id, posting_minute, profile, raw_features
+from workers.story_redis import RedisStories, StoredRecord, Stories, encode_record
 from workers.story_store import MemoryStories, day_of, load_model
 from workers.stream import Emitter
 from workers.tagging import load_taxonomy
@@ -280,3 +280,38 @@ def test_a_near_duplicate_whose_original_has_no_story_is_placed_as_any_article(
     assert stories.store.story_of(copy.article_id) == state.story_id
     week = keys.story_df(int(day_of(copy.published_at or "") // 7))
     assert text_redis.hget(week, "#docs") == "1"  # its words counted: it stands for its text
+
+
+def test_a_record_is_read_only_as_far_as_the_decision_needs(text_redis: redis.Redis) -> None:
+    """A record not parsed lately comes back unparsed: its keys, norms, day and script
+    are the profile's; parsed, it is the profile float for float (its norms too), and
+    the next lookup finds it parsed."""
+    store = RedisStories(text_redis, posting_limit=100, window_s=8 * 86400, parsed_kept=10)
+    row = ROWS[0]
+    raw = raw_features(row["title"], row["text"])
+    day = day_of(row["published_at"])
+    stored = profile("p1", day, raw, {"trade": 3}, 40, MODEL, row["source"])
+    keys_ = stored.index_keys(MODEL.index_terms, MODEL.index_anchors)
+    store.add(stored, "s1", keys_, raw.sorted_df_terms())
+    store._parsed.clear()  # as a worker that did not store it
+    [(found, story_id)] = store.lookup(keys_[:1], "x", 40, (day, 7.0))
+    assert isinstance(found, StoredRecord) and story_id == "s1"
+    assert (found.article_id, found.day, found.script) == ("p1", day, stored.script)
+    assert [list(k) for k in found.key_lists()] == [list(k) for k in stored.key_lists()]
+    assert found.terms_norm == stored.terms_norm
+    parsed = found.parsed()
+    assert parsed == stored and parsed.norms_and_lead_anchors() == stored.norms_and_lead_anchors()
+    [(again, _)] = store.lookup(keys_[:1], "x", 40, (day, 7.0))
+    assert again is parsed
+
+
+def test_weights_that_are_not_whole_ten_thousandths_are_stored_exactly(
+    text_redis: redis.Redis,
+) -> None:
+    store = RedisStories(text_redis, posting_limit=100, window_s=8 * 86400, parsed_kept=0)
+    odd = Profile("odd", 20000.0, {"tariff": 0.123456789, "soy": 1 / 3}, {"tariff": 2.5},
+                  {"e:china": 1.0}, "example.com", {"tariff": 2.5, "e:china": 1.0})  # fmt: skip
+    assert len(json.loads(encode_record(odd, "s"))) == 9  # the plain JSON form
+    store.add(odd, "s", ["t:tariff"], ["tariff", "soy"])
+    [(found, _)] = store.candidates_with_profiles(["t:tariff"], "x", 40, (20000.0, 7.0))
+    assert found == odd and found.terms["soy"] == 1 / 3

@@ -18,11 +18,16 @@ from workers.recluster import _membership_changed
 from workers.stories import (
     PAIR_FEATURES,
     Model,
+    Profile,
     anchors_of,
     assign,
+    could_join,
     new_story_id,
+    pair_features,
     rank_candidates,
     raw_features,
+    same_story,
+    score_bound,
     script_of,
     term_counts,
 )
@@ -214,3 +219,34 @@ def test_capitalised_words_written_in_lower_case_elsewhere_are_not_names() -> No
     )
     for found in (anchors_of(text), raw_features("", text).anchors):  # both ways of asking
         assert "c:beijing talks" in found and not any("facing" in a for a in found)
+
+
+def _stored_profiles() -> list[Profile]:
+    store = MemoryStories()
+    for row in sorted(ARTICLES, key=lambda r: r["published_at"]):
+        raw = raw_features(row["title"], row["text"])
+        assign(store, MODEL, row["id"], day_of(row["published_at"]), raw, row["source"])
+    return [found for found, _ in store.stored.values()]
+
+
+def test_the_score_bound_is_never_below_the_score_and_rules_out_unrelated_pairs() -> None:
+    """``could_join`` may skip a candidate only if it could never have joined: over every
+    ordered same-script pair of the invented articles (and a hand-made profile whose term
+    weights are not normalised), the bound is at least the model's score, every pair that
+    joins passes, and some unrelated pairs are ruled out (it saves work)."""
+    profiles = _stored_profiles()
+    odd = dataclasses.replace(profiles[0], article_id="odd", terms={"tariff": 3.0, "soybean": 4.0})
+    profiles.append(odd)
+    ruled_out = 0
+    pairs = [(a, b) for a in profiles for b in profiles if a is not b and a.script == b.script]
+    assert any(b is odd for _, b in pairs)
+    for a, b in pairs:
+        score = MODEL.bias + sum(
+            w * x for w, x in zip(MODEL.weights, pair_features(a, b), strict=True)
+        )
+        assert score_bound(MODEL, a, b) >= score - 1e-9, (a.article_id, b.article_id)
+        if same_story(MODEL, a, b)[1]:
+            assert could_join(MODEL, a, b)
+        ruled_out += not could_join(MODEL, a, b)
+    assert 0 < ruled_out < len(pairs)
+    assert any(same_story(MODEL, a, b)[1] for a, b in pairs)  # joins were checked
