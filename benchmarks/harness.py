@@ -788,7 +788,10 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
     add("--articles", type=int, default=1000, help="articles per throughput run")
     add("--pool-articles", type=int, default=440,
         help="articles per plain-process run (5 x 88 pages: the same page mix)")  # fmt: skip
-    add("--rounds", type=int, default=2, help="interleaved measured rounds")
+    add("--rounds", type=int, default=None,
+        help="interleaved measured rounds (default 4; 2 with --fresh, whose rounds each "
+        "take pages of their own). A 2-core machine's speed drifts by 10-20 %% from one "
+        "round to the next: the median of more rounds is the steadier verdict")  # fmt: skip
     add("--workers", type=int, default=2, help="W: extract workers and pool size")
     add("--latency-items", type=int, default=100)
     add("--poll-interval", type=float, default=0.5, help="latency feed, seconds")
@@ -814,6 +817,8 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
 
 def pipeline_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> Any:
     args = parser.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = 2 if args.fresh else 4
     if args.quick:
         args.articles = min(args.articles, 176)
         args.rounds = 1

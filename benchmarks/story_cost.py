@@ -34,7 +34,7 @@ from clustering_quality import DEV, ROOT, _cpu_s, _private_redis, read_jsonl, sy
 from workers.stories import Model, RawFeatures, assign, choose, profile, raw_features
 from workers.story_store import MemoryStories, day_of, load_model
 
-POSTING_LIMIT = 50  # the service's default story_posting_limit; --posting-limit to try others
+POSTING_LIMIT = 25  # the service's default story_posting_limit; --posting-limit to try others
 
 
 class RoundTrips:

@@ -1,7 +1,7 @@
 """Throughput: the whole pipeline beside the bare cost of extraction, side by side in one run.
 
     .venv/bin/python benchmarks/throughput.py [--articles 1000] [--pool-articles 440]
-        [--rounds 2] [--workers 2] [--quick]
+        [--rounds 4] [--workers 2] [--fresh] [--no-stories] [--quick]
 
 The real pipeline, started the way production starts it: ``python -m service poll`` and
 ``python -m service work-one --queue extract`` x W plus ``--queue tag`` x 1 (restarted when

@@ -122,7 +122,7 @@ class Settings:
     stories_enabled: bool = True  # every cleaned article gets a story_id (workers/stories.py)
     story_ttl_s: int = 30 * 24 * 3600  # a story untouched this long is forgotten
     story_update_interval_s: int = 3600  # at most one story.updated per story this often
-    story_posting_limit: int = 50  # most recently published kept per index key (bounds lookups)
+    story_posting_limit: int = 25  # most recently published kept per index key (bounds lookups)
 
     # Readiness limits: over these, /readyz says 503 (the backlog is not being worked off).
     ready_max_backlog: int = 50_000

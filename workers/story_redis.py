@@ -87,35 +87,55 @@ return table.concat(out, ',')
 _CANDIDATES = """
 local me, limit, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local day, window = tonumber(ARGV[4]), tonumber(ARGV[5])
-local counts, found = {}, {}
+local counts, order, found, n = {}, {}, {}, 0
+local shared, s = {}, 0  -- ids found under two keys or more: the few ranked first
 for _, key in ipairs(KEYS) do
   for _, id in ipairs(redis.call('ZREVRANGEBYSCORE', key, ARGV[7], ARGV[6])) do
     if id ~= me then
-      if counts[id] == nil then
-        counts[id] = 0
-        found[#found + 1] = id
+      local c = counts[id]
+      if c == nil then
+        n = n + 1
+        found[n], order[id], counts[id] = id, n, 1
+      else
+        if c == 1 then s = s + 1; shared[s] = id end
+        counts[id] = c + 1
       end
-      counts[id] = counts[id] + 1
     end
   end
 end
--- Most keys shared first, ties in the order found: buckets by count, no comparison sort.
-local buckets = {}
-for _, id in ipairs(found) do
-  local c = counts[id]
-  if buckets[c] == nil then buckets[c] = {} end
-  local bucket = buckets[c]
-  bucket[#bucket + 1] = id
+-- Most keys shared first, ties in the order found: the shared few sorted, then the ids
+-- found under one key, in their order, read only as far as the limit needs.
+table.sort(shared, function(a, b)
+  if counts[a] ~= counts[b] then return counts[a] > counts[b] end
+  return order[a] < order[b]
+end)
+local si, fi = 0, 0
+local function next_names(k)
+  local names, m = {}, 0
+  while m < k do
+    local id
+    if si < s then
+      si = si + 1
+      id = shared[si]
+    else
+      repeat fi = fi + 1 until fi > n or counts[found[fi]] == 1
+      if fi > n then break end
+      id = found[fi]
+    end
+    m = m + 1
+    names[m] = prefix .. id
+  end
+  return names, m
 end
-local out, taken = {}, 0
-for c = #KEYS, 1, -1 do
-  for _, id in ipairs(buckets[c] or {}) do
-    if taken >= limit then return out end
-    local record = redis.call('GET', prefix .. id)
+local out, o, taken = {}, 0, 0
+while taken < limit do
+  local names, m = next_names(limit - taken)
+  if m == 0 then break end
+  for _, record in ipairs(redis.call('MGET', unpack(names))) do
     if record then
       taken = taken + 1
       local d = tonumber(string.match(record, '^%[([^,]+),'))
-      if d == nil or math.abs(d - day) <= window then out[#out + 1] = record end
+      if d == nil or math.abs(d - day) <= window then o = o + 1; out[o] = record end
     end
   end
 end

@@ -22,7 +22,7 @@ from workers.stories import (
 # Document frequencies are counted per week and summed over the last DF_WEEKS: a rolling
 # table that follows the news (last month's rare word is this month's common one).
 DF_WEEKS = 4
-POSTING_LIMIT = 50  # most recently published ids kept per index key: bounds each lookup
+POSTING_LIMIT = 25  # most recently published ids kept per index key: bounds each lookup
 
 
 MODEL_FILE = "stories.yaml"

@@ -315,3 +315,16 @@ def test_weights_that_are_not_whole_ten_thousandths_are_stored_exactly(
     store.add(odd, "s", ["t:tariff"], ["tariff", "soy"])
     [(found, _)] = store.candidates_with_profiles(["t:tariff"], "x", 40, (20000.0, 7.0))
     assert found == odd and found.terms["soy"] == 1 / 3
+
+
+def test_an_expired_record_gives_its_place_to_the_next_candidate(text_redis: redis.Redis) -> None:
+    """Records are read in batches as far as the limit needs: where some expired before
+    their posting entries, the next in rank take their places, in rank order."""
+    store = RedisStories(text_redis, posting_limit=100, window_s=8 * 86400, parsed_kept=0)
+    day = day_of("2026-05-12")
+    for i in range(6):
+        raw = raw_features("Soybean exports", f"Soybean exports to China fell {i}% in May.")
+        assign(store, MODEL, f"s{i}", day + i / 24, raw)
+    text_redis.delete(keys.story_profile("s5"), keys.story_profile("s3"))
+    found = store.candidates_with_profiles(["t:soybean"], "x", 3, (day, 7.0))
+    assert [p.article_id for p, _ in found] == ["s4", "s2", "s1"]
