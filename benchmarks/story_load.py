@@ -1,0 +1,89 @@
+"""Story quality on a loaded store: the dev set with made-up articles around it, per limit.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/story_load.py [--per-day 1000] [25/25 40/100 ...]
+
+The real dev set (``../shared/corpus/clustering/dev.jsonl``, read at run time) is placed in
+time order with ``workers.stories.assign`` through the in-memory store, among ``--per-day``
+made-up articles a day over its whole span (``clustering_quality.synthetic``'s kind: Zipf
+words of the dev vocabulary, a few anchors each, stored and counted as documents, never
+scored). That is the harshest background a real stream could be: every made-up article
+shares the dev set's vocabulary, so it fills the posting lists of the dev articles' terms
+and competes for their candidate places. Printed per ``max_candidates/posting_limit``
+pair: pairwise P/R/F1 and BCubed F1 against the gold, and the ms per dev article. The
+limits shipped are the smallest that lose nothing here and in ``fit_stories.py --sweep``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+import time
+from collections import Counter
+from typing import Any
+
+from clustering_quality import DEV, read_jsonl
+from story_scores import bcubed, pairwise
+
+from workers.stories import RawFeatures, assign, profile, raw_features
+from workers.story_store import MemoryStories, day_of, load_model
+
+
+def background(per_day: int, vocabulary: list[str], first: float, last: float) -> list[Any]:
+    rng = random.Random(1)
+    weights = [1 / (rank + 1) for rank in range(len(vocabulary))]
+    n = int((last - first) * per_day)
+    out = []
+    for i in range(n):
+        words = rng.choices(vocabulary, weights=weights, k=120)
+        anchors = frozenset(f"c:{w}" for w in rng.sample(vocabulary[200:3000], 4))
+        raw = RawFeatures(dict(Counter(words)), frozenset(words[:8]), anchors)
+        out.append((first + (last - first) * i / max(1, n), f"bg{i:08x}", raw, False))
+    return out
+
+
+def run(per_day: int, limits: list[tuple[int, int]]) -> None:
+    model = load_model()
+    rows = sorted(read_jsonl(DEV), key=lambda r: r["published_at"])
+    raws = [raw_features(r["title"], r["text"]) for r in rows]
+    vocabulary = [t for t, _ in sum((Counter(r.term_counts) for r in raws), Counter())
+                  .most_common()]  # fmt: skip
+    first, last = day_of(rows[0]["published_at"]) - 7, day_of(rows[-1]["published_at"])
+    dev = [
+        (day_of(r["published_at"]), r["id"], raw, True) for r, raw in zip(rows, raws, strict=True)
+    ]
+    stream = sorted(dev + background(per_day, vocabulary, first, last), key=lambda e: e[0])
+    gold = {r["id"]: r["gold_cluster"] for r in rows}
+    print(
+        f"{len(stream) - len(dev):,} made-up articles ({per_day}/day) around {len(dev)} dev articles"
+    )
+    for candidates, posting_limit in limits:
+        limited = dataclasses.replace(model, max_candidates=candidates)
+        store, stories, spent = MemoryStories(posting_limit), {}, 0.0
+        for day, article_id, raw, measured in stream:
+            if measured:
+                started = time.perf_counter()
+                stories[article_id] = assign(store, limited, article_id, day, raw).story_id
+                spent += time.perf_counter() - started
+                continue
+            terms = raw.sorted_df_terms()
+            me = profile(article_id, day, raw, *store.document_frequencies(terms, day), limited)
+            keys = me.index_keys(limited.index_terms, limited.index_anchors)
+            store.add(me, f"s{article_id}", keys, terms)
+        p, r, f = pairwise(gold, stories)
+        print(f"  {candidates:3d} candidates / {posting_limit:5d} per posting list: pairwise P "
+              f"{p:.3f} R {r:.3f} F1 {f:.3f}  BCubed F1 {bcubed(gold, stories)[2]:.3f}  "
+              f"{spent * 1000 / len(dev):.2f} ms per dev article")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--per-day", type=int, default=1000)
+    parser.add_argument("limits", nargs="*", default=["25/25", "25/50", "40/100"],
+                        help="max_candidates/posting_limit pairs")  # fmt: skip
+    args = parser.parse_args()
+    run(args.per_day, [tuple(map(int, x.split("/"))) for x in args.limits])  # type: ignore[misc]
+
+
+if __name__ == "__main__":
+    main()
