@@ -9,12 +9,14 @@ deliberately not duplicates: they are different stories about the same news.
 
 The index (Redis): each sketch value is a set key holding the ids of the articles whose
 sketch has it. One Lua script counts, per earlier article, how many of the new sketch's
-values it shares, records the new article, and answers the best match at or over the
-threshold: atomic, so two workers handling two copies of one wire story at once cannot
-both call theirs the original. A value that ``max_members`` articles already share (a
-site's footer, a press-release formula) says nothing about which story an article is: its
-set stops growing and is left out of the count, which also bounds the script's work per
-lookup for months of articles.
+values it shares, answers the best match at or over the threshold, and records the new
+article if it matched none: atomic, so two workers handling two copies of one wire story
+at once cannot both call theirs the original. Copies are not recorded (their matches
+refresh the original's values instead): forty sites carrying one story would otherwise
+make every later copy's lookup count forty ids per value. A value that ``max_members``
+articles already share (a site's footer, a press-release formula) says nothing about which
+story an article is: its set stops growing and is left out of the count, which also bounds
+the script's work per lookup for months of articles.
 """
 
 from __future__ import annotations
@@ -68,8 +70,10 @@ for other, n in pairs(counts) do
     best, best_count = other, n
   end
 end
+-- A copy keeps its original's values alive but is not added: the sets then hold one id per
+-- wire story however many sites carry it, and a later copy still finds the original.
 for _, key in ipairs(open) do
-  redis.call('SADD', key, me)
+  if not best then redis.call('SADD', key, me) end
   redis.call('EXPIRE', key, ttl)
 end
 if best then

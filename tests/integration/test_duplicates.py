@@ -96,3 +96,23 @@ def test_a_value_shared_by_too_many_articles_stops_counting(text_redis: redis.Re
     assert text_redis.scard(crowded) == 50 and not text_redis.sismember(crowded, "1" * 16)
     assert text_redis.sismember(keys.sketch_value(original[1]), "1" * 16)
     assert original_of(index, "2" * 16, sketch(syndicated(SEEDS["001"]))) == "1" * 16
+
+
+def test_copies_are_not_recorded_but_keep_the_original_alive(text_redis: redis.Redis) -> None:
+    """However many sites carry a story, each of its sketch values holds the original's id
+    alone (a later copy's lookup counts one id per value), and every copy found pushes
+    the original's values' expiry forward."""
+    first = DuplicateIndex(text_redis, DUPLICATE_SHARED, ttl_s=100)
+    later = DuplicateIndex(text_redis, DUPLICATE_SHARED, ttl_s=3600)
+    original = sketch(SEEDS["001"])
+    assert original_of(first, "a" * 16, original) is None
+    copies = [syndicated(SEEDS["001"]), syndicated(syndicated(SEEDS["001"])) + " Updated."]
+    for i, text in enumerate(copies):
+        assert original_of(later, f"{i:016x}", sketch(text)) == "a" * 16
+    values = {v for text in copies for v in sketch(text)}
+    for value in values:
+        members = text_redis.smembers(keys.sketch_value(value))
+        assert members <= {"a" * 16}
+        if value in original:
+            assert members == {"a" * 16} and text_redis.ttl(keys.sketch_value(value)) > 100
+    assert original_of(later, "f" * 16, sketch(syndicated(SEEDS["001"]) + " Final.")) == "a" * 16
