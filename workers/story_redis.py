@@ -33,7 +33,6 @@ from workers.stories import (
     Candidate,
     Model,
     Profile,
-    _norm,
     choose,
     posting_minute,
     posting_range,
@@ -225,7 +224,7 @@ class RedisStories:
     ) -> list[tuple[Profile, str]]:
         """The ranking of ``rank_candidates`` and the records, in one round trip (Lua)."""
         found = self.lookup(index_keys, me, limit, window)
-        return [(_parsed(candidate), story_id) for candidate, story_id in found]
+        return [(candidate.parsed(), story_id) for candidate, story_id in found]
 
     def lookup(
         self, index_keys: Sequence[str], me: str, limit: int, window: tuple[float, float]
@@ -241,15 +240,14 @@ class RedisStories:
         for record in found:
             text = _text(record)
             parsed = self._parsed.pop(text, None)
-            if parsed is not None:
-                self._keep(text, parsed)  # last: the least recently read goes first
-                out.append(parsed)
-                continue
-            data = json.loads(text)
-            if isinstance(data, list) and len(data) == len(RECORD_FIELDS):
-                out.append((StoredRecord(data, text, self._keep), data[2]))
-            else:
-                out.append(self._parse(text))
+            if parsed is None:
+                data = json.loads(text)
+                if isinstance(data, list) and len(data) == len(RECORD_FIELDS):
+                    out.append((StoredRecord(data, text, self._keep), data[2]))
+                    continue
+                parsed = _profile(data)
+            self._keep(text, parsed)  # last: the least recently read goes first
+            out.append(parsed)
         return out
 
     def _parse(self, record: str | bytes) -> tuple[Profile, str]:
@@ -512,7 +510,7 @@ def encode_record(me: Profile, story_id: str) -> str:
     return json.dumps(
         [me.day, me.article_id, story_id, me.source, me.script,
          *("\n".join(group) for group in groups), base64.b64encode(scaled).decode(),
-         [_norm(me.terms), *me.norms]],
+         [me.terms_norm, *me.norms]],
         ensure_ascii=False, separators=(",", ":"),
     )  # fmt: skip
 
@@ -574,10 +572,6 @@ def _packed(data: list[Any]) -> tuple[Profile, str]:
     terms, title, anchors, lead = dicts
     found = Profile(article_id, day, terms, title, anchors, source, lead, script)
     return found.with_norms(norms[0], norms[1:]), story_id
-
-
-def _parsed(found: Candidate) -> Profile:
-    return found if isinstance(found, Profile) else found.parsed()
 
 
 def _frequencies(reply: str, terms: Sequence[str]) -> tuple[dict[str, int], int]:
