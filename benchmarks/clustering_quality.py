@@ -195,8 +195,8 @@ def cross_language() -> None:
                   f"/{n} joined")  # fmt: skip
 
 
-def synthetic(n: int, vocabulary: list[str], start_day: float) -> list[Any]:
-    """Profiles and raw features of ``n`` made-up articles over the week before
+def synthetic(n: int, vocabulary: list[str], start_day: float, days: float = 7.0) -> list[Any]:
+    """Profiles and raw features of ``n`` made-up articles over the ``days`` before
     ``start_day``: Zipf-distributed words of the dev vocabulary, a few anchors each."""
     from workers.stories import RawFeatures
 
@@ -207,7 +207,7 @@ def synthetic(n: int, vocabulary: list[str], start_day: float) -> list[Any]:
         words = rng.choices(vocabulary, weights=weights, k=120)
         anchors = frozenset(f"c:{w}" for w in rng.sample(vocabulary[200:3000], 4))
         raw = RawFeatures(dict(Counter(words)), frozenset(words[:8]), anchors)
-        out.append((f"{i:016x}", start_day - 7 + 7 * i / n, raw))
+        out.append((f"{i:016x}", start_day - days + days * i / n, raw))
     return out
 
 

@@ -17,29 +17,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import random
 import time
 from collections import Counter
-from typing import Any
 
-from clustering_quality import DEV, read_jsonl
+from clustering_quality import DEV, read_jsonl, synthetic
 from story_scores import bcubed, pairwise
 
-from workers.stories import RawFeatures, assign, profile, raw_features
+from workers.stories import assign, profile, raw_features
 from workers.story_store import MemoryStories, day_of, load_model
-
-
-def background(per_day: int, vocabulary: list[str], first: float, last: float) -> list[Any]:
-    rng = random.Random(1)
-    weights = [1 / (rank + 1) for rank in range(len(vocabulary))]
-    n = int((last - first) * per_day)
-    out = []
-    for i in range(n):
-        words = rng.choices(vocabulary, weights=weights, k=120)
-        anchors = frozenset(f"c:{w}" for w in rng.sample(vocabulary[200:3000], 4))
-        raw = RawFeatures(dict(Counter(words)), frozenset(words[:8]), anchors)
-        out.append((first + (last - first) * i / max(1, n), f"bg{i:08x}", raw, False))
-    return out
 
 
 def run(per_day: int, limits: list[tuple[int, int]]) -> None:
@@ -52,7 +37,9 @@ def run(per_day: int, limits: list[tuple[int, int]]) -> None:
     dev = [
         (day_of(r["published_at"]), r["id"], raw, True) for r, raw in zip(rows, raws, strict=True)
     ]
-    stream = sorted(dev + background(per_day, vocabulary, first, last), key=lambda e: e[0])
+    made_up = synthetic(int((last - first) * per_day), vocabulary, last, last - first)
+    background = [(day, article_id, raw, False) for article_id, day, raw in made_up]
+    stream = sorted(dev + background, key=lambda e: e[0])
     gold = {r["id"]: r["gold_cluster"] for r in rows}
     print(
         f"{len(stream) - len(dev):,} made-up articles ({per_day}/day) around {len(dev)} dev articles"
