@@ -212,6 +212,7 @@ def run(stored: int, against: str | None, dev_dates: bool) -> None:
             variants.append(Variant(name, store, client, server.pid, per_article))
         measure(variants, model, measured)
         rows = [(v.name, v.row(), v.per_article) for v in variants]
+        floor = round_trip_floor(variants[-1].client)
     finally:
         for server in servers:
             server.terminate()
@@ -230,6 +231,22 @@ def run(stored: int, against: str | None, dev_dates: bool) -> None:
         cpu = f"{row['client_cpu']:.2f}+{row['server_cpu']:.2f}"
         print(f"{name:<20}{stored:>9,}{row['median']:>11.2f}{row['p99']:>8.2f}{cpu:>13}"
               f"{row['commands']:>10.1f}{row['trips']:>10.2f}{per_article / 1024:>9.2f}  {same}")  # fmt: skip
+    print(f"a PING round trip on this machine: {floor[0]:.3f} ms wall, {floor[1]:.3f} ms client "
+          f"CPU (redis-py); x {rows[-1][1]['trips']:.2f} trips = "
+          f"{floor[0] * rows[-1][1]['trips']:.2f} ms of each article's median")  # fmt: skip
+
+
+def round_trip_floor(client: redis.Redis | None, n: int = 2000) -> tuple[float, float]:
+    """What one trivial command (PING) costs here, wall and client CPU in ms: the part of
+    each round trip no store can save, and the reason absolute figures differ between
+    machines (a trip cost 0.11 ms on one run of this machine, 0.16 ms on another)."""
+    if client is None:
+        return 0.0, 0.0
+    client.ping()
+    started, cpu = time.perf_counter(), time.thread_time()
+    for _ in range(n):
+        client.ping()
+    return (time.perf_counter() - started) * 1000 / n, (time.thread_time() - cpu) * 1000 / n
 
 
 def dev_set_equivalence() -> None:
