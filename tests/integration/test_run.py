@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -35,14 +36,7 @@ def test_run_on_embedded_redis_serves_health_emits_and_stops_cleanly(
         stdout=log_file, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        base = f"http://127.0.0.1:{port}"
-
-        def get(path: str) -> httpx.Response | None:
-            try:
-                return httpx.get(base + path, timeout=2)
-            except httpx.HTTPError:
-                return None
-
+        get = http_getter(f"http://127.0.0.1:{port}")
         live = wait_until(lambda: get("/healthz"), 20)
         assert live is not None and live.status_code == 200
         ready = wait_until(
@@ -58,25 +52,7 @@ def test_run_on_embedded_redis_serves_health_emits_and_stops_cleanly(
         # Append-only persistence is on (Redis 7 keeps it in appendonlydir/, 6.2 in one file).
         redis_dir = tmp_path / "redis"
         assert (redis_dir / "appendonly.aof").exists() or (redis_dir / "appendonlydir").is_dir()
-
-        # Metrics of the poller and of the worker processes, summed by the run's /metrics.
-        def sample(name: str) -> float:
-            metrics = get("/metrics")
-            assert metrics is not None
-            return sum(
-                float(line.rsplit(" ", 1)[1])
-                for line in metrics.text.splitlines()
-                if line.startswith(name)
-            )
-
-        assert wait_until(
-            lambda: sample('tradewire_events_total{outcome="emitted"}') == RELEVANT, 10
-        )
-        assert sample('tradewire_articles_total{reason="",status="extracted"}') == 10
-        assert sample('tradewire_feed_polls_total{result="200"}') == 2
-        assert sample("tradewire_items_discovered_total") == 10
-        assert sample('tradewire_event_latency_seconds_count{since="discovered"}') == RELEVANT
-        assert sample('tradewire_queue_depth{queue="extract"}') == 0
+        assert_run_metrics(get)
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=45) == 0
@@ -91,6 +67,38 @@ def test_run_on_embedded_redis_serves_health_emits_and_stops_cleanly(
     assert len(list((tmp_path / "corpus").glob("*.txt"))) == 10
     # The embedded Redis was stopped with the service.
     assert not (tmp_path / "redis" / "redis.sock").exists()
+
+
+def http_getter(base: str) -> Callable[[str], httpx.Response | None]:
+    """GET ``base + path``; None while nothing answers."""
+
+    def get(path: str) -> httpx.Response | None:
+        try:
+            return httpx.get(base + path, timeout=2)
+        except httpx.HTTPError:
+            return None
+
+    return get
+
+
+def assert_run_metrics(get: Callable[[str], httpx.Response | None]) -> None:
+    """Metrics of the poller and of the worker processes, summed by the run's /metrics."""
+
+    def sample(name: str) -> float:
+        metrics = get("/metrics")
+        assert metrics is not None
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.text.splitlines()
+            if line.startswith(name)
+        )
+
+    assert wait_until(lambda: sample('tradewire_events_total{outcome="emitted"}') == RELEVANT, 10)
+    assert sample('tradewire_articles_total{reason="",status="extracted"}') == 10
+    assert sample('tradewire_feed_polls_total{result="200"}') == 2
+    assert sample("tradewire_items_discovered_total") == 10
+    assert sample('tradewire_event_latency_seconds_count{since="discovered"}') == RELEVANT
+    assert sample('tradewire_queue_depth{queue="extract"}') == 0
 
 
 def test_children_do_not_outlive_a_killed_run(demo_site: str, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import asyncio
 import io
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
 import httpx
@@ -141,38 +141,54 @@ def test_subscribe_verify_push_and_forgeries(
             slowed = settings.poll_interval_s * r.websub.settings.websub_poll_factor
             assert next_at - time.time() >= 0.85 * slowed
 
-            # Forged verifications: another topic, another feed's path, a mode not asked for.
-            assert not hub.verify_intent(r.callback, "subscribe", feed_url + "?x", 60).echoed
-            other = r.callback.rsplit("/", 1)[0] + "/" + "0" * 16
-            assert not hub.verify_intent(other, "subscribe", feed_url, 60).echoed
-            assert not hub.verify_intent(r.callback, "unsubscribe", feed_url, 60).echoed
-            # The right topic, replayed long after our request: not echoed either.
-            text_redis.hset(sub_key, "requested_at", time.time() - 2 * 24 * 3600)
-            assert not hub.verify_intent(r.callback, "subscribe", feed_url, 10**7).echoed
-            assert float(text_redis.hget(sub_key, "lease_end")) < time.time() + 864000 + 60
-
-            before = {result: pushes(result) for result in ("bad_signature", "queued")}
-            bad = hub.publish(feed_url, rss(hub.url, feed_url, [forged]), signature="wrong")
-            unsigned = hub.publish(feed_url, rss(hub.url, feed_url, [forged]), signature="none")
-            assert bad.status_code == unsigned.status_code == 202  # WebSub: 2xx, then dropped
-            assert queued_ids(rq_redis) == []
-            rejected = [e for e in logs() if e["event"] == "websub.bad_signature"]
-            assert len(rejected) == 2 and all(e["feed"] == feed_url for e in rejected)
-
-            for algorithm in ("sha1", "sha256"):
-                ok = hub.publish(feed_url, rss(hub.url, feed_url, [pushed]), signature=algorithm)
-                assert ok.status_code == 202
-            # Pushed twice (sha1, then sha256): queued once, through the poller's claims.
-            assert queued_ids(rq_redis) == [article_id_for(pushed)]
-            assert text_redis.exists(keys.seen_url(article_id_for(forged))) == 0
-            assert [e["feed"] for e in logs() if e["event"] == "websub.pushed"] == [feed_url] * 2
-            new_at = float(text_redis.hget(keys.feed_state(r.feed.feed_id), "last_new_item_at"))
-            assert abs(new_at - time.time()) < 30  # a pushed feed does not look stale
-            assert pushes("bad_signature") - before["bad_signature"] == 2
-            assert pushes("queued") - before["queued"] == 2
+            _assert_forged_verifications_refused(hub, r, text_redis, feed_url)
+            _assert_signed_pushes_queue_once(
+                hub, r, text_redis, rq_redis, logs, (feed_url, pushed, forged)
+            )
 
     asyncio.run(scenario())
     assert secret_of(hub) not in out.getvalue()  # the secret is never logged
+
+
+def _assert_forged_verifications_refused(
+    hub: Hub, r: Rig, text_redis: redis.Redis, feed_url: str
+) -> None:
+    """Another topic, another feed's path, a mode not asked for, and the right topic
+    replayed long after our request: none is echoed."""
+    assert not hub.verify_intent(r.callback, "subscribe", feed_url + "?x", 60).echoed
+    other = r.callback.rsplit("/", 1)[0] + "/" + "0" * 16
+    assert not hub.verify_intent(other, "subscribe", feed_url, 60).echoed
+    assert not hub.verify_intent(r.callback, "unsubscribe", feed_url, 60).echoed
+    sub_key = keys.websub_subscription(r.feed.feed_id)
+    text_redis.hset(sub_key, "requested_at", time.time() - 2 * 24 * 3600)
+    assert not hub.verify_intent(r.callback, "subscribe", feed_url, 10**7).echoed
+    assert float(text_redis.hget(sub_key, "lease_end")) < time.time() + 864000 + 60
+
+
+def _assert_signed_pushes_queue_once(
+    hub: Hub, r: Rig, text_redis: redis.Redis, rq_redis: redis.Redis,
+    logs: Callable[[], list[dict[str, str]]], links: tuple[str, str, str],
+) -> None:  # fmt: skip
+    """Pushes with a wrong or no signature are dropped (2xx, logged); one pushed twice
+    with good signatures (sha1, then sha256) is queued once, through the poller's claims."""
+    feed_url, pushed, forged = links
+    before = {result: pushes(result) for result in ("bad_signature", "queued")}
+    bad = hub.publish(feed_url, rss(hub.url, feed_url, [forged]), signature="wrong")
+    unsigned = hub.publish(feed_url, rss(hub.url, feed_url, [forged]), signature="none")
+    assert bad.status_code == unsigned.status_code == 202  # WebSub: 2xx, then dropped
+    assert queued_ids(rq_redis) == []
+    rejected = [e for e in logs() if e["event"] == "websub.bad_signature"]
+    assert len(rejected) == 2 and all(e["feed"] == feed_url for e in rejected)
+    for algorithm in ("sha1", "sha256"):
+        ok = hub.publish(feed_url, rss(hub.url, feed_url, [pushed]), signature=algorithm)
+        assert ok.status_code == 202
+    assert queued_ids(rq_redis) == [article_id_for(pushed)]
+    assert text_redis.exists(keys.seen_url(article_id_for(forged))) == 0
+    assert [e["feed"] for e in logs() if e["event"] == "websub.pushed"] == [feed_url] * 2
+    new_at = float(text_redis.hget(keys.feed_state(r.feed.feed_id), "last_new_item_at"))
+    assert abs(new_at - time.time()) < 30  # a pushed feed does not look stale
+    assert pushes("bad_signature") - before["bad_signature"] == 2
+    assert pushes("queued") - before["queued"] == 2
 
 
 def pushes(result: str) -> float:

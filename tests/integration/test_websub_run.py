@@ -5,6 +5,7 @@ under one link and then polled under its canonical URL is emitted once."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -42,30 +43,45 @@ def hub() -> Iterator[Hub]:
         yield running
 
 
-def test_a_push_reaches_the_stream_with_polling_slowed(
-    httpserver: HTTPServer, hub: Hub, redis_url: str, text_redis: redis.Redis, tmp_path: Path
-) -> None:
-    feed_url = httpserver.url_for("/feed.xml")
-    amp, canonical = httpserver.url_for("/amp/news/truce"), httpserver.url_for("/news/truce")
-    forged = httpserver.url_for("/news/fentanyl")
-    listed: list[str] = []  # what the feed lists when polled
+@dataclasses.dataclass(frozen=True)
+class Links:
+    """The local site's pages: one story under an AMP link, its canonical URL and a
+    feedproxy link; another story; and a page only a forged push names."""
+
+    amp: str
+    canonical: str
+    proxied: str
+    geneva: str
+    forged: str
+
+
+def serve_site(httpserver: HTTPServer, hub: Hub, feed_url: str) -> tuple[Links, list[str]]:
+    """The feed (listing what the returned list holds when polled) and its pages."""
+    listed: list[str] = []
 
     def feed(_: Request) -> Response:
         return Response(rss(hub.url, feed_url, listed), content_type="application/rss+xml")
 
     httpserver.expect_request("/feed.xml").respond_with_handler(feed)
-    proxied = httpserver.url_for("/feedproxy/truce")
+    links = Links(*(httpserver.url_for(p) for p in ("/amp/news/truce", "/news/truce",
+                    "/feedproxy/truce", "/news/geneva", "/news/fentanyl")))  # fmt: skip
     for path in ("/amp/news/truce", "/news/truce", "/feedproxy/truce"):
-        truce = page("tariff-truce-extended.html", canonical)
+        truce = page("tariff-truce-extended.html", links.canonical)
         httpserver.expect_request(path).respond_with_data(truce, content_type="text/html")
-    geneva = httpserver.url_for("/news/geneva")
-    talks = page("geneva-talks-greer-he-lifeng.html", geneva)
+    talks = page("geneva-talks-greer-he-lifeng.html", links.geneva)
     httpserver.expect_request("/news/geneva").respond_with_data(talks, content_type="text/html")
-    fentanyl = page("fentanyl-tariffs-cut.html", forged)
+    fentanyl = page("fentanyl-tariffs-cut.html", links.forged)
     httpserver.expect_request("/news/fentanyl").respond_with_data(
         fentanyl, content_type="text/html"
     )
+    return links, listed
 
+
+def test_a_push_reaches_the_stream_with_polling_slowed(
+    httpserver: HTTPServer, hub: Hub, redis_url: str, text_redis: redis.Redis, tmp_path: Path
+) -> None:
+    feed_url = httpserver.url_for("/feed.xml")
+    links, listed = serve_site(httpserver, hub, feed_url)
     feeds_file = tmp_path / "feeds.yaml"
     feeds_file.write_text(yaml.safe_dump({"feeds": [{"url": feed_url}]}))
     port = free_port()
@@ -77,48 +93,12 @@ def test_a_push_reaches_the_stream_with_polling_slowed(
     log = tmp_path / "run.log"
     proc = start_run(env, tmp_path, log)
     feed_id = Feed(url=feed_url).feed_id
-    state_key = keys.feed_state(feed_id)
     try:
         assert wait_until(lambda: feed_url in hub.subscriptions, 60), log.read_text()[-3000:]
         assert wait_until(lambda: ready(port), 60), log.read_text()[-3000:]
-
-        # Polling slowed: a poll once the subscription is live schedules the next 4x later.
-        polled_at = float(text_redis.hget(state_key, "last_polled_at") or 0)
-        time.sleep(1.5)  # the websub task's view of live subscriptions is refreshed each second
-        text_redis.zadd(keys.FEEDS_DUE, {feed_id: 0})
-        assert wait_until(
-            lambda: float(text_redis.hget(state_key, "last_polled_at")) > polled_at, 20
-        )
-        next_in = float(text_redis.hget(state_key, "next_poll_at")) - time.time()
-        assert next_in >= 0.85 * 60 * 4, next_in
-
-        stream = "tradewire:events"
-        assert (
-            hub.publish(feed_url, rss(hub.url, feed_url, [forged]), signature="wrong").status_code
-            == 202
-        )
-        assert text_redis.xlen(stream) == 0
-        cold_s, event, last = push_and_time(hub, text_redis, feed_url, amp, "0-0")
-        assert event["url"] == amp and event["canonical_url"] == canonical
-        warm_s, event, _ = push_and_time(hub, text_redis, feed_url, geneva, last)  # worker warm
-        assert event["url"] == geneva
-        print(
-            f"websub push -> event: {cold_s * 1000:.0f} ms (cold worker), {warm_s * 1000:.0f} ms (warm)"
-        )
-
-        # Then polled, under the pushed link, the canonical URL (both known to the poller's
-        # claims) and a third link to the same page (queued; the worker finds its canonical
-        # URL taken): no second event.
-        listed[:] = [amp, canonical, proxied]
-        text_redis.zadd(keys.FEEDS_DUE, {feed_id: 0})
-        assert wait_until(lambda: '"status": "duplicate"' in log.read_text(), 30), log.read_text()[
-            -3000:
-        ]
-        created = [json.loads(f["data"]) for _, f in text_redis.xrange(stream)
-                   if f["event_type"] == "article.created"]  # fmt: skip
-        assert sorted(e["canonical_url"] for e in created) == sorted([canonical, geneva])
-        corpus = list((tmp_path / "corpus").glob("*.txt"))
-        assert len(corpus) == 2  # the forged push's article was never fetched
+        assert_polling_slowed(text_redis, feed_id)
+        assert_pushes_and_polls_emit_once(hub, text_redis, feed_url, links, listed, log)
+        assert len(list((tmp_path / "corpus").glob("*.txt"))) == 2  # the forged one unfetched
         assert_websub_keys_bounded(text_redis)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -141,6 +121,46 @@ def test_a_push_reaches_the_stream_with_polling_slowed(
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(45) == 0
+
+
+def assert_polling_slowed(text_redis: redis.Redis, feed_id: str) -> None:
+    """A poll once the subscription is live schedules the next 4x later."""
+    state_key = keys.feed_state(feed_id)
+    polled_at = float(text_redis.hget(state_key, "last_polled_at") or 0)
+    time.sleep(1.5)  # the websub task's view of live subscriptions is refreshed each second
+    text_redis.zadd(keys.FEEDS_DUE, {feed_id: 0})
+    assert wait_until(lambda: float(text_redis.hget(state_key, "last_polled_at")) > polled_at, 20)
+    next_in = float(text_redis.hget(state_key, "next_poll_at")) - time.time()
+    assert next_in >= 0.85 * 60 * 4, next_in
+
+
+def assert_pushes_and_polls_emit_once(
+    hub: Hub, text_redis: redis.Redis, feed_url: str, links: Links, listed: list[str],
+    log: Path,
+) -> None:  # fmt: skip
+    """A forged push emits nothing; two signed pushes emit one event each; then polled,
+    under the pushed link, the canonical URL (both known to the poller's claims) and a
+    third link to the same page (queued; the worker finds its canonical URL taken): no
+    second event."""
+    stream = "tradewire:events"
+    forged = rss(hub.url, feed_url, [links.forged])
+    assert hub.publish(feed_url, forged, signature="wrong").status_code == 202
+    assert text_redis.xlen(stream) == 0
+    cold_s, event, last = push_and_time(hub, text_redis, feed_url, links.amp, "0-0")
+    assert event["url"] == links.amp and event["canonical_url"] == links.canonical
+    warm_s, event, _ = push_and_time(hub, text_redis, feed_url, links.geneva, last)  # worker warm
+    assert event["url"] == links.geneva
+    print(
+        f"websub push -> event: {cold_s * 1000:.0f} ms (cold worker), {warm_s * 1000:.0f} ms (warm)"
+    )
+    listed[:] = [links.amp, links.canonical, links.proxied]
+    text_redis.zadd(keys.FEEDS_DUE, {Feed(url=feed_url).feed_id: 0})
+    assert wait_until(lambda: '"status": "duplicate"' in log.read_text(), 30), log.read_text()[
+        -3000:
+    ]
+    created = [json.loads(f["data"]) for _, f in text_redis.xrange(stream)
+               if f["event_type"] == "article.created"]  # fmt: skip
+    assert sorted(e["canonical_url"] for e in created) == sorted([links.canonical, links.geneva])
 
 
 def push_and_time(

@@ -138,15 +138,7 @@ def _scenario(
         )
         assert wait_until(lambda: outcome(client)[0] >= 60, 150), log.read_text()[-3000:]
         ready_before = readiness.first_ok_after(0.0)
-        old = rig.primary_port()
-        assert old is not None
-        killed_at = time.monotonic()
-        rig.kill(old)
-        promoted = wait_until(lambda: rig.primary_port() not in (None, old), 60, every=0.05)
-        promoted_at = time.monotonic()
-        assert promoted, "the sentinels did not promote the replica"
-        assert wait_until(lambda: readiness.first_ok_after(killed_at), 60, every=0.1)
-        back_at = readiness.first_ok_after(killed_at) or 0.0
+        killed_at, promoted_at, back_at = _kill_primary(rig, readiness)
         done = wait_until(lambda: outcome(client)[0] == ARTICLES, 240, every=1)
         time.sleep(2)  # a few more samples of readiness after the work is done
         readiness.done.set()
@@ -154,14 +146,10 @@ def _scenario(
         verdicts, relevant, entries, ids = outcome(client)
         files = {p.name.split("_", 1)[1] for p in (tmp_path / "corpus").glob("*.txt")}
         served = len(set(site.article_paths))
-        timeline = (
-            f"kill -> promoted {promoted_at - killed_at:.1f} s -> /readyz 200 "
-            f"{back_at - killed_at:.1f} s"
-        )
-        print(f"failover timeline: {timeline}")
         record.observed(
-            f"{timeline}; readiness after the kill: {sorted(readiness.statuses(killed_at, back_at))}"
-            f" then {sorted(readiness.statuses(back_at, end))}; {verdicts}/{served} articles "
+            f"{_timeline(killed_at, promoted_at, back_at)}; readiness after the kill: "
+            f"{sorted(readiness.statuses(killed_at, back_at))} then "
+            f"{sorted(readiness.statuses(back_at, end))}; {verdicts}/{served} articles "
             f"tagged, {len(files)} in the corpus, {entries} events for {relevant} relevant "
             f"({len(ids)} distinct); service alive: {proc.poll() is None}"
         )
@@ -182,3 +170,26 @@ def _scenario(
         assert proc.wait(60) == 0
         assert "supervisor.child_killed" not in log.read_text()
     client.close()
+
+
+def _kill_primary(rig: SentinelRig, readiness: Readiness) -> tuple[float, float, float]:
+    """Kill the primary; when it was killed, when the sentinels promoted the replica, and
+    when /readyz first answered 200 after the kill (monotonic seconds)."""
+    old = rig.primary_port()
+    assert old is not None
+    killed_at = time.monotonic()
+    rig.kill(old)
+    promoted = wait_until(lambda: rig.primary_port() not in (None, old), 60, every=0.05)
+    promoted_at = time.monotonic()
+    assert promoted, "the sentinels did not promote the replica"
+    assert wait_until(lambda: readiness.first_ok_after(killed_at), 60, every=0.1)
+    return killed_at, promoted_at, readiness.first_ok_after(killed_at) or 0.0
+
+
+def _timeline(killed_at: float, promoted_at: float, back_at: float) -> str:
+    timeline = (
+        f"kill -> promoted {promoted_at - killed_at:.1f} s -> /readyz 200 "
+        f"{back_at - killed_at:.1f} s"
+    )
+    print(f"failover timeline: {timeline}")
+    return timeline
