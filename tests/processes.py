@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import redis
 
 from tests.conftest import ROOT, free_port
@@ -28,6 +29,19 @@ def wait_until(predicate: Callable[[], Any], timeout: float, every: float = 0.2)
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(every)
+
+
+def get_or_none(url: str, timeout: float = 2.0) -> httpx.Response | None:
+    """GET ``url``; None while nothing answers (not started yet, restarting, gone)."""
+    try:
+        return httpx.get(url, timeout=timeout)
+    except httpx.HTTPError:
+        return None
+
+
+def answers_200(url: str, timeout: float = 2.0) -> bool:
+    answer = get_or_none(url, timeout)
+    return answer is not None and answer.status_code == 200
 
 
 def run_env(tmp_path: Path, feeds_file: Path, **overrides: str) -> dict[str, str]:

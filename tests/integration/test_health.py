@@ -24,7 +24,7 @@ from service.poller import LAST_SUCCESS_TTL_S, poll_feeds_once
 from service.state import FeedStore
 from service.status import feeds_check
 from tests.conftest import free_port
-from tests.processes import run_env, start_run, wait_until
+from tests.processes import get_or_none, run_env, start_run, wait_until
 
 
 def test_ready_redis_down_poller_stalled_and_back(tmp_path: Path) -> None:
@@ -104,15 +104,8 @@ def _offline_run(
     return start_run(env, tmp_path, log), f"http://127.0.0.1:{port}/readyz", log
 
 
-def _readyz(url: str) -> httpx.Response | None:
-    try:
-        return httpx.get(url, timeout=2)
-    except httpx.HTTPError:
-        return None
-
-
 def _feeds_degraded(url: str) -> httpx.Response | None:
-    answer = _readyz(url)
+    answer = get_or_none(url)
     if answer is None or "feeds" not in answer.json()["checks"]:
         return None
     return None if answer.json()["checks"]["feeds"]["ok"] else answer
@@ -130,7 +123,7 @@ def test_offline_run_reports_feeds_degraded_but_stays_ready(
         ready = wait_until(
             lambda: (r := _feeds_degraded(readyz)) and r.status_code == 200 and r, 20
         )
-        assert ready, _readyz(readyz).text if _readyz(readyz) else "no answer"
+        assert ready, get_or_none(readyz).text if get_or_none(readyz) else "no answer"
         body = ready.json()
         assert body["status"] == "degraded" and body["checks"]["feeds"]["degraded"] is True
         assert "no feed poll has succeeded" in body["checks"]["feeds"]["error"]

@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, free_port
-from tests.processes import run_env, start_run, wait_until
+from tests.processes import answers_200, run_env, start_run, wait_until
 from tests.reliability.site import Site, serve
 
 PROMETHEUS = Path("/usr/bin/prometheus")
@@ -132,10 +132,7 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[str, int]]:
 
 
 def _ready(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/-/ready", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return answers_200(f"{base}/-/ready")
 
 
 def query(base: str, expr: str, at: float | None = None) -> list[dict[str, Any]]:

@@ -6,17 +6,15 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import redis
 import yaml
 
 from service.demo import demo_feeds
 from tests.conftest import free_port
 from tests.integration.test_pipeline import EXPECTED
-from tests.processes import child_pids, run_env, wait_until
+from tests.processes import answers_200, child_pids, get_or_none, run_env, wait_until
 
 # The demo pages about US–China trade (service/demo_site/expected.json).
 RELEVANT = sum(1 for page in EXPECTED.values() if page["us_china_trade"])
@@ -36,13 +34,14 @@ def test_run_on_embedded_redis_serves_health_emits_and_stops_cleanly(
         stdout=log_file, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        get = http_getter(f"http://127.0.0.1:{port}")
-        live = wait_until(lambda: get("/healthz"), 20)
+        base = f"http://127.0.0.1:{port}"
+        live = wait_until(lambda: get_or_none(base + "/healthz"), 20)
         assert live is not None and live.status_code == 200
         ready = wait_until(
-            lambda: (r := get("/readyz")) is not None and r.status_code == 200 and r, 30
+            lambda: (r := get_or_none(base + "/readyz")) is not None and r.status_code == 200 and r,
+            30,
         )
-        assert ready, get("/readyz").text if get("/readyz") else "no answer"
+        assert ready, r.text if (r := get_or_none(base + "/readyz")) else "no answer"
         assert json.loads(ready.text)["checks"]["redis"]["ok"] is True
 
         client = redis.Redis(
@@ -52,7 +51,7 @@ def test_run_on_embedded_redis_serves_health_emits_and_stops_cleanly(
         # Append-only persistence is on (Redis 7 keeps it in appendonlydir/, 6.2 in one file).
         redis_dir = tmp_path / "redis"
         assert (redis_dir / "appendonly.aof").exists() or (redis_dir / "appendonlydir").is_dir()
-        assert_run_metrics(get)
+        assert_run_metrics(base)
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=45) == 0
@@ -69,23 +68,11 @@ def test_run_on_embedded_redis_serves_health_emits_and_stops_cleanly(
     assert not (tmp_path / "redis" / "redis.sock").exists()
 
 
-def http_getter(base: str) -> Callable[[str], httpx.Response | None]:
-    """GET ``base + path``; None while nothing answers."""
-
-    def get(path: str) -> httpx.Response | None:
-        try:
-            return httpx.get(base + path, timeout=2)
-        except httpx.HTTPError:
-            return None
-
-    return get
-
-
-def assert_run_metrics(get: Callable[[str], httpx.Response | None]) -> None:
+def assert_run_metrics(base: str) -> None:
     """Metrics of the poller and of the worker processes, summed by the run's /metrics."""
 
     def sample(name: str) -> float:
-        metrics = get("/metrics")
+        metrics = get_or_none(base + "/metrics")
         assert metrics is not None
         return sum(
             float(line.rsplit(" ", 1)[1])
@@ -126,14 +113,7 @@ def test_children_do_not_outlive_a_killed_run(demo_site: str, tmp_path: Path) ->
     try:
         assert wait_until(lambda: not Path(f"/proc/{redis_pid}").exists(), 20)
         health = f"http://127.0.0.1:{env['TRADEWIRE_HEALTH_PORT']}/healthz"
-
-        def serving() -> bool:
-            try:
-                return httpx.get(health, timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        assert wait_until(serving, 30)
+        assert wait_until(lambda: answers_200(health, timeout=1), 30)
         assert wait_until(lambda: (tmp_path / "redis" / "redis.pid").exists()
                         and int((tmp_path / "redis" / "redis.pid").read_text()) != redis_pid, 20)  # fmt: skip
     finally:

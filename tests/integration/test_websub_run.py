@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import redis
 import yaml
@@ -26,7 +25,7 @@ from core.models import Feed
 from service.demo import SITE_DIR
 from tests.conftest import free_port
 from tests.integration.test_websub import rss
-from tests.processes import run_env, start_run, wait_until
+from tests.processes import answers_200, run_env, start_run, wait_until
 from tests.websub_hub import Hub, serve_hub
 
 ARTICLES = SITE_DIR / "articles"
@@ -63,9 +62,11 @@ def serve_site(httpserver: HTTPServer, hub: Hub, feed_url: str) -> tuple[Links, 
         return Response(rss(hub.url, feed_url, listed), content_type="application/rss+xml")
 
     httpserver.expect_request("/feed.xml").respond_with_handler(feed)
-    links = Links(*(httpserver.url_for(p) for p in ("/amp/news/truce", "/news/truce",
-                    "/feedproxy/truce", "/news/geneva", "/news/fentanyl")))  # fmt: skip
-    for path in ("/amp/news/truce", "/news/truce", "/feedproxy/truce"):
+    truce_paths = ("/amp/news/truce", "/news/truce", "/feedproxy/truce")
+    links = Links(
+        *(httpserver.url_for(p) for p in (*truce_paths, "/news/geneva", "/news/fentanyl"))
+    )
+    for path in truce_paths:
         truce = page("tariff-truce-extended.html", links.canonical)
         httpserver.expect_request(path).respond_with_data(truce, content_type="text/html")
     talks = page("geneva-talks-greer-he-lifeng.html", links.geneva)
@@ -179,10 +180,7 @@ def push_and_time(
 
 
 def ready(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return answers_200(f"http://127.0.0.1:{port}/readyz")
 
 
 def assert_websub_keys_bounded(text_redis: redis.Redis) -> None:

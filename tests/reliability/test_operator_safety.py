@@ -25,7 +25,7 @@ from core.metrics import exposition_registry
 from service.embedded_redis import EmbeddedRedis
 from service.supervisor import Supervisor
 from tests.conftest import ROOT, free_port
-from tests.processes import run_env, wait_until
+from tests.processes import get_or_none, run_env, wait_until
 from tests.reliability.conftest import Recorder
 from tests.reliability.test_hostile_input import _tls_files
 
@@ -67,10 +67,7 @@ def started_polls(tmp_path: Path, urls: dict[str, str]) -> Iterator[dict[str, tu
 
 
 def readyz(port: int) -> httpx.Response | None:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
-    except httpx.HTTPError:
-        return None
+    return get_or_none(f"http://127.0.0.1:{port}/readyz", timeout=5)
 
 
 def _credential_forms(plain: int, tls: int, sock: Path, cert: Path, secret: str) -> dict[str, str]:
