@@ -273,7 +273,7 @@ class Child:
     starts: int = 0
     exit_codes: list[int] = dataclasses.field(default_factory=list)
     peak_kb: int = 0  # max VmHWM over incarnations
-    peak_sub_kb: int = 0  # its own children (RQ's forked scheduler)
+    peak_sub_kb: int = 0  # its own children (RQ's forked scheduler; the poller's parsers)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -327,10 +327,14 @@ class Fleet:
                 continue
             assert child.proc is not None
             child.peak_kb = max(child.peak_kb, proc_status(child.proc.pid).get("VmHWM", 0))
-            self._tick(child.proc.pid, child.role.split("-")[0])
+            role = child.role.split("-")[0]
+            self._tick(child.proc.pid, role)
+            # A worker's child is the RQ scheduler it forks; the poller's are its feed-parse
+            # processes (a forkserver and the workers it forks).
+            children = "poller parse processes" if role == "poller" else "RQ scheduler"
             for pid in descendants(child.proc.pid, table):
                 child.peak_sub_kb = max(child.peak_sub_kb, proc_status(pid).get("VmHWM", 0))
-                self._tick(pid, "RQ scheduler")
+                self._tick(pid, children)
         for name, pid in self.extra_pids.items():
             self.extra_peak_kb[name] = max(
                 self.extra_peak_kb.get(name, 0), proc_status(pid).get("VmHWM", 0)
@@ -343,8 +347,8 @@ class Fleet:
 
     def cpu_since(self, before: dict[int, int]) -> dict[str, float]:
         """CPU seconds of the service processes since ``before`` (a copy of ``ticks``), by
-        group (extract, tag, poller, RQ scheduler, redis-server); a process that exited
-        counts up to its last sample (every 0.5 s)."""
+        group (extract, tag, poller, RQ scheduler, poller parse processes, redis-server); a
+        process that exited counts up to its last sample (every 0.5 s)."""
         self.sample()
         out: dict[str, float] = {}
         for pid, t in self.ticks.items():

@@ -47,6 +47,7 @@ def memory(fleet: Fleet) -> dict[str, Any]:
 
 
 def render(data: dict[str, Any]) -> tuple[list[str], list[Goal]]:
+    """A worker's child is the RQ scheduler it forks; the poller's, a feed parser."""
     mem = data.get("memory")
     if not mem:
         return [], []
@@ -58,7 +59,7 @@ def render(data: dict[str, Any]) -> tuple[list[str], list[Goal]]:
     out = [
         "## 4. Memory (peak RSS, VmHWM, over all runs)",
         "",
-        *md_table(("process", "incarnations", "peak RSS", "its forked scheduler"), rows),
+        *md_table(("process", "incarnations", "peak RSS", "its largest child"), rows),
         "",
     ]
     peak = mem["max_worker_peak_rss_mb"]
