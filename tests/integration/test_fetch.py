@@ -29,6 +29,7 @@ from core.fetch import (
     transport_error_kind,
 )
 from core.settings import Settings
+from tests.httpd import QuietHandler, serve_handler
 
 
 def fetch(settings: Settings, url: str, **kwargs: Any) -> FetchResult:
@@ -57,6 +58,42 @@ def test_200_and_conditional_304(httpserver: HTTPServer, local: Settings) -> Non
     assert first.status == 200 and first.body == b"<rss/>" and first.headers["etag"] == '"v1"'
     second = fetch(local, httpserver.url_for("/feed"), headers={"If-None-Match": '"v1"'})
     assert second.not_modified and second.body == b""
+
+
+class KeepAliveNotModified(QuietHandler):
+    """Answers 304 on HTTP/1.1 keep-alive connections, counting the connections opened."""
+
+    protocol_version = "HTTP/1.1"
+    connections = 0
+
+    def setup(self) -> None:
+        type(self).connections += 1
+        super().setup()
+
+    def do_GET(self) -> None:
+        self.send_response(304)
+        self.send_header("ETag", '"v1"')
+        self.end_headers()
+
+
+def test_a_304_leaves_its_connection_for_the_next_request(local: Settings) -> None:
+    """A 304 has no body to drain: the connection goes back to the pool as it stands, and
+    five conditional polls in a row use one connection."""
+
+    async def five_polls(url: str) -> list[FetchResult]:
+        fetcher = Fetcher(local)
+        try:
+            return [
+                await fetcher.get(url, max_bytes=1000, headers={"If-None-Match": '"v1"'})
+                for _ in range(5)
+            ]
+        finally:
+            await fetcher.aclose()
+
+    with serve_handler(KeepAliveNotModified) as base:
+        results = asyncio.run(five_polls(f"{base}/feed"))
+    assert [(r.not_modified, r.body) for r in results] == [(True, b"")] * 5
+    assert KeepAliveNotModified.connections == 1
 
 
 def test_user_agent_is_sent(httpserver: HTTPServer, local: Settings) -> None:
