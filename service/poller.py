@@ -57,6 +57,9 @@ FEED_TYPES = ("application/", "text/xml", "text/html", "text/plain", "text/rss",
 
 # Fetch slots that must be free before the poller claims more feeds.
 CLAIM_CHUNK = 16
+# Polls started per event loop iteration: a poll's first step (the URL checked, the request
+# built and sent) is about half a millisecond of CPU, and the loop serves nothing else meanwhile.
+START_GROUP = 4
 # Feed states are written once this many are buffered, or this long after the last write:
 # one script call per finished poll was most of what a loop turn cost. Until then the
 # feeds' leases hold them; a crash only re-polls them once the lease runs out.
@@ -391,6 +394,7 @@ class Poller:
         return min(wait, self.cycle_s, FLUSH_EVERY_S if self._unsaved else math.inf)
 
     async def _start_polls(self, loop: _PollLoop, due: list[str]) -> None:
+        started = 0
         for feed_id, feed, state in await self.aio.store.load(due):
             if feed is None:
                 continue
@@ -399,6 +403,11 @@ class Poller:
             )
             loop.in_flight.add(task)
             task.add_done_callback(loop.finished)
+            started += 1
+            if started % START_GROUP == 0:
+                # Each new poll's first step runs in the loop's next iteration; a claimed
+                # chunk's all at once held timers and I/O 10-20 ms (about 0.6 ms each).
+                await asyncio.sleep(0)
 
     async def _judge_window(self, loop: _PollLoop) -> None:
         """Close the failure window (tasks still running report into the next one)."""

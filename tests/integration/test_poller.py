@@ -16,8 +16,9 @@ from core.connection import async_twin
 from core.fetch import Fetcher
 from core.models import Feed
 from core.settings import Settings
-from service.poller import CycleReport, Poller, poll_feeds_once
+from service.poller import START_GROUP, CycleReport, Poller, poll_feeds_once
 from service.state import AsyncFeedStore, FeedState, FeedStore
+from tests.httpd import QuietHandler, serve_handler
 
 FEEDS = Path(__file__).resolve().parents[1] / "data" / "feeds"
 
@@ -331,6 +332,51 @@ def test_heartbeat_is_not_held_back_by_a_slow_feed(
 
     beat = asyncio.run(go())
     assert beat is not None and abs(beat - _time.time()) < 10
+
+
+class NotModified(QuietHandler):
+    def do_GET(self) -> None:
+        self.send_response(304)
+        self.end_headers()
+
+
+def test_a_claimed_chunk_of_polls_starts_a_few_per_loop_iteration(
+    settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis
+) -> None:
+    """Forty feeds due at once are claimed together, but their polls start START_GROUP per
+    event loop iteration: a task stepping through the loop meanwhile (as timers, I/O and
+    the health endpoint do) never waits behind more than that many first steps."""
+    with serve_handler(NotModified) as base:
+        feeds = [Feed(url=f"{base}/feed?n={n}") for n in range(40)]
+        polled = _poll_watching_starts(settings, text_redis, rq_redis, feeds)
+        report, started_per_step = asyncio.run(polled)
+    assert (report.polled, report.not_modified) == (40, 40)
+    assert sum(started_per_step) == 40
+    assert max(started_per_step) <= START_GROUP < 40
+
+
+async def _poll_watching_starts(
+    settings: Settings, text_redis: redis.Redis, rq_redis: redis.Redis, feeds: list[Feed]
+) -> tuple[CycleReport, list[int]]:
+    """One poll of ``feeds`` beside a task that counts, at each of its steps (one per loop
+    iteration), the polls started since its last."""
+
+    def polls() -> set[asyncio.Task[object]]:
+        return {t for t in asyncio.all_tasks() if "_poll_guarded" in repr(t.get_coro())}
+
+    fetcher = Fetcher(settings)
+    poller = Poller(settings, text_redis, rq_redis, fetcher, clock=Clock())
+    poller.register(feeds)
+    polling = asyncio.create_task(poller.poll_once())
+    seen: set[asyncio.Task[object]] = set()
+    started_per_step = []
+    while not polling.done():
+        await asyncio.sleep(0)  # one step per loop iteration
+        now = polls()
+        started_per_step.append(len(now - seen))
+        seen |= now
+    await fetcher.aclose()
+    return polling.result(), started_per_step
 
 
 def test_feed_states_round_trip_through_the_asyncio_store(text_redis: redis.Redis) -> None:
