@@ -123,7 +123,7 @@ def test_offline_run_reports_feeds_degraded_but_stays_ready(
         ready = wait_until(
             lambda: (r := _feeds_degraded(readyz)) and r.status_code == 200 and r, 20
         )
-        assert ready, get_or_none(readyz).text if get_or_none(readyz) else "no answer"
+        assert ready, r.text if (r := get_or_none(readyz)) else "no answer"
         body = ready.json()
         assert body["status"] == "degraded" and body["checks"]["feeds"]["degraded"] is True
         assert "no feed poll has succeeded" in body["checks"]["feeds"]["error"]

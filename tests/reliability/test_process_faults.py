@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import redis
 import yaml
@@ -25,7 +24,7 @@ from core.settings import Settings
 from service.embedded_redis import EmbeddedRedis
 from tests.conftest import free_port
 from tests.integration.test_poller import Clock, poll
-from tests.processes import child_pids, run_env, start_run, wait_until
+from tests.processes import child_pids, get_or_none, run_env, start_run, wait_until
 from tests.reliability.conftest import Recorder
 from tests.reliability.site import Site, serve
 
@@ -133,10 +132,8 @@ def test_redis_stopped_and_restarted(
             assert wait_until(lambda: outcome(client)[0] >= 100, 90), log.read_text()[-2000:]
 
             def ready() -> int:
-                try:
-                    return httpx.get(f"http://127.0.0.1:{health}/readyz", timeout=3).status_code
-                except httpx.HTTPError:
-                    return -1
+                answer = get_or_none(f"http://127.0.0.1:{health}/readyz", timeout=3)
+                return -1 if answer is None else answer.status_code
 
             server.stop()
             down_at = time.monotonic()

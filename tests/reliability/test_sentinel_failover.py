@@ -36,14 +36,13 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
 from core.connection import connect
 from core.settings import Settings
 from tests.conftest import free_port
-from tests.processes import run_env, start_run, wait_until
+from tests.processes import get_or_none, run_env, start_run, wait_until
 from tests.reliability.conftest import Recorder
 from tests.reliability.sentinel_rig import MASTER, SentinelRig
 from tests.reliability.site import Site, serve
@@ -66,10 +65,8 @@ class Readiness:
 
     def _run(self) -> None:
         while not self.done.is_set():
-            try:
-                status = httpx.get(self.url, timeout=2).status_code
-            except httpx.HTTPError:
-                status = -1
+            answer = get_or_none(self.url)
+            status = -1 if answer is None else answer.status_code
             self.samples.append((time.monotonic(), status))
             self.done.wait(0.25)
 
