@@ -86,27 +86,28 @@ return table.concat(out, ',')
 _CANDIDATES = """
 local me, limit, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local day, window = tonumber(ARGV[4]), tonumber(ARGV[5])
-local counts, order, found, n = {}, {}, {}, 0
-local shared, s = {}, 0  -- ids found under two keys or more: the few ranked first
+-- first[id]: the order it was found in; more[id]: how many keys hold it, for an id found
+-- under two or more (the few ranked first). Two table writes per id found: most are
+-- found once. The article itself counts as found already.
+local first, more, found, n = {[me] = 0}, {[me] = 0}, {}, 0
+local shared, s = {}, 0
 for _, key in ipairs(KEYS) do
-  for _, id in ipairs(redis.call('ZREVRANGEBYSCORE', key, ARGV[7], ARGV[6])) do
-    if id ~= me then
-      local c = counts[id]
-      if c == nil then
-        n = n + 1
-        found[n], order[id], counts[id] = id, n, 1
-      else
-        if c == 1 then s = s + 1; shared[s] = id end
-        counts[id] = c + 1
-      end
+  local ids = redis.call('ZREVRANGEBYSCORE', key, ARGV[7], ARGV[6])
+  for j = 1, #ids do
+    local id = ids[j]
+    if first[id] == nil then
+      n = n + 1; found[n] = id; first[id] = n
+    else
+      local c = more[id]
+      if c == nil then s = s + 1; shared[s] = id; more[id] = 2 else more[id] = c + 1 end
     end
   end
 end
 -- Most keys shared first, ties in the order found: the shared few sorted, then the ids
 -- found under one key, in their order, read only as far as the limit needs.
 table.sort(shared, function(a, b)
-  if counts[a] ~= counts[b] then return counts[a] > counts[b] end
-  return order[a] < order[b]
+  if more[a] ~= more[b] then return more[a] > more[b] end
+  return first[a] < first[b]
 end)
 local si, fi = 0, 0
 local function next_names(k)
@@ -117,7 +118,7 @@ local function next_names(k)
       si = si + 1
       id = shared[si]
     else
-      repeat fi = fi + 1 until fi > n or counts[found[fi]] == 1
+      repeat fi = fi + 1 until fi > n or more[found[fi]] == nil
       if fi > n then break end
       id = found[fi]
     end
@@ -133,7 +134,7 @@ while taken < limit do
   for _, record in ipairs(redis.call('MGET', unpack(names))) do
     if record then
       taken = taken + 1
-      local d = tonumber(string.match(record, '^%[([^,]+),'))
+      local d = tonumber(string.match(record, '^%[?([^,\\31]+)'))
       if d == nil or math.abs(d - day) <= window then o = o + 1; out[o] = record end
     end
   end
@@ -241,7 +242,7 @@ class RedisStories:
             text = _text(record)
             parsed = self._parsed.pop(text, None)
             if parsed is None:
-                data = json.loads(text)
+                data = _decoded(text)
                 if isinstance(data, list) and len(data) == len(RECORD_FIELDS):
                     out.append((StoredRecord(data, text, self._keep), data[2]))
                     continue
@@ -488,36 +489,49 @@ def story_placer(client: redis.Redis, settings: Settings) -> Stories | None:
 
 
 def encode_record(me: Profile, story_id: str) -> str:
-    """An article's stored record: a JSON array (``RECORD_FIELDS``), its day first (the
-    candidates script reads it unparsed). The weights of its four term lists travel as one
-    base64 string of integers in ten-thousandths, their keys as four newline-joined
-    strings, and their norms beside them: a candidate's record is read on every lookup
-    that finds it, ``could_join`` needs only its keys and norms, and parsing a hundred
-    decimal floats was most of a record's cost. Profiles round their weights to four
-    decimals or fewer, so ``k / 10000`` is exactly the float the in-memory store keeps; a
-    weight that is not (a hand-made profile) makes the record the plain JSON form, read
-    alike."""
+    """An article's stored record: its ``RECORD_FIELDS`` joined by ``FIELD_SEP``, its day
+    first (the candidates script reads it unparsed). The weights of its four term lists
+    travel as one base64 string of integers in ten-thousandths, their keys as four
+    newline-joined strings, and their norms beside them: a candidate's record is read on
+    every lookup that finds it, ``could_join`` needs only its keys and norms, and parsing a
+    hundred decimal floats, then a JSON array, was most of a record's cost (a split is a
+    fifth of ``json.loads``). Profiles round their weights to four decimals or fewer, so
+    ``k / 10000`` is exactly the float the in-memory store keeps; a weight that is not (a
+    hand-made profile), or a text holding the separator, makes the record the plain JSON
+    form, read alike."""
     groups = (me.terms, me.title, me.anchors, me.lead)
     weights = [v for group in groups for v in group.values()]
     scaled = array("i", [round(v * WEIGHT_SCALE) for v in weights])
-    if any(k / WEIGHT_SCALE != v for k, v in zip(scaled, weights, strict=True)):
+    texts = [me.article_id, story_id, me.source, me.script, *("\n".join(g) for g in groups)]
+    if any(FIELD_SEP in text for text in texts) or any(
+        k / WEIGHT_SCALE != v for k, v in zip(scaled, weights, strict=True)
+    ):
         return json.dumps(
             [me.day, me.article_id, story_id, me.source, me.script, *groups],
             ensure_ascii=False, separators=(",", ":"),
         )  # fmt: skip
     if sys.byteorder == "big":
         scaled.byteswap()  # stored little-endian: workers on any machine read it
-    return json.dumps(
-        [me.day, me.article_id, story_id, me.source, me.script,
-         *("\n".join(group) for group in groups), base64.b64encode(scaled).decode(),
-         [me.terms_norm, *me.norms]],
-        ensure_ascii=False, separators=(",", ":"),
-    )  # fmt: skip
+    norms = ",".join(map(repr, [me.terms_norm, *me.norms]))  # repr: the float itself
+    return FIELD_SEP.join([repr(me.day), *texts, base64.b64encode(scaled).decode(), norms])
 
 
 WEIGHT_SCALE = 10_000  # a record's weights are whole ten-thousandths (``encode_record``)
+FIELD_SEP = "\x1f"  # ASCII's unit separator: no word, name, id or host holds it
 RECORD_FIELDS = ("day", "article_id", "story_id", "source", "script", "term_keys",
                  "title_keys", "anchor_keys", "lead_keys", "weights", "norms")  # fmt: skip
+
+
+def _decoded(text: str) -> Any:
+    """A stored record's fields (``RECORD_FIELDS``, the day a float, the norms a list of
+    floats), or the JSON a record of the plain form (or one written as JSON before this
+    form, within the last window) holds."""
+    if text[:1] in ("[", "{"):
+        return json.loads(text)
+    fields: list[Any] = text.split(FIELD_SEP)
+    fields[0] = float(fields[0])
+    fields[-1] = [float(n) for n in fields[-1].split(",")]
+    return fields
 
 
 class StoredRecord:
@@ -525,12 +539,13 @@ class StoredRecord:
     the keys and norms for ``could_join``, the whole profile when it may join (then kept
     with the store's parsed records)."""
 
-    __slots__ = ("_data", "_keep", "_text")
+    __slots__ = ("_data", "_keep", "_key_lists", "_text")
 
     def __init__(
         self, data: list[Any], text: str, keep: Callable[[str, tuple[Profile, str]], None]
     ) -> None:
         self._data, self._text, self._keep = data, text, keep
+        self._key_lists: tuple[list[str], list[str], list[str], list[str]] | None = None
 
     @property
     def article_id(self) -> str:
@@ -549,29 +564,37 @@ class StoredRecord:
         return float(self._data[10][0])
 
     def key_lists(self) -> tuple[list[str], list[str], list[str], list[str]]:
-        terms, title, anchors, lead = (k.split("\n") if k else [] for k in self._data[5:9])
-        return terms, title, anchors, lead
+        found = self._key_lists
+        if found is None:  # split once: ``parsed`` reads them again
+            terms, title, anchors, lead = self._data[5:9]
+            found = self._key_lists = (_split(terms), _split(title), _split(anchors), _split(lead))
+        return found
 
     def parsed(self) -> Profile:
-        found = _packed(self._data)
+        found = _packed(self._data, self.key_lists())
         self._keep(self._text, found)
         return found[0]
 
 
-def _packed(data: list[Any]) -> tuple[Profile, str]:
+def _packed(data: list[Any], key_lists: Sequence[list[str]] | None = None) -> tuple[Profile, str]:
     day, article_id, story_id, source, script, *groups, packed, norms = data
     scaled = array("i", base64.b64decode(packed))
     if sys.byteorder == "big":
         scaled.byteswap()
     weights = [k / WEIGHT_SCALE for k in scaled]
+    if key_lists is None:
+        key_lists = [_split(keys_) for keys_ in groups]
     dicts, start = [], 0
-    for keys_ in groups:
-        names = keys_.split("\n") if keys_ else []
+    for names in key_lists:
         dicts.append(dict(zip(names, weights[start : start + len(names)], strict=True)))
         start += len(names)
     terms, title, anchors, lead = dicts
     found = Profile(article_id, day, terms, title, anchors, source, lead, script)
     return found.with_norms(norms[0], norms[1:]), story_id
+
+
+def _split(keys_: str) -> list[str]:
+    return keys_.split("\n") if keys_ else []
 
 
 def _frequencies(reply: str, terms: Sequence[str]) -> tuple[dict[str, int], int]:
@@ -580,7 +603,7 @@ def _frequencies(reply: str, terms: Sequence[str]) -> tuple[dict[str, int], int]
 
 
 def _record(raw: str | bytes) -> tuple[Profile, str]:
-    return _profile(json.loads(raw))
+    return _profile(_decoded(_text(raw)))
 
 
 def _profile(data: Any) -> tuple[Profile, str]:

@@ -3,8 +3,10 @@ cluster``; events carry them; story.updated is rate-limited; recluster reports c
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
+from array import array
 from datetime import UTC, datetime, timedelta
 
 import jsonschema
@@ -20,7 +22,15 @@ from workers.announce import Announcer
 from workers.corpus import Corpus
 from workers.pipeline import tag_document
 from workers.recluster import recluster
-from workers.stories import Profile, assign, new_story_id, posting_minute, profile, raw_features
+from workers.stories import (
+    Profile,
+    assign,
+    new_story_id,
+    posting_minute,
+    posting_range,
+    profile,
+    raw_features,
+)
 from workers.story_redis import RedisStories, StoredRecord, Stories, encode_record
 from workers.story_store import MemoryStories, day_of, load_model
 from workers.stream import Emitter
@@ -315,6 +325,55 @@ def test_weights_that_are_not_whole_ten_thousandths_are_stored_exactly(
     store.add(odd, "s", ["t:tariff"], ["tariff", "soy"])
     [(found, _)] = store.candidates_with_profiles(["t:tariff"], "x", 40, (20000.0, 7.0))
     assert found == odd and found.terms["soy"] == 1 / 3
+
+
+def _previous_record(me: Profile, story_id: str) -> str:
+    """A record as the release before this one wrote it (a JSON array): a worker still reads
+    those until they expire, a window after the upgrade."""
+    groups = (me.terms, me.title, me.anchors, me.lead)
+    weights = array("i", [round(v * 10_000) for g in groups for v in g.values()])
+    return json.dumps(
+        [me.day, me.article_id, story_id, me.source, me.script,
+         *("\n".join(g) for g in groups), base64.b64encode(weights).decode(),
+         [me.terms_norm, *me.norms]], ensure_ascii=False, separators=(",", ":"),
+    )  # fmt: skip
+
+
+def test_records_of_every_form_are_read_alike_and_kept_to_the_exact_window(
+    text_redis: redis.Redis,
+) -> None:
+    """Each form a record can take (this release's, the previous release's JSON array, the
+    plain JSON of a profile whose text holds the separator) is read back as the profile it
+    was written from, by a lookup and by ``story_of``; and the candidates script, which
+    reads only a record's leading day, leaves out one whose minute is inside the window
+    but whose exact day is not, in every form."""
+    store = RedisStories(text_redis, posting_limit=100, window_s=8 * 86400, parsed_kept=0)
+    raw = raw_features("Soybean exports", "Soybean exports to China fell sharply in May.")
+    day = 20000.0 + 0.1 / 1440  # a tenth into its minute
+    base = profile("p", day, raw, {}, 10, MODEL, "example.com")
+    forms = {
+        "current": (dataclasses.replace(base, article_id="cur"), encode_record),
+        "previous": (dataclasses.replace(base, article_id="prev"), _previous_record),
+        "plain": (dataclasses.replace(base, article_id="odd", source="a\x1fb"), encode_record),
+    }
+    for name, (me, encode) in forms.items():
+        record = encode(me, f"s-{name}")
+        assert record.startswith("[") == (name != "current"), name
+        text_redis.set(keys.story_profile(me.article_id), record, ex=3600)
+        text_redis.zadd(keys.story_posting("t:soybean"), {me.article_id: posting_minute(day)})
+    found = store.candidates_with_profiles(["t:soybean"], "x", 40, (day, MODEL.window_days))
+    assert sorted((s, p) for p, s in found) == sorted(
+        (f"s-{name}", me) for name, (me, _) in forms.items()
+    )
+    assert [store.story_of(me.article_id) for me, _ in forms.values()] == [
+        f"s-{name}" for name in forms
+    ]
+    # The same minute, half a minute later than seven days after: outside the exact window.
+    late = day + MODEL.window_days + 0.4 / 1440
+    assert posting_range(late, MODEL.window_days)[0] == posting_minute(day)
+    assert store.candidates_with_profiles(["t:soybean"], "x", 40, (late, MODEL.window_days)) == []
+    early = day + MODEL.window_days - 0.05 / 1440  # just inside: all three come back
+    assert len(store.candidates_with_profiles(["t:soybean"], "x", 40, (early, 7.0))) == 3
 
 
 def test_an_expired_record_gives_its_place_to_the_next_candidate(text_redis: redis.Redis) -> None:
