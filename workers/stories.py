@@ -101,6 +101,17 @@ class Model:
             values[field.name] = value
         return cls(**values)
 
+    @property
+    def bound_weights(self) -> tuple[float, ...]:
+        """``weights`` as ``score_bound`` uses them: a cosine's weight where it is positive,
+        else 0 (a cosine is at least 0); the exact features' own."""
+        cached: Any = self.__dict__.get("_bound_weights")  # beside the fields, as in Profile
+        if cached is None:
+            cached = self.__dict__["_bound_weights"] = tuple(
+                w if i in _EXACT_FEATURES else max(w, 0.0) for i, w in enumerate(self.weights)
+            )
+        return cached  # type: ignore[no-any-return]
+
 
 def _weight_vector(value: Any, name: str) -> tuple[float, ...]:
     if not isinstance(value, Mapping) or set(value) != set(PAIR_FEATURES):
@@ -142,6 +153,18 @@ class Profile:
             lead_anchors = _anchors(self.lead)
             norms = (_norm(self.title), _norm(self.anchors), _norm(self.lead), _norm(lead_anchors))
             cached = self.__dict__["_derived"] = (norms, lead_anchors)
+        return cached  # type: ignore[no-any-return]
+
+    @property
+    def squares(self) -> tuple[dict[str, float], ...]:
+        """The squared weights of terms, title, anchors, lead and lead anchors, once: what
+        ``score_bound`` sums for each of up to ``max_candidates`` candidates."""
+        cached: Any = self.__dict__.get("_squares")  # beside the fields, as ``_derived``
+        if cached is None:
+            lists = (self.terms, self.title, self.anchors, self.lead, self.lead_anchors)
+            cached = self.__dict__["_squares"] = tuple(
+                {k: v * v for k, v in weights.items()} for weights in lists
+            )
         return cached  # type: ignore[no-any-return]
 
     @property
@@ -390,6 +413,8 @@ PAIR_FEATURES = (
     "text_cos", "title_cos", "anchor_cos", "shared_anchors", "entity_shared",
     "days_apart", "recency", "lead_cos", "lead_anchor_cos", "figures_shared",
 )  # fmt: skip
+# The features a pair's keys give exactly (counts and time); the others are cosines.
+_EXACT_FEATURES = frozenset({3, 4, 5, 6, 9})
 
 
 def pair_features(a: Profile, b: Profile, *, cross: bool = False) -> list[float]:
@@ -507,33 +532,33 @@ def could_join(model: Model, me: Profile, other: Unparsed) -> bool:
 def score_bound(model: Model, me: Profile, other: Unparsed) -> float:
     """An upper bound of the model's score (before the logistic) of a same-script pair,
     from which of this article's keys the other holds. Counts and time are exact; each
-    cosine is at most the norm of this side's shared part over its whole norm
-    (Cauchy-Schwarz), the text's at most that times the other's norm."""
+    cosine is at least 0 and at most the norm of this side's shared part over its whole
+    norm (Cauchy-Schwarz), the text's at most that times the other's norm."""
     terms, title, anchors, lead = other.key_lists()
-    (title_n, anchors_n, lead_n, lead_anchors_n), lead_anchors = me.norms_and_lead_anchors()
-    shared = [k for k in anchors if k in me.anchors]
+    sq_terms, sq_title, sq_anchors, sq_lead, sq_lead_anchors = me.squares
+    title_n, anchors_n, lead_n, lead_anchors_n = me.norms
+    w = model.bound_weights
+    shared = [k for k in anchors if k in sq_anchors]
     days = abs(me.day - other.day)
-    upper = [
-        _shared_norm(me.terms, terms) * other.terms_norm,
-        _part(_shared_norm(me.title, title), title_n),
-        _part(_shared_norm(me.anchors, shared), anchors_n),
-        min(len(shared), 8) / 8.0,
-        min(sum(1 for k in shared if k.startswith("e:")), 4) / 4.0,
-        min(days, 14.0),
-        math.exp(-days),
-        _part(_shared_norm(me.lead, lead), lead_n),
-        _part(_shared_norm(lead_anchors, lead), lead_anchors_n),
-        min(sum(1 for k in shared if k.startswith("n:")), 3) / 3.0,
-    ]
-    exact = (3, 4, 5, 6, 9)  # the others are cosines: at least 0, at most their bound
-    return model.bias + sum(
-        w * x if w > 0 or i in exact else 0.0
-        for i, (w, x) in enumerate(zip(model.weights, upper, strict=True))
+    return (
+        model.bias
+        + w[0] * _root(sq_terms, terms) * other.terms_norm
+        + w[1] * _part(_root(sq_title, title), title_n)
+        + w[2] * _part(_root(sq_anchors, shared), anchors_n)
+        + w[3] * min(len(shared), 8) / 8.0
+        + w[4] * min(sum(1 for k in shared if k.startswith("e:")), 4) / 4.0
+        + w[5] * min(days, 14.0)
+        + w[6] * math.exp(-days)
+        + w[7] * _part(_root(sq_lead, lead), lead_n)
+        + w[8] * _part(_root(sq_lead_anchors, lead), lead_anchors_n)
+        + w[9] * min(sum(1 for k in shared if k.startswith("n:")), 3) / 3.0
     )
 
 
-def _shared_norm(mine: Mapping[str, float], theirs: Iterable[str]) -> float:
-    return math.sqrt(sum(mine[k] * mine[k] for k in theirs if k in mine))
+def _root(squares: Mapping[str, float], theirs: Iterable[str]) -> float:
+    """The norm of the part of this side (``squares``: its squared weights) that the
+    other side's keys name."""
+    return math.sqrt(sum([squares[k] for k in theirs if k in squares]))
 
 
 def _part(shared: float, whole: float) -> float:
