@@ -523,9 +523,9 @@ RECORD_FIELDS = ("day", "article_id", "story_id", "source", "script", "term_keys
 
 
 def _decoded(text: str) -> Any:
-    """A stored record's fields (``RECORD_FIELDS``, the day a float, the norms a list of
-    floats), or the JSON a record of the plain form (or one written as JSON before this
-    form, within the last window) holds."""
+    """A record's fields in ``RECORD_FIELDS`` order (the day a float, the norms a list of
+    floats); for a record in JSON (the plain form, or an array or object an earlier
+    release wrote, read until it expires), what the JSON holds."""
     if text[:1] in ("[", "{"):
         return json.loads(text)
     fields: list[Any] = text.split(FIELD_SEP)
