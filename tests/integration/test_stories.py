@@ -368,7 +368,8 @@ def test_records_of_every_form_are_read_alike_and_kept_to_the_exact_window(
     assert [store.story_of(me.article_id) for me, _ in forms.values()] == [
         f"s-{name}" for name in forms
     ]
-    # The same minute, half a minute later than seven days after: outside the exact window.
+    # Seven days and 0.4 of a minute later: the window starts inside the stored article's
+    # minute (0.5 into it), after its exact time (0.1 into it).
     late = day + MODEL.window_days + 0.4 / 1440
     assert posting_range(late, MODEL.window_days)[0] == posting_minute(day)
     assert store.candidates_with_profiles(["t:soybean"], "x", 40, (late, MODEL.window_days)) == []
