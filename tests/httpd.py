@@ -17,6 +17,15 @@ class QuietHandler(BaseHTTPRequestHandler):
         return
 
 
+class NotModified(QuietHandler):
+    """Answers every GET with 304 Not Modified and an ETag: a feed that has not changed."""
+
+    def do_GET(self) -> None:
+        self.send_response(304)
+        self.send_header("ETag", '"v1"')
+        self.end_headers()
+
+
 @contextmanager
 def serve_handler(handler: Callable[..., BaseRequestHandler]) -> Iterator[str]:
     """Serve ``handler`` in a thread on 127.0.0.1 and yield its base URL; stop on exit."""

@@ -29,7 +29,7 @@ from core.fetch import (
     transport_error_kind,
 )
 from core.settings import Settings
-from tests.httpd import QuietHandler, serve_handler
+from tests.httpd import NotModified, serve_handler
 
 
 def fetch(settings: Settings, url: str, **kwargs: Any) -> FetchResult:
@@ -60,8 +60,8 @@ def test_200_and_conditional_304(httpserver: HTTPServer, local: Settings) -> Non
     assert second.not_modified and second.body == b""
 
 
-class KeepAliveNotModified(QuietHandler):
-    """Answers 304 on HTTP/1.1 keep-alive connections, counting the connections opened."""
+class KeepAliveNotModified(NotModified):
+    """``NotModified`` on HTTP/1.1 keep-alive connections, counting the connections opened."""
 
     protocol_version = "HTTP/1.1"
     connections = 0
@@ -69,11 +69,6 @@ class KeepAliveNotModified(QuietHandler):
     def setup(self) -> None:
         type(self).connections += 1
         super().setup()
-
-    def do_GET(self) -> None:
-        self.send_response(304)
-        self.send_header("ETag", '"v1"')
-        self.end_headers()
 
 
 def test_a_304_leaves_its_connection_for_the_next_request(local: Settings) -> None:

@@ -18,7 +18,7 @@ from core.models import Feed
 from core.settings import Settings
 from service.poller import START_GROUP, CycleReport, Poller, poll_feeds_once
 from service.state import AsyncFeedStore, FeedState, FeedStore
-from tests.httpd import QuietHandler, serve_handler
+from tests.httpd import NotModified, serve_handler
 
 FEEDS = Path(__file__).resolve().parents[1] / "data" / "feeds"
 
@@ -332,12 +332,6 @@ def test_heartbeat_is_not_held_back_by_a_slow_feed(
 
     beat = asyncio.run(go())
     assert beat is not None and abs(beat - _time.time()) < 10
-
-
-class NotModified(QuietHandler):
-    def do_GET(self) -> None:
-        self.send_response(304)
-        self.end_headers()
 
 
 def test_a_claimed_chunk_of_polls_starts_a_few_per_loop_iteration(
