@@ -26,6 +26,7 @@ from typing import Any
 import redis
 
 from core import keys
+from core.connection import ScriptLine
 from core.models import Article, TagResult
 from core.settings import Settings
 from core.urls import domain_of
@@ -199,9 +200,10 @@ class RedisStories:
         self.window_s = window_s
         self.parsed_kept = parsed_kept
         self._parsed: dict[str, tuple[Profile, str]] = {}
-        self._add = client.register_script(_ADD)
-        self._df = client.register_script(_DF)
-        self._candidates = client.register_script(_CANDIDATES)
+        line = ScriptLine(client)  # three calls per article: redis-py's path per call is dear
+        self._add = line.register(_ADD)
+        self._df = line.register(_DF)
+        self._candidates = line.register(_CANDIDATES)
 
     def document_frequencies(self, terms: Sequence[str], day: float) -> tuple[dict[str, int], int]:
         return _frequencies(self._frequencies(None, terms, day), terms)

@@ -17,7 +17,7 @@ import pytest
 import redis
 from structlog.testing import capture_logs
 
-from core.connection import REPLICA_ACK_TIMEOUT_MS, connect, describe
+from core.connection import REPLICA_ACK_TIMEOUT_MS, ScriptLine, connect, describe
 from core.settings import Settings
 from tests.conftest import ROOT
 from tests.processes import wait_until
@@ -74,6 +74,11 @@ def test_clients_and_commands_follow_a_failover(rig: SentinelRig) -> None:
     emitter = Emitter(client, settings)
     for n in range(3):
         assert emitter.emit(event(f"{n:016x}")).created
+    # A script on a kept connection (the story store's kind) follows the failover too.
+    count = ScriptLine(client).register(
+        "redis.call('SET', KEYS[2], ARGV[1]) return redis.call('XLEN', KEYS[1])"
+    )
+    assert count(keys=[settings.stream_name, "line-write"], args=["before"]) == 3
     old = rig.primary_port()
     rig.kill(int(old or 0))
     assert wait_until(lambda: rig.primary_port() not in (None, old), 60, every=0.1)
@@ -82,6 +87,8 @@ def test_clients_and_commands_follow_a_failover(rig: SentinelRig) -> None:
     assert wait_until(lambda: client.xlen(settings.stream_name) == 3, 10)
     assert not emitter.emit(event(f"{0:016x}")).created  # its "emitted" key came along too
     client.set("written-after", "1")  # the promoted replica takes writes
+    assert count(keys=[settings.stream_name, "line-write"], args=["after"]) == 3
+    assert client.get("line-write") == "after"
     tail = cli(settings, "tail", "--from-start", "--count", "3")
     assert tail.returncode == 0, tail.stderr
     assert [json.loads(line)["article_id"] for line in tail.stdout.splitlines()] == [
