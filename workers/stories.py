@@ -538,27 +538,29 @@ def score_bound(model: Model, me: Profile, other: Unparsed) -> float:
     sq_terms, sq_title, sq_anchors, sq_lead, sq_lead_anchors = me.squares
     title_n, anchors_n, lead_n, lead_anchors_n = me.norms
     w = model.bound_weights
-    shared = [k for k in anchors if k in sq_anchors]
+    # dict_keys & an iterable: the shared keys found in C, the sums only over those few.
+    shared = sq_anchors.keys() & anchors
+    lead_shared = sq_lead.keys() & lead
     days = abs(me.day - other.day)
     return (
         model.bias
-        + w[0] * _root(sq_terms, terms) * other.terms_norm
-        + w[1] * _part(_root(sq_title, title), title_n)
+        + w[0] * _root(sq_terms, sq_terms.keys() & terms) * other.terms_norm
+        + w[1] * _part(_root(sq_title, sq_title.keys() & title), title_n)
         + w[2] * _part(_root(sq_anchors, shared), anchors_n)
         + w[3] * min(len(shared), 8) / 8.0
         + w[4] * min(sum(1 for k in shared if k.startswith("e:")), 4) / 4.0
         + w[5] * min(days, 14.0)
         + w[6] * math.exp(-days)
-        + w[7] * _part(_root(sq_lead, lead), lead_n)
-        + w[8] * _part(_root(sq_lead_anchors, lead), lead_anchors_n)
+        + w[7] * _part(_root(sq_lead, lead_shared), lead_n)
+        + w[8] * _part(_root(sq_lead_anchors, lead_shared), lead_anchors_n)
         + w[9] * min(sum(1 for k in shared if k.startswith("n:")), 3) / 3.0
     )
 
 
-def _root(squares: Mapping[str, float], theirs: Iterable[str]) -> float:
+def _root(squares: Mapping[str, float], shared: Iterable[str]) -> float:
     """The norm of the part of this side (``squares``: its squared weights) that the
-    other side's keys name."""
-    return math.sqrt(sum([squares[k] for k in theirs if k in squares]))
+    ``shared`` keys name (a lead's shared keys include words: not all are anchors)."""
+    return math.sqrt(sum([squares[k] for k in shared if k in squares]))
 
 
 def _part(shared: float, whole: float) -> float:
