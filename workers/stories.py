@@ -74,7 +74,7 @@ class Model:
     top_terms: int = 40
     index_terms: int = 12
     index_anchors: int = 10
-    max_candidates: int = 25
+    max_candidates: int = 15
     idf_prior_docs: float = 50.0
     # Pairs in two scripts share no words: their own model over the anchors and time only.
     cross_weights: tuple[float, ...] = ()
