@@ -12,8 +12,10 @@ candidates would fall outside the window and cost the store nothing). Printed pe
 median and p99 wall ms per article, Redis commands (server-side, scripts' calls included)
 and round trips per article, Redis memory per stored article, and whether the store gave
 the in-memory store's story ids. Each Redis store gets its own private redis-server.
-``--against REV`` times ``workers/story_redis.py`` of that git revision beside this one; the
-stores take turns article by article, so a machine that others load loads them alike.
+``--against REV`` times ``workers/story_redis.py`` of that git revision, with the limits of
+its ``config/stories.yaml`` (candidates per article), beside this one (the rest of the code
+is this tree's); the stores take turns article by article, so a machine that others load
+loads them alike.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from collections import Counter
 from typing import Any
 
 import redis
+import yaml
 from clustering_quality import DEV, ROOT, _cpu_s, _private_redis, read_jsonl, synthetic
 
 from workers.stories import Model, RawFeatures, assign, choose, profile, raw_features
@@ -77,6 +80,14 @@ def store_module(rev: str | None) -> Any:
     if not hasattr(module.RedisStories, "lookup"):  # before records were parsed on demand
         module.RedisStories.lookup = module.RedisStories.candidates_with_profiles
     return module
+
+
+def revision_model(rev: str) -> Model:
+    """The model ``config/stories.yaml`` held at ``rev``: its limits (candidates per
+    article) are part of what a lookup costs."""
+    text = subprocess.run(["git", "show", f"{rev}:config/stories.yaml"], cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return Model.from_mapping(yaml.safe_load(text))
 
 
 def prepared(
@@ -132,9 +143,10 @@ class Variant:
     """One store under measurement, and what it cost so far."""
 
     def __init__(self, name: str, store: Any, client: redis.Redis | None, server_pid: int = 0,
-                 per_article: float = 0.0) -> None:  # fmt: skip
+                 per_article: float = 0.0, model: Model | None = None) -> None:  # fmt: skip
         self.name, self.store, self.client, self.server_pid = name, store, client, server_pid
         self.per_article = per_article
+        self.model = model  # a revision's own limits (``--against``), else the run's
         self.times: list[float] = []
         self.client_s = self.server_s = 0.0
         self.trips = 0
@@ -179,7 +191,7 @@ def measure(variants: list[Variant], model: Model, measured: list[Any]) -> None:
     machine loads every store alike, so their figures compare even when it is busy."""
     for i, (article_id, day, raw) in enumerate(measured):
         for variant in variants[i % len(variants) :] + variants[: i % len(variants)]:
-            variant.place(model, article_id, day, raw)
+            variant.place(variant.model or model, article_id, day, raw)
 
 
 def _commands(client: redis.Redis | None) -> int:
@@ -199,9 +211,10 @@ def run(stored: int, against: str | None, dev_dates: bool) -> None:
     variants = [Variant("in memory", memory, None)]
     modules = [(f"redis ({against})", store_module(against))] if against else []
     modules.append(("redis (this tree)", store_module(None)))
+    models = [revision_model(against), None] if against else [None]
     servers = []
     try:
-        for name, module in modules:
+        for (name, module), own_model in zip(modules, models, strict=True):
             server, client = _private_redis()
             servers.append(server)
             store = module.RedisStories(client, posting_limit=POSTING_LIMIT,
@@ -209,7 +222,7 @@ def run(stored: int, against: str | None, dev_dates: bool) -> None:
             before = int(client.info("memory")["used_memory"])
             fill_redis(store, client, filled, module)
             per_article = (int(client.info("memory")["used_memory"]) - before) / stored
-            variants.append(Variant(name, store, client, server.pid, per_article))
+            variants.append(Variant(name, store, client, server.pid, per_article, own_model))
         measure(variants, model, measured)
         rows = [(v.name, v.row(), v.per_article) for v in variants]
         floor = round_trip_floor(variants[-1].client)
