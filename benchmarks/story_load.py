@@ -1,6 +1,6 @@
 """Story quality on a loaded store: the dev set with made-up articles around it, per limit.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/story_load.py [--per-day 1000] [25/25 40/100 ...]
+    PYTHONPATH=. .venv/bin/python benchmarks/story_load.py [--per-day 1000] [15/25 25/25/8/8 ...]
 
 The real dev set (``../shared/corpus/clustering/dev.jsonl``, read at run time) is placed in
 time order with ``workers.stories.assign`` through the in-memory store, among ``--per-day``
@@ -9,7 +9,7 @@ words of the dev vocabulary, a few anchors each, stored and counted as documents
 scored). That is the harshest background a real stream could be: every made-up article
 shares the dev set's vocabulary, so it fills the posting lists of the dev articles' terms
 and competes for their candidate places. Printed per ``max_candidates/posting_limit``
-pair: pairwise P/R/F1 and BCubed F1 against the gold, and the ms per dev article. The
+pair (optionally ``/index_terms/index_anchors``, else the shipped model's): pairwise P/R/F1 and BCubed F1 against the gold, and the ms per dev article. The
 limits shipped are the smallest that lose nothing here and in ``fit_stories.py --sweep``.
 """
 
@@ -27,7 +27,7 @@ from workers.stories import assign, profile, raw_features
 from workers.story_store import MemoryStories, day_of, load_model
 
 
-def run(per_day: int, limits: list[tuple[int, int]]) -> None:
+def run(per_day: int, limits: list[list[int]]) -> None:
     model = load_model()
     rows = sorted(read_jsonl(DEV), key=lambda r: r["published_at"])
     raws = [raw_features(r["title"], r["text"]) for r in rows]
@@ -44,8 +44,11 @@ def run(per_day: int, limits: list[tuple[int, int]]) -> None:
     print(
         f"{len(stream) - len(dev):,} made-up articles ({per_day}/day) around {len(dev)} dev articles"
     )
-    for candidates, posting_limit in limits:
-        limited = dataclasses.replace(model, max_candidates=candidates)
+    for candidates, posting_limit, *index in limits:
+        n_terms, n_anchors = index or (model.index_terms, model.index_anchors)
+        limited = dataclasses.replace(
+            model, max_candidates=candidates, index_terms=n_terms, index_anchors=n_anchors
+        )
         store, stories, spent = MemoryStories(posting_limit), {}, 0.0
         for day, article_id, raw, measured in stream:
             if measured:
@@ -58,7 +61,8 @@ def run(per_day: int, limits: list[tuple[int, int]]) -> None:
             keys = me.index_keys(limited.index_terms, limited.index_anchors)
             store.add(me, f"s{article_id}", keys, terms)
         p, r, f = pairwise(gold, stories)
-        print(f"  {candidates:3d} candidates / {posting_limit:5d} per posting list: pairwise P "
+        print(f"  {candidates:3d} candidates / {posting_limit:5d} per posting list / index keys "
+              f"{n_terms}+{n_anchors}: pairwise P "
               f"{p:.3f} R {r:.3f} F1 {f:.3f}  BCubed F1 {bcubed(gold, stories)[2]:.3f}  "
               f"{spent * 1000 / len(dev):.2f} ms per dev article")  # fmt: skip
 
@@ -66,10 +70,13 @@ def run(per_day: int, limits: list[tuple[int, int]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--per-day", type=int, default=1000)
-    parser.add_argument("limits", nargs="*", default=["25/25", "25/50", "40/100"],
-                        help="max_candidates/posting_limit pairs")  # fmt: skip
+    parser.add_argument("limits", nargs="*", default=["15/25", "25/25", "25/50"],
+                        help="max_candidates/posting_limit[/index_terms/index_anchors]")  # fmt: skip
     args = parser.parse_args()
-    run(args.per_day, [tuple(map(int, x.split("/"))) for x in args.limits])  # type: ignore[misc]
+    limits = [[int(n) for n in x.split("/")] for x in args.limits]
+    if any(len(limit) not in (2, 4) for limit in limits):
+        parser.error("each limit is candidates/posting or candidates/posting/terms/anchors")
+    run(args.per_day, limits)
 
 
 if __name__ == "__main__":
