@@ -163,28 +163,33 @@ class ScriptLine:
 
     def run(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         with self._lock:
-            connection = self._kept()
             try:
-                connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
-                return connection.read_response()
+                return self._call(script, keys, args)
             except redis.exceptions.NoScriptError:
                 pass  # the connection is sound: the script is loaded below
             except redis.exceptions.ResponseError:
                 raise  # the script's own error, as Script.__call__ raises it
             except BaseException as exc:
-                # No whole reply was read: one may still be owed on this socket.
-                self._connection = None
-                connection.disconnect()
-                self.client.connection_pool.release(connection)
+                self._drop()
                 if not isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError)):
                     raise
         return script(keys=keys, args=args)
 
-    def _kept(self) -> Any:
+    def _call(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         if self._connection is None or self._pid != os.getpid():
+            # Checked out inside ``run``'s handling: a checkout that fails (a server away
+            # beyond the connection's own connect retries) falls back like a failed call.
             self._connection = self.client.connection_pool.get_connection()
             self._pid = os.getpid()
-        return self._connection
+        self._connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        return self._connection.read_response()
+
+    def _drop(self) -> None:
+        """No whole reply was read: one may still be owed on the kept connection."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.disconnect()
+            self.client.connection_pool.release(connection)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 
 import pytest
 import redis
 
-from core.connection import ScriptLine
+from core.connection import ScriptLine, connect
+from core.settings import Settings
+from service.embedded_redis import EmbeddedRedis
+from tests.conftest import free_port
 
 ECHO = "redis.call('INCR', KEYS[1]) return {KEYS[1], ARGV[1], redis.call('GET', KEYS[1])}"
 # Busy for a fifth of a second by the server's clock: long enough to interrupt the read.
@@ -128,3 +133,26 @@ def test_a_pipeline_queues_its_scripts(client: redis.Redis) -> None:
     echo(keys=["n"], args=["b"])
     assert client.get("n") is None  # nothing sent before execute
     assert pipe.execute() == [["n", "a", "1"], ["n", "b", "2"]]
+
+
+def test_a_server_away_when_a_connection_is_needed_meets_the_client_retries(
+    tmp_path: Path,
+) -> None:
+    """Redis restarts: the call that finds the kept connection dead fails after the
+    client's retries, as any command would; the next one needs a new connection while
+    the server is still away, and gets one through the retries once it is back."""
+    server = EmbeddedRedis(tmp_path / "redis", port=free_port(), appendonly=False).start()
+    client = connect(Settings(redis_url=server.url))  # 3 retries: 0.1 + 0.2 + 0.4 s apart
+    try:
+        echo = ScriptLine(client).register(ECHO)
+        assert echo(keys=["n"], args=["a"]) == ["n", "a", "1"]
+        server.kill()
+        with pytest.raises(redis.ConnectionError):
+            echo(keys=["n"], args=["b"])
+        back = threading.Timer(0.15, server.start)
+        back.start()
+        assert echo(keys=["n"], args=["c"]) == ["n", "c", "1"]  # a new, empty server
+        back.join()
+    finally:
+        client.close()
+        server.stop()
