@@ -552,15 +552,15 @@ def score_bound(model: Model, me: Profile, other: Unparsed) -> float:
         + w[5] * min(days, 14.0)
         + w[6] * math.exp(-days)
         + w[7] * _part(_root(sq_lead, lead_shared), lead_n)
-        + w[8] * _part(_root(sq_lead_anchors, lead_shared), lead_anchors_n)
+        + w[8] * _part(_root(sq_lead_anchors, sq_lead_anchors.keys() & lead_shared), lead_anchors_n)
         + w[9] * min(sum(1 for k in shared if k.startswith("n:")), 3) / 3.0
     )
 
 
 def _root(squares: Mapping[str, float], shared: Iterable[str]) -> float:
     """The norm of the part of this side (``squares``: its squared weights) that the
-    ``shared`` keys name (a lead's shared keys include words: not all are anchors)."""
-    return math.sqrt(sum([squares[k] for k in shared if k in squares]))
+    ``shared`` keys name, each one of its keys."""
+    return math.sqrt(sum([squares[k] for k in shared]))
 
 
 def _part(shared: float, whole: float) -> float:
