@@ -398,11 +398,39 @@ def _html_parser() -> Any:
 _PARSER = _html_parser()
 
 
+# Each byte of UTF-8 text mapped to 0 when it is a control character that XML forbids
+# (C0 but tab, line feed and carriage return: no other character's UTF-8 holds one), else 1.
+_FORBIDDEN_C0 = bytes(0 if b < 0x20 and b not in (0x09, 0x0A, 0x0D) else 1 for b in range(256))
+
+
+def _may_hold_forbidden_chars(html: str) -> bool:
+    """True when ``html`` holds a character that ``repair_faulty_html`` deletes. Its regular
+    expression took 0.3 to 0.5 ms over a 180 KB page, a twentieth of an extraction, to find
+    none on nearly every page; this check, in C over the UTF-8 bytes, a third of that."""
+    if "\ufffe" in html or "\uffff" in html:
+        return True
+    return b"\x00" in html.encode("utf-8", "surrogatepass").translate(_FORBIDDEN_C0)
+
+
+def repair_html(html: str, beginning: str) -> str:
+    """``trafilatura.utils.repair_faulty_html``, the same result: its scan for characters
+    XML forbids only where there may be one, then its two repairs of the first lines."""
+    if _may_hold_forbidden_chars(html):
+        return trafilatura.utils.repair_faulty_html(html, beginning)
+    if "doctype" in beginning:
+        firstline, _, rest = html.partition("\n")
+        html = trafilatura.utils.DOCTYPE_TAG.sub("", firstline, count=1) + "\n" + rest
+    for line in html[:4096].splitlines()[:4]:
+        if "<html" in line and line.endswith("/>"):
+            return trafilatura.utils.FAULTY_HTML.sub(r"\1>", html, count=1)
+    return html
+
+
 def _load_html(html: str) -> Any:
     """``trafilatura.utils.load_html`` for a string, with ``_PARSER``: the same repairs,
     the same fallback to bytes and the same rejection of what is not HTML."""
     beginning = html[:50].lower()
-    html = trafilatura.utils.repair_faulty_html(html, beginning)
+    html = repair_html(html, beginning)
     tree, as_bytes = None, False
     try:
         tree = lxml.html.fromstring(html, parser=_PARSER)

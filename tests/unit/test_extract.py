@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from workers.extract import (
     drop_empty_inline_elements,
     drop_gallery_slides,
     extract_article,
+    repair_html,
     shows_gallery,
     wrap_loose_text,
 )
@@ -336,3 +338,37 @@ def test_kept_paragraphs_show_a_gallery_only_for_slides_counted_against_one_tota
     assert not shows_gallery(["1/2 cup flour", "1/2 teaspoon salt", "3/4 cup sugar"])
     assert not shows_gallery(["1/15 Talks open", "2/15 Talks stall", "3/15 A deal"])  # dates
     assert not shows_gallery(["1/5 a", "2/6 b", "3/7 c"])
+
+
+REPAIR_CASES = [
+    "<html><body><p>plain</p></body></html>",
+    "<!DOCTYPE html/>\n<html><body><p>a doctype with a slash</p></body></html>",
+    '<!doctype html PUBLIC "-//W3C//DTD XHTML 1.0//EN" "x/y.dtd">\n<html><p>x</p></html>',
+    '<html lang="en"/>\n<body><p>a self-closing html tag</p></body>',
+    "<html><body><p>a NUL\x00, a bell\x07 and a form feed\x0c</p></body></html>",
+    "<html><body><p>tab\tnew line\ncarriage return\r stay</p></body></html>",
+    "<html><body><p>non-characters \ufffe and \uffff go</p></body></html>",
+    "<html><body><p>\u4e2d\u7f8e\u8d38\u6613 \u0442\u043e\u0440\u0433\u043e\u0432\u043b\u044f\x1f</p>",
+    "<!DOCTYPE html/><html/>" + "<p>one long line</p>" * 400,
+    "no html at all \ud800 a lone surrogate",
+    "",
+]
+
+
+@pytest.mark.parametrize("html", REPAIR_CASES)
+def test_repair_html_gives_what_trafilatura_gives(html: str) -> None:
+    beginning = html[:50].lower()
+    assert repair_html(html, beginning) == trafilatura.utils.repair_faulty_html(html, beginning)
+
+
+def test_repair_html_gives_what_trafilatura_gives_on_random_text() -> None:
+    rng = random.Random(7)
+    alphabet = (
+        "<html|/>|<!DOCTYPE x/>|\n|\t|\r|\x00|\x08|\x0b|\x1f|\x7f|\ufffe|\uffff|\u00e9|\u4e2d|a| "
+    )
+    pieces = [*alphabet.split("|"), "\U0001f600"]
+    for _ in range(2000):
+        html = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        beginning = html[:50].lower()
+        expected = trafilatura.utils.repair_faulty_html(html, beginning)
+        assert repair_html(html, beginning) == expected, repr(html)
