@@ -1,4 +1,4 @@
-"""Page bytes → clean article (pure). The only trafilatura importer.
+"""Page bytes → clean article (pure). With ``workers.cascade``, the only trafilatura importer.
 
 Settings chosen by measurement (``benchmarks/extraction_quality.py`` over the two shared
 real sets, ``extraction`` and ``extraction-more``; token F1, refused pages scoring empty):
@@ -32,13 +32,13 @@ import charset_normalizer
 import lxml.etree
 import lxml.html
 import trafilatura
-import trafilatura.core
 import trafilatura.settings
 import trafilatura.utils
 import trafilatura.xml
 
 from core.document import format_document, normalize_paragraph, strip_boilerplate, word_count
 from core.errors import RefusedArticleError
+from workers.cascade import cascade
 from workers.language import detect_language, normalize_language_tag
 from workers.metadata import page_metadata
 from workers.refusal import EMPTY, TOO_SHORT, Page, lone_blocks, refusal_reason
@@ -348,12 +348,13 @@ def _trafilatura(tree: Any, url: str, *, fast: bool, precise: bool = FAVOR_PRECI
     deletes too. So the page's own tree goes in and one copy of three is saved (each a few
     percent of the step). What follows (the paragraph share, the refusal rules) sees the
     tree without those sections; no output changed on the 781 shared pages and the
-    labelled set. ``test_cascade_on_the_page_tree_...`` holds the two paths equal."""
+    labelled set. ``test_cascade_on_the_page_tree_...`` holds the two paths equal. The
+    cascade is ``workers.cascade``'s, trafilatura's own with its raw-tree prunes in Python."""
     options = copy.copy(_OPTIONS[fast, precise])
     options.url = url
     options.source = url and url.encode("utf-8", "replace").decode("utf-8")
     try:
-        body, text, _, _ = trafilatura.core.trafilatura_sequence(tree, options, url)
+        body, text = cascade(tree, options, url)
     except (TypeError, ValueError):  # as bare_extraction: no result
         return None
     return body if len(text) >= options.min_output_size else None
