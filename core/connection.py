@@ -7,6 +7,7 @@ import dataclasses
 import inspect
 import os
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -190,6 +191,20 @@ class ScriptLine:
         if connection is not None:
             connection.disconnect()
             self.client.connection_pool.release(connection)
+
+
+_LINES: weakref.WeakKeyDictionary[redis.Redis, ScriptLine] = weakref.WeakKeyDictionary()
+_LINES_LOCK = threading.Lock()
+
+
+def script_line(client: redis.Redis) -> ScriptLine:
+    """``client``'s one ``ScriptLine``: the stores of a process that call scripts for
+    every article (the story store, the host gate) share one kept connection."""
+    with _LINES_LOCK:
+        line = _LINES.get(client)
+        if line is None:
+            line = _LINES[client] = ScriptLine(client)
+        return line
 
 
 @dataclasses.dataclass(frozen=True)

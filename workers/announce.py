@@ -63,7 +63,10 @@ class Announcer:
     def announce(self, article: Article, now: datetime) -> Announced:
         """``article.created`` once per article when it is about US–China trade."""
         tags = tag_document(self.taxonomy, article.text, article.title)
-        story = self._place(article, tags, now)
+        # Most articles are not relevant: their verdict goes in the story step's last round
+        # trip instead of one of its own (a relevant one's waits until its event is out).
+        recorded = not tags.us_china_trade and None not in (self.stories, self.verdicts)
+        story = self._place(article, tags, now, with_verdict=recorded)
         # Built only for a stream that takes it: most articles are not relevant, and the
         # event (a hash and a word count of the text) costs as much as the verdict's write.
         event: dict[str, Any] | None = None
@@ -71,7 +74,8 @@ class Announcer:
             event = build_event(article, tags, now=now, story=_story(story))
             self.articles_emitter.emit(event)
         if not tags.us_china_trade:
-            self._record(article, tags)
+            if not recorded:
+                self._record(article, tags)
             self._story_updated(article, tags, story, now)
             return Announced(tags, "not_relevant", story=story)
         if self._announced_before(article) is not None:
@@ -87,8 +91,18 @@ class Announcer:
         outcome = "emitted" if result.created else "already_emitted"
         return Announced(tags, outcome, result.entry_id, story=story)
 
-    def _place(self, article: Article, tags: TagResult, now: datetime) -> StoryState | None:
-        return self.stories.place(article, tags, now) if self.stories is not None else None
+    def _place(
+        self, article: Article, tags: TagResult, now: datetime, *, with_verdict: bool = False
+    ) -> StoryState | None:
+        if self.stories is None:
+            return None
+        if not with_verdict or self.verdicts is None:
+            return self.stories.place(article, tags, now)
+        verdict = tags.to_dict()
+        return self.stories.place(
+            article, tags, now,
+            also=lambda pipe: record_verdict(pipe, article.article_id, verdict, self.verdict_ttl_s),
+        )  # fmt: skip
 
     def _story_updated(
         self, article: Article, tags: TagResult, story: StoryState | None, now: datetime

@@ -26,7 +26,7 @@ from typing import Any
 import redis
 
 from core import keys
-from core.connection import ScriptLine
+from core.connection import script_line
 from core.models import Article, TagResult
 from core.settings import Settings
 from core.urls import domain_of
@@ -200,7 +200,7 @@ class RedisStories:
         self.window_s = window_s
         self.parsed_kept = parsed_kept
         self._parsed: dict[str, tuple[Profile, str]] = {}
-        line = ScriptLine(client)  # three calls per article: redis-py's path per call is dear
+        line = script_line(client)  # three calls per article: redis-py's path per call is dear
         self._add = line.register(_ADD)
         self._df = line.register(_DF)
         self._candidates = line.register(_CANDIDATES)
@@ -427,10 +427,14 @@ class Stories:
             client, ttl_s=settings.story_ttl_s, update_interval_s=settings.story_update_interval_s
         )
 
-    def place(self, article: Article, tags: TagResult, now: datetime) -> StoryState:
+    def place(
+        self, article: Article, tags: TagResult, now: datetime,
+        also: Callable[[redis.client.Pipeline], object] | None = None,
+    ) -> StoryState:  # fmt: skip
         """Idempotent per article: a retried job finds the story it was given. Three round
         trips: the retry check with the frequencies, the candidates, then the article stored
-        in the same pipeline as its story's bookkeeping."""
+        in the same pipeline as its story's bookkeeping. ``also`` queues the caller's own
+        writes in that pipeline (a reply that is an error raises)."""
         source = article.site_name or domain_of(article.canonical_url)
         seen_at = article.published_at or article.fetched_at
         day = day_of(seen_at)
@@ -455,9 +459,13 @@ class Stories:
             pipe, story_id, source, article.title, seen_at=seen_at,
             relevant=tags.us_china_trade, now_s=now.timestamp(),
         )  # fmt: skip
+        if also is not None:
+            also(pipe)
         results = pipe.execute(raise_on_error=False)
         late = stored is not None and stored(results[0])  # raises first: no gate taken then
         state = read(results)
+        if also is not None and isinstance(results[-1], Exception):
+            raise results[-1]
         if late:
             count = self.store.redis.hget(keys.story(story_id), "article_count")
             state = dataclasses.replace(state, article_count=int(count or 0))

@@ -15,10 +15,13 @@ from types import FrameType
 import pytest
 import redis
 
-from core.connection import ScriptLine, connect
+from core import keys
+from core.connection import ScriptLine, connect, script_line
 from core.settings import Settings
 from service.embedded_redis import EmbeddedRedis
 from tests.conftest import free_port
+from workers.politeness import HostGate
+from workers.story_redis import RedisStories
 
 ECHO = "redis.call('INCR', KEYS[1]) return {KEYS[1], ARGV[1], redis.call('GET', KEYS[1])}"
 # Busy for a fifth of a second by the server's clock: long enough to interrupt the read.
@@ -156,3 +159,21 @@ def test_a_server_away_when_a_connection_is_needed_meets_the_client_retries(
     finally:
         client.close()
         server.stop()
+
+
+def test_the_host_gate_and_the_story_store_share_one_kept_connection(
+    client: redis.Redis, text_redis: redis.Redis
+) -> None:
+    """Both call scripts for every article: one kept connection per client serves both."""
+    before = connections(text_redis)
+    gate = HostGate(client, concurrency=1, min_delay_s=0, max_wait_s=1, lease_s=10)
+    assert gate.try_acquire("share.example", "first") == 0
+    assert gate.try_acquire("share.example", "second") > 0  # one slot, taken
+    gate.release("share.example", "first")
+    assert gate.try_acquire("share.example", "second") == 0
+    store = RedisStories(client, posting_limit=25, window_s=86400)
+    assert store.document_frequencies(["tariff"], 20000.0) == ({"tariff": 0}, 0)
+    assert client.zcard(keys.host_slots("share.example")) == 1  # through the pool
+    assert connections(text_redis) == before + 2  # the kept one and the pool's
+    assert script_line(client) is script_line(client)
+    assert script_line(text_redis) is not script_line(client)

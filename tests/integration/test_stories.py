@@ -10,6 +10,7 @@ from array import array
 from datetime import UTC, datetime, timedelta
 
 import jsonschema
+import pytest
 import redis
 
 from core import keys
@@ -99,6 +100,35 @@ def test_events_carry_the_story_and_story_updated_is_rate_limited(
     again = teller.announce(article(tariff_rows[0]), NOW)  # a retried job
     assert again.story is not None and again.story.article_count == 4
     assert all(text_redis.ttl(k) > 0 for k in text_redis.scan_iter(match="tradewire:stor*"))
+
+
+def test_a_not_relevant_verdict_is_written_with_the_story_and_its_failure_raises(
+    text_redis: redis.Redis, redis_url: str, settings: Settings
+) -> None:
+    """The verdict of an article that is not relevant goes in the story step's last round
+    trip; a verdict Redis refuses fails the article (its job retries) instead of vanishing."""
+    quiet = [r for r in ROWS if not tag_document(TAXONOMY, r["text"], r["title"]).us_china_trade]
+    assert len(quiet) >= 2
+    first = article(quiet[0])
+    result = announcer(text_redis, settings).announce(first, NOW)
+    assert result.outcome == "not_relevant" and result.story is not None
+    verdict = keys.verdict(first.article_id)
+    assert json.loads(text_redis.get(verdict) or "{}")["us_china_trade"] is False
+    assert 0 < text_redis.ttl(verdict) <= 3600
+    # A client that may write the story keys but only read verdicts.
+    text_redis.execute_command("ACL", "SETUSER", "stories-only", "on", "nopass", "+@all",
+                               "~tradewire:stor*", "%R~tradewire:verdict:*", "&*")  # fmt: skip
+    limited = redis.Redis.from_url(redis_url, username="stories-only", password="x",
+                                   decode_responses=True)  # fmt: skip
+    try:
+        second = article(quiet[1])
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            announcer(limited, settings).announce(second, NOW)
+        assert text_redis.exists(keys.story_profile(second.article_id))  # placed: a retry finds it
+        assert not text_redis.exists(keys.verdict(second.article_id))
+    finally:
+        limited.close()
+        text_redis.execute_command("ACL", "DELUSER", "stories-only")
 
 
 def test_stories_command_lists_by_distinct_sources(
