@@ -13,7 +13,7 @@ from werkzeug import Request, Response
 
 from core.settings import Settings
 from tests.integration.test_pipeline import run_pipeline
-from workers.politeness import HostBusyError, HostGate
+from workers.politeness import FULL_RETRY_S, HostBusyError, HostGate
 
 
 def test_min_delay_and_concurrency_hold_across_workers(redis_url: str) -> None:
@@ -67,6 +67,25 @@ def test_a_host_that_stays_busy_fails_the_job_for_a_retry(text_redis: redis.Redi
     assert time.monotonic() - started < 2
     gate.release("busy.example", "holder")
     assert gate.try_acquire("busy.example", "next") == 0
+
+
+def test_a_full_host_is_asked_again_soon_but_not_before_its_spacing_allows(
+    text_redis: redis.Redis,
+) -> None:
+    """Slots free when downloads end, which no lease tells: a download that found them all
+    taken asks again after FULL_RETRY_S, not after the earliest lease (seconds away), unless
+    the host's spacing between starts holds it longer anyway."""
+    quick = HostGate(text_redis, concurrency=1, min_delay_s=0, max_wait_s=5, lease_s=30)
+    assert quick.try_acquire("full.example", "holder") == 0
+    assert quick.try_acquire("full.example", "waiting") == FULL_RETRY_S
+    spaced = HostGate(text_redis, concurrency=1, min_delay_s=0.8, max_wait_s=5, lease_s=30)
+    started = time.monotonic()
+    assert spaced.try_acquire("spaced.example", "holder") == 0
+    wait = spaced.try_acquire("spaced.example", "waiting")
+    assert max(FULL_RETRY_S, 0.8 - (time.monotonic() - started)) - 0.01 <= wait <= 0.8
+    slow = HostGate(text_redis, concurrency=1, min_delay_s=5, max_wait_s=5, lease_s=30)
+    assert slow.try_acquire("slow.example", "holder") == 0
+    assert slow.try_acquire("slow.example", "waiting") == 1.0  # asks at least once a second
 
 
 def test_robots_txt_disallowed_pages_are_refused(
