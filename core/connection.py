@@ -7,7 +7,6 @@ import dataclasses
 import inspect
 import os
 import threading
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -193,17 +192,20 @@ class ScriptLine:
             self.client.connection_pool.release(connection)
 
 
-_LINES: weakref.WeakKeyDictionary[redis.Redis, ScriptLine] = weakref.WeakKeyDictionary()
+_LINE_ATTRIBUTE = "_tradewire_script_line"
 _LINES_LOCK = threading.Lock()
 
 
 def script_line(client: redis.Redis) -> ScriptLine:
     """``client``'s one ``ScriptLine``: the stores of a process that call scripts for
-    every article (the story store, the host gate) share one kept connection."""
+    every article (the story store, the host gate) share one kept connection. It lives on
+    the client, so it goes with it (a registry keyed by the client would keep both alive:
+    the line refers to its client)."""
     with _LINES_LOCK:
-        line = _LINES.get(client)
+        line: ScriptLine | None = getattr(client, _LINE_ATTRIBUTE, None)
         if line is None:
-            line = _LINES[client] = ScriptLine(client)
+            line = ScriptLine(client)
+            setattr(client, _LINE_ATTRIBUTE, line)
         return line
 
 

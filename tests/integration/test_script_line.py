@@ -5,9 +5,11 @@ script's own error, a fork) leaves the next call a sound connection and the righ
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -177,3 +179,12 @@ def test_the_host_gate_and_the_story_store_share_one_kept_connection(
     assert connections(text_redis) == before + 2  # the kept one and the pool's
     assert script_line(client) is script_line(client)
     assert script_line(text_redis) is not script_line(client)
+
+
+def test_a_client_that_is_gone_takes_its_script_line_with_it(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    line = weakref.ref(script_line(client))
+    client.close()
+    del client
+    gc.collect()
+    assert line() is None
