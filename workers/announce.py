@@ -65,7 +65,7 @@ class Announcer:
         tags = tag_document(self.taxonomy, article.text, article.title)
         # Most articles are not relevant: their verdict goes in the story step's last round
         # trip instead of one of its own (a relevant one's waits until its event is out).
-        recorded = not tags.us_china_trade and None not in (self.stories, self.verdicts)
+        recorded = not (tags.us_china_trade or self.stories is None or self.verdicts is None)
         story = self._place(article, tags, now, with_verdict=recorded)
         # Built only for a stream that takes it: most articles are not relevant, and the
         # event (a hash and a word count of the text) costs as much as the verdict's write.
@@ -96,7 +96,7 @@ class Announcer:
     ) -> StoryState | None:
         if self.stories is None:
             return None
-        if not with_verdict or self.verdicts is None:
+        if not with_verdict:
             return self.stories.place(article, tags, now)
         verdict = tags.to_dict()
         return self.stories.place(

@@ -18,6 +18,7 @@ changes either fails there rather than here.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from copy import copy
@@ -120,21 +121,17 @@ def cascade(tree: Any, options: Any, url: str | None) -> tuple[Any, str]:
 
 def _escalate(tree: Any, options: Any, url: str | None, body: Any, text: str) -> tuple[Any, str]:
     """Stage 4, the recall escalation: the cascade again in recall mode, and justext beside
-    it in a full pass; either kept when clearly longer. A candidate that fails is none, as
-    in trafilatura."""
+    it in a full pass; either kept when clearly longer."""
     recall_options = copy(options)
     recall_options.focus = "recall"
     recall_body, recall_text = None, ""
-    try:
+    # A candidate that raises is none: trafilatura logs it and goes on without it.
+    with contextlib.suppress(Exception):
         recall_body, recall_text = tc._recall_retry(tree, recall_options, url)
-    except Exception:  # trafilatura logs it and goes on without this candidate
-        recall_text = ""
     justext_body, justext_text = None, ""
     if not options.fast:
-        try:
+        with contextlib.suppress(Exception):
             justext_body, justext_text = justext_rescue(copy(tree), options)
-        except Exception:  # as above
-            justext_text = ""
     if len(justext_text) > len(recall_text) and (
         len(justext_text) > tc.ESCALATION_JUSTEXT_RATIO * len(text)
     ):

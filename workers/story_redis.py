@@ -463,9 +463,9 @@ class Stories:
             also(pipe)
         results = pipe.execute(raise_on_error=False)
         late = stored is not None and stored(results[0])  # raises first: no gate taken then
-        state = read(results)
         if also is not None and isinstance(results[-1], Exception):
-            raise results[-1]
+            raise results[-1]  # likewise before ``read`` may take the story.updated gate
+        state = read(results)
         if late:
             count = self.store.redis.hget(keys.story(story_id), "article_count")
             state = dataclasses.replace(state, article_count=int(count or 0))
