@@ -24,6 +24,8 @@ from core.connection import script_line
 # (8 slots, two workers downloading 16 pages each) drained at 24.5 articles/s of 40.
 FULL_RETRY_S = 0.1
 _ACQUIRE = """
+-- The start is kept to the microsecond TIME gives: Lua's tostring keeps 14 digits, a
+-- tenth of a millisecond of a Unix time, and the spacing then read longer than it was.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local limit, min_delay, lease = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -39,7 +41,7 @@ if now - last < min_delay then
 end
 redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
 redis.call('EXPIRE', KEYS[1], math.ceil(lease) + 60)
-redis.call('SET', KEYS[2], tostring(now), 'EX', math.ceil(min_delay) + 60)
+redis.call('SET', KEYS[2], string.format('%.6f', now), 'EX', math.ceil(min_delay) + 60)
 return '0'
 """
 _RELEASE = "return redis.call('ZREM', KEYS[1], ARGV[1])"
